@@ -1,0 +1,192 @@
+//! Carrier traits: where propagators read and write header-like fields.
+//!
+//! Keys passed by propagators are lowercase ASCII; carriers compare case-insensitively.
+//! Adapters for `http::HeaderMap` live in `tracewire-http`, for tonic metadata in
+//! `tracewire-tonic`, for broker headers in each broker crate.
+
+use std::collections::HashMap;
+
+/// Read access to a carrier.
+pub trait Extractor {
+    /// Iterator over the values of one key.
+    type Values<'a>: Iterator<Item = &'a str>
+    where
+        Self: 'a;
+    /// Iterator over the keys.
+    type Keys<'a>: Iterator<Item = &'a str>
+    where
+        Self: 'a;
+
+    /// Every value of `key` (case-insensitive), in order. Values that are not visible ASCII
+    /// text are skipped by the adapters.
+    fn get_all(&self, key: &str) -> Self::Values<'_>;
+
+    /// The first value of `key`.
+    fn get(&self, key: &str) -> Option<&str> {
+        self.get_all(key).next()
+    }
+
+    /// Every key (used for prefixed keys such as Jaeger's `uberctx-*`).
+    fn keys(&self) -> Self::Keys<'_>;
+}
+
+/// Write access to a carrier.
+pub trait Injector {
+    /// Sets `key` (a lowercase `'static` header name from the propagators) to `value`,
+    /// replacing any previous value.
+    fn set(&mut self, key: &'static str, value: String);
+
+    /// Sets a key built at run time (Jaeger's `uberctx-{key}`).
+    fn set_dynamic(&mut self, key: &str, value: String);
+}
+
+/// A simple ordered carrier of `(key, value)` pairs, e.g. for message headers or tests.
+/// Lookups are case-insensitive; a key may appear more than once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pairs(pub Vec<(String, String)>);
+
+impl Pairs {
+    /// An empty carrier.
+    pub fn new() -> Self {
+        Pairs(Vec::new())
+    }
+
+    /// The first value of `key` (case-insensitive).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        Extractor::get(self, key)
+    }
+
+    /// Builds a carrier from borrowed pairs.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Pairs(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
+    }
+}
+
+/// Values of one key in a [`Pairs`] carrier.
+#[derive(Debug)]
+pub struct PairValues<'a> {
+    // The first matching key, borrowed from the carrier itself (`None`: no match at all).
+    key: Option<&'a str>,
+    inner: std::slice::Iter<'a, (String, String)>,
+}
+
+impl<'a> Iterator for PairValues<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let key = self.key?;
+        self.inner
+            .by_ref()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+type PairKeys<'a> =
+    std::iter::Map<std::slice::Iter<'a, (String, String)>, fn(&'a (String, String)) -> &'a str>;
+
+impl Extractor for Pairs {
+    type Values<'a> = PairValues<'a>;
+    type Keys<'a> = PairKeys<'a>;
+
+    fn get_all<'a>(&'a self, key: &str) -> PairValues<'a> {
+        let key = self
+            .0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(k, _)| k.as_str());
+        PairValues {
+            key,
+            inner: self.0.iter(),
+        }
+    }
+
+    fn keys(&self) -> PairKeys<'_> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+}
+
+impl Injector for Pairs {
+    fn set(&mut self, key: &'static str, value: String) {
+        self.set_dynamic(key, value);
+    }
+
+    fn set_dynamic(&mut self, key: &str, value: String) {
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        self.0.push((key.to_owned(), value));
+    }
+}
+
+/// A `HashMap` carrier holds one value per key. Lookups try the exact key first, then a
+/// case-insensitive scan.
+impl<S: std::hash::BuildHasher> Extractor for HashMap<String, String, S> {
+    type Values<'a>
+        = std::option::IntoIter<&'a str>
+    where
+        S: 'a;
+    type Keys<'a>
+        = std::iter::Map<
+        std::collections::hash_map::Keys<'a, String, String>,
+        fn(&'a String) -> &'a str,
+    >
+    where
+        S: 'a;
+
+    fn get_all(&self, key: &str) -> Self::Values<'_> {
+        let v = match HashMap::get(self, key) {
+            Some(v) => Some(v.as_str()),
+            None => self
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.as_str()),
+        };
+        v.into_iter()
+    }
+
+    fn keys(&self) -> Self::Keys<'_> {
+        HashMap::keys(self).map(String::as_str)
+    }
+}
+
+impl<S: std::hash::BuildHasher> Injector for HashMap<String, String, S> {
+    fn set(&mut self, key: &'static str, value: String) {
+        self.insert(key.to_owned(), value);
+    }
+    fn set_dynamic(&mut self, key: &str, value: String) {
+        self.insert(key.to_owned(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_case_insensitive_and_multi_valued() {
+        let p = Pairs::from_pairs([("TraceState", "a=1"), ("x", "y"), ("tracestate", "b=2")]);
+        assert_eq!(p.get_all("tracestate").collect::<Vec<_>>(), ["a=1", "b=2"]);
+        assert_eq!(p.get("TRACESTATE"), Some("a=1"));
+        assert_eq!(p.get("missing"), None);
+        assert_eq!(p.keys().count(), 3);
+    }
+
+    #[test]
+    fn pairs_set_replaces() {
+        let mut p = Pairs::from_pairs([("Traceparent", "old")]);
+        p.set("traceparent", "new".into());
+        assert_eq!(p.0, vec![("traceparent".to_owned(), "new".to_owned())]);
+    }
+
+    #[test]
+    fn hashmap_carrier() {
+        let mut m = HashMap::new();
+        m.insert("B3".to_owned(), "1".to_owned());
+        assert_eq!(Extractor::get(&m, "b3"), Some("1"));
+        Injector::set(&mut m, "traceparent", "v".into());
+        assert_eq!(Extractor::get(&m, "traceparent"), Some("v"));
+    }
+}

@@ -1,0 +1,184 @@
+//! Jaeger propagation: `uber-trace-id`, `uberctx-*` baggage and `jaeger-debug-id`.
+
+use std::borrow::Cow;
+
+use fastrace::collector::{SpanId, TraceId};
+use percent_encoding::percent_decode_str;
+
+use crate::baggage::{self, Baggage};
+use crate::carrier::{Extractor, Injector};
+use crate::context::{Sampling, TraceContext};
+use crate::hex;
+use crate::tracestate::TraceState;
+
+/// `uber-trace-id`
+pub const UBER_TRACE_ID: &str = "uber-trace-id";
+/// Prefix of the baggage headers, `uberctx-{key}`.
+pub const UBERCTX_PREFIX: &str = "uberctx-";
+/// `jaeger-debug-id`
+pub const JAEGER_DEBUG_ID: &str = "jaeger-debug-id";
+
+const FLAG_SAMPLED: u8 = 0x01;
+const FLAG_DEBUG: u8 = 0x02;
+
+/// Parses `{trace-id}:{span-id}:{parent-span-id}:{flags}` (percent-decoded first, so `%3A`
+/// separators work). Ids are hex without padding requirements: trace ids of up to 32 digits
+/// (64-bit ids are left-padded), span ids of up to 16; neither may be zero. Flags are one or
+/// two hex digits: `0x01` sampled, `0x02` debug (implies sampled); other bits are ignored.
+pub(crate) fn parse(value: &str) -> Option<TraceContext> {
+    let decoded = percent_decode_str(value.trim()).decode_utf8().ok()?;
+    let mut parts = decoded.split(':');
+    let t = hex::parse_u128(parts.next()?.as_bytes(), true).filter(|v| *v != 0)?;
+    let s = hex::parse_u64(parts.next()?.as_bytes(), true).filter(|v| *v != 0)?;
+    hex::parse_u64(parts.next()?.as_bytes(), true)?;
+    let flags = parts.next()?;
+    if parts.next().is_some() || flags.is_empty() || flags.len() > 2 {
+        return None;
+    }
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    let sampling = if flags & FLAG_DEBUG != 0 {
+        Sampling::Debug
+    } else {
+        Sampling::from_bool(flags & FLAG_SAMPLED != 0)
+    };
+    Some(TraceContext {
+        trace_id: TraceId(t),
+        span_id: SpanId(s),
+        sampling,
+        random: false,
+        remote: true,
+        trace_state: TraceState::empty(),
+        baggage: Baggage::empty(),
+    })
+}
+
+/// Reads `uber-trace-id`.
+pub(crate) fn extract<E: Extractor + ?Sized>(carrier: &E) -> Option<TraceContext> {
+    carrier.get(UBER_TRACE_ID).and_then(parse)
+}
+
+/// Reads `jaeger-debug-id`, if present and not blank.
+pub(crate) fn extract_debug_id<E: Extractor + ?Sized>(carrier: &E) -> Option<String> {
+    carrier
+        .get(JAEGER_DEBUG_ID)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// Reads every `uberctx-{key}` header as baggage (values percent-decoded; undecodable values
+/// and keys that are not tokens are dropped).
+pub(crate) fn extract_baggage<E: Extractor + ?Sized>(carrier: &E) -> Baggage {
+    let pairs = carrier.keys().filter_map(|k| {
+        let prefix = k.get(..UBERCTX_PREFIX.len())?;
+        if !prefix.eq_ignore_ascii_case(UBERCTX_PREFIX) {
+            return None;
+        }
+        let key = &k[UBERCTX_PREFIX.len()..];
+        let value = carrier.get(k)?;
+        let value: Cow<'_, str> = percent_decode_str(value.trim()).decode_utf8().ok()?;
+        Some((key, value))
+    });
+    Baggage::from_pairs(pairs)
+}
+
+/// The `uber-trace-id` value: `{32 hex}:{16 hex}:0:{2 hex flags}`.
+pub fn header_value(cx: &TraceContext) -> String {
+    let mut s = String::with_capacity(53);
+    hex::push_u128(&mut s, cx.trace_id.0);
+    s.push(':');
+    hex::push_u64(&mut s, cx.span_id.0);
+    s.push_str(":0:");
+    let flags = match cx.sampling {
+        Sampling::Debug => FLAG_SAMPLED | FLAG_DEBUG,
+        Sampling::Sampled => FLAG_SAMPLED,
+        Sampling::NotSampled | Sampling::Deferred => 0,
+    };
+    hex::push_u8(&mut s, flags);
+    s
+}
+
+/// Writes `uber-trace-id`.
+pub(crate) fn inject<I: Injector + ?Sized>(cx: &TraceContext, carrier: &mut I) {
+    carrier.set(UBER_TRACE_ID, header_value(cx));
+}
+
+/// Writes one `uberctx-{key}` header per baggage member (values percent-encoded).
+pub(crate) fn inject_baggage<I: Injector + ?Sized>(baggage: &Baggage, carrier: &mut I) {
+    let mut name = String::new();
+    for m in baggage.iter() {
+        name.clear();
+        name.push_str(UBERCTX_PREFIX);
+        name.push_str(m.key());
+        carrier.set_dynamic(&name, baggage::encode_value(m.value()).into_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carrier::Pairs;
+
+    #[test]
+    fn parses_common_forms() {
+        let c = parse("4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1").unwrap();
+        assert_eq!(c.trace_id, TraceId(0x4bf92f3577b34da6a3ce929d0e0e4736));
+        assert_eq!(c.sampling, Sampling::Sampled);
+        let c = parse("a3ce929d0e0e4736:f067aa0ba902b7:0:3").unwrap();
+        assert_eq!(c.trace_id, TraceId(0xa3ce929d0e0e4736));
+        assert_eq!(c.span_id, SpanId(0xf067aa0ba902b7));
+        assert_eq!(c.sampling, Sampling::Debug);
+        let c = parse("abc%3A123%3A0%3A00").unwrap();
+        assert_eq!(
+            (c.trace_id, c.span_id, c.sampling),
+            (TraceId(0xabc), SpanId(0x123), Sampling::NotSampled)
+        );
+        assert_eq!(
+            parse("1:2:3:05").unwrap().sampling,
+            Sampling::Sampled,
+            "firehose bit ignored"
+        );
+    }
+
+    #[test]
+    fn invalid_forms() {
+        for v in [
+            "",
+            "1:2:0",
+            "1:2:0:1:5",
+            "0:2:0:1",
+            "1:0:0:1",
+            "x:2:0:1",
+            "1:2:0:100",
+            "1:2:0:",
+            &format!("{}:1:0:1", "f".repeat(33)),
+            "1:11111111111111111:0:1",
+        ] {
+            assert_eq!(parse(v), None, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn inject_format() {
+        let c = parse("a3ce929d0e0e4736:f067aa0ba902b7:0:1").unwrap();
+        assert_eq!(
+            header_value(&c),
+            "0000000000000000a3ce929d0e0e4736:00f067aa0ba902b7:0:01"
+        );
+    }
+
+    #[test]
+    fn uberctx_both_ways() {
+        let c = Pairs::from_pairs([
+            ("uberctx-user", "alice%20b"),
+            ("UberCtx-Tier", "gold"),
+            ("other", "x"),
+        ]);
+        let b = extract_baggage(&c);
+        assert_eq!(b.get("user"), Some("alice b"));
+        assert_eq!(b.get("Tier"), Some("gold"));
+        let mut out = Pairs::new();
+        inject_baggage(&b, &mut out);
+        assert_eq!(out.get("uberctx-user"), Some("alice%20b"));
+    }
+}

@@ -1,0 +1,424 @@
+//! [`Tracer`]: the propagators, the sampler and **the one root-creation rule** every
+//! integration calls.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use fastrace::Span;
+use fastrace::collector::{SpanContext, SpanId, TraceId};
+use fastrace::future::{FutureExt as _, InSpan};
+
+use crate::baggage::Baggage;
+use crate::carrier::{Extractor, Injector};
+use crate::context::{ContextGuard, FutureExt as _, Sampling, TraceContext, WithContext};
+use crate::kind::SpanKind;
+use crate::propagation::{Extracted, Propagators};
+use crate::sampling::Sampler;
+use crate::semconv;
+use crate::tracestate::TraceState;
+
+/// How a root span relates to what arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The span continues the remote parent: same trace, the remote span is its parent.
+    Continued,
+    /// A new trace: nothing valid arrived (or only a sampling decision did).
+    NewRoot,
+    /// A new trace started on purpose (`force_new_trace`); the inbound context is kept as a
+    /// span link, not a parent.
+    NewRootLinked(TraceContext),
+}
+
+/// The span to run one unit of inbound work in (a request, a message): made by
+/// [`Tracer::start_root`].
+#[derive(Debug)]
+pub struct Root {
+    /// The fastrace span (a no-op span when not sampled).
+    pub span: Span,
+    /// The local context: this span's id, the trace's sampling decision, `tracestate` and
+    /// baggage. Attach it while the work runs so outgoing calls propagate it.
+    pub context: TraceContext,
+    /// How the span relates to what arrived.
+    pub origin: Origin,
+}
+
+impl Root {
+    /// Runs `fut` inside the span, with the context attached on every poll.
+    pub fn instrument<F: Future>(self, fut: F) -> WithContext<InSpan<F>> {
+        fut.in_span(self.span).with_trace_context(self.context)
+    }
+
+    /// For synchronous work: makes the span the local parent and the context current until
+    /// the guard drops.
+    pub fn enter(&self) -> RootGuard {
+        RootGuard {
+            _parent: self.span.set_local_parent(),
+            _context: self.context.clone().attach(),
+        }
+    }
+}
+
+/// Returned by [`Root::enter`].
+#[must_use = "the span stops being the local parent as soon as the guard drops"]
+pub struct RootGuard {
+    _parent: fastrace::local::LocalParentGuard,
+    _context: ContextGuard,
+}
+
+/// A child span for an outgoing call (client, producer), made by [`Tracer::start_child`].
+#[derive(Debug)]
+pub struct Child {
+    /// The fastrace span (no-op when the trace is not sampled or there is no current context).
+    pub span: Span,
+    /// The context to inject into the outgoing carrier (`None` when there is no current trace).
+    pub context: Option<TraceContext>,
+}
+
+#[derive(Clone, Debug)]
+struct Inner {
+    propagators: Propagators,
+    sampler: Sampler,
+    force_new_trace: bool,
+    drop_inbound_baggage: bool,
+}
+
+/// Propagators + sampler + root options: everything an integration needs to turn an inbound
+/// carrier into a span and to propagate the current context outward.
+///
+/// Cheap to clone (one `Arc`). Integrations take a `Tracer` in their builder and default to
+/// [`Tracer::global`].
+///
+/// ```
+/// use tracewire_core::{Pairs, SpanKind, Tracer, Propagators, Sampler};
+///
+/// let tracer = Tracer::new()
+///     .with_propagators(Propagators::all())
+///     .with_sampler(Sampler::AlwaysOn);
+/// let inbound = Pairs::from_pairs([("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]);
+/// let root = tracer.start_root("GET /users/{id}", SpanKind::Server, &inbound);
+/// assert_eq!(format!("{:032x}", root.context.trace_id.0), "4bf92f3577b34da6a3ce929d0e0e4736");
+///
+/// let mut outbound = Pairs::new();
+/// tracer.inject(&root.context, &mut outbound);
+/// assert!(outbound.get("traceparent").unwrap().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Tracer {
+    inner: Arc<Inner>,
+}
+
+impl Default for Tracer {
+    fn default() -> Self {
+        Tracer::new()
+    }
+}
+
+static GLOBAL: RwLock<Option<Tracer>> = RwLock::new(None);
+
+impl Tracer {
+    /// Default propagators (`tracecontext,baggage`), default sampler (`parentbased_always_on`),
+    /// continue inbound traces, keep inbound baggage.
+    pub fn new() -> Self {
+        Tracer {
+            inner: Arc::new(Inner {
+                propagators: Propagators::default(),
+                sampler: Sampler::default(),
+                force_new_trace: false,
+                drop_inbound_baggage: false,
+            }),
+        }
+    }
+
+    /// Propagators and sampler from `OTEL_PROPAGATORS`, `OTEL_TRACES_SAMPLER` and
+    /// `OTEL_TRACES_SAMPLER_ARG` (bad values: one warning each, then the default).
+    pub fn from_env() -> Self {
+        Tracer::new()
+            .with_propagators(Propagators::from_env())
+            .with_sampler(Sampler::from_env())
+    }
+
+    /// The process-wide tracer: the one given to [`Tracer::set_global`], else one built
+    /// [`from_env`](Tracer::from_env) on first use. Integrations read it when they are built.
+    pub fn global() -> Tracer {
+        if let Some(t) = GLOBAL.read().ok().and_then(|g| g.clone()) {
+            return t;
+        }
+        let mut g = match GLOBAL.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        g.get_or_insert_with(Tracer::from_env).clone()
+    }
+
+    /// Replaces the process-wide tracer (integrations built afterwards use it).
+    pub fn set_global(tracer: Tracer) {
+        let mut g = match GLOBAL.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *g = Some(tracer);
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::make_mut(&mut self.inner)
+    }
+
+    /// Uses these propagators.
+    pub fn with_propagators(mut self, propagators: Propagators) -> Self {
+        self.inner_mut().propagators = propagators;
+        self
+    }
+
+    /// Uses this sampler.
+    pub fn with_sampler(mut self, sampler: Sampler) -> Self {
+        self.inner_mut().sampler = sampler;
+        self
+    }
+
+    /// At an untrusted edge: never continue an inbound trace. A new trace is started (sampled
+    /// by the sampler as a root, inbound sampling flags ignored) and the inbound context, if
+    /// valid, becomes a span link.
+    pub fn force_new_trace(mut self, yes: bool) -> Self {
+        self.inner_mut().force_new_trace = yes;
+        self
+    }
+
+    /// Do not keep inbound baggage (it is neither visible to the handler nor propagated).
+    pub fn drop_inbound_baggage(mut self, yes: bool) -> Self {
+        self.inner_mut().drop_inbound_baggage = yes;
+        self
+    }
+
+    /// The propagators.
+    pub fn propagators(&self) -> &Propagators {
+        &self.inner.propagators
+    }
+
+    /// The sampler.
+    pub fn sampler(&self) -> &Sampler {
+        &self.inner.sampler
+    }
+
+    /// True when inbound traces are never continued.
+    pub fn is_force_new_trace(&self) -> bool {
+        self.inner.force_new_trace
+    }
+
+    /// Reads the carrier with the configured propagators.
+    pub fn extract<E: Extractor + ?Sized>(&self, carrier: &E) -> Extracted {
+        self.inner.propagators.extract(carrier)
+    }
+
+    /// Writes `cx` with the configured propagators.
+    pub fn inject<I: Injector + ?Sized>(&self, cx: &TraceContext, carrier: &mut I) {
+        self.inner.propagators.inject(cx, carrier);
+    }
+
+    /// Writes the [current](TraceContext::current) context, if any.
+    pub fn inject_current<I: Injector + ?Sized>(&self, carrier: &mut I) {
+        if let Some(cx) = TraceContext::current() {
+            self.inject(&cx, carrier);
+        }
+    }
+
+    /// **The root rule.** Extracts the carrier and starts the span for inbound work.
+    /// See [`Tracer::start_root_from`].
+    pub fn start_root<E: Extractor + ?Sized>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        kind: SpanKind,
+        carrier: &E,
+    ) -> Root {
+        self.start_root_from(name, kind, self.extract(carrier))
+    }
+
+    /// **The root rule**, from an already extracted carrier:
+    ///
+    /// 1. A valid remote context and no `force_new_trace`: **continue** it — same trace id,
+    ///    the remote span as parent, its `tracestate` and random flag kept; sampled as the
+    ///    sampler says for that parent (a deferred B3 decision goes to the root sampler; a
+    ///    debug flag always samples).
+    /// 2. A valid remote context with `force_new_trace`: a **new trace linked** to it; the
+    ///    sampler decides as for a root.
+    /// 3. Nothing valid: a **new trace**; a bare sampling decision (`b3: 0`/`1`/`d`,
+    ///    `jaeger-debug-id`) is honoured unless `force_new_trace`, else the sampler decides.
+    ///
+    /// Baggage is kept unless [`drop_inbound_baggage`](Tracer::drop_inbound_baggage). Unsampled
+    /// work gets a no-op span (nothing recorded) but a full context with a fresh span id, so it
+    /// still propagates `-00` downstream.
+    pub fn start_root_from(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        kind: SpanKind,
+        extracted: Extracted,
+    ) -> Root {
+        let name = name.into();
+        let inner = &*self.inner;
+        let baggage = if inner.drop_inbound_baggage {
+            Baggage::empty()
+        } else {
+            extracted.baggage
+        };
+        let (origin, parent_id, mut context) = match extracted.context {
+            Some(remote) if !inner.force_new_trace => {
+                let sampling = match remote.sampling {
+                    Sampling::Debug => Sampling::Debug,
+                    _ => Sampling::from_bool(inner.sampler.should_sample(
+                        Some(&remote),
+                        remote.trace_id,
+                        &name,
+                    )),
+                };
+                let parent = remote.span_id;
+                let cx = TraceContext {
+                    sampling,
+                    remote: false,
+                    baggage,
+                    ..remote
+                };
+                (Origin::Continued, parent, cx)
+            }
+            inbound => {
+                let trace_id = new_trace_id();
+                let sampling = match extracted.sampling_only {
+                    Some(decided) if !inner.force_new_trace => match decided {
+                        Sampling::Deferred => {
+                            Sampling::from_bool(inner.sampler.should_sample(None, trace_id, &name))
+                        }
+                        other => other,
+                    },
+                    _ => Sampling::from_bool(inner.sampler.should_sample(None, trace_id, &name)),
+                };
+                let cx = TraceContext {
+                    trace_id,
+                    span_id: SpanId(0),
+                    sampling,
+                    random: true,
+                    remote: false,
+                    trace_state: TraceState::empty(),
+                    baggage,
+                };
+                let origin = match inbound {
+                    Some(remote) => Origin::NewRootLinked(remote),
+                    None => Origin::NewRoot,
+                };
+                (origin, SpanId(0), cx)
+            }
+        };
+
+        if !context.is_sampled() {
+            context.span_id = new_span_id();
+            return Root {
+                span: Span::noop(),
+                context,
+                origin,
+            };
+        }
+
+        let debug_id = extracted.debug_id.filter(|_| origin == Origin::NewRoot);
+        let mut span = Span::root(
+            name,
+            SpanContext {
+                trace_id: context.trace_id,
+                span_id: parent_id,
+                sampled: true,
+            },
+        )
+        .with_properties(|| {
+            let remote = (origin == Origin::Continued)
+                .then_some((semconv::TRACEWIRE_PARENT_REMOTE, Cow::Borrowed("true")));
+            let state = (!context.trace_state.is_empty()).then(|| {
+                (
+                    semconv::TRACEWIRE_TRACE_STATE,
+                    Cow::Owned(context.trace_state.header_value().to_owned()),
+                )
+            });
+            let debug = debug_id.map(|id| (semconv::JAEGER_DEBUG_ID, Cow::Owned(id)));
+            [
+                Some((semconv::SPAN_KIND, Cow::Borrowed(kind.as_str()))),
+                Some((
+                    semconv::TRACEWIRE_TRACE_FLAGS,
+                    Cow::Borrowed(flags_str(context.flags())),
+                )),
+                remote,
+                state,
+                debug,
+            ]
+            .into_iter()
+            .flatten()
+        });
+        if let Origin::NewRootLinked(remote) = &origin {
+            span = span.with_link(SpanContext::from(remote));
+        }
+        context.span_id = SpanContext::from_span(&span).map_or_else(new_span_id, |sc| sc.span_id);
+        Root {
+            span,
+            context,
+            origin,
+        }
+    }
+
+    /// Starts a span for an outgoing call (`Client` or `Producer`) under the current context
+    /// and returns it with the context to inject. With no current context there is nothing to
+    /// propagate and the span is a no-op. When sampled, the span is a child of fastrace's
+    /// local parent, or — if the work runs outside it (another task without a local parent) —
+    /// a span whose parent is the current context's span, so the tree stays right.
+    pub fn start_child(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Child {
+        let Some(cx) = TraceContext::current() else {
+            return Child {
+                span: Span::noop(),
+                context: None,
+            };
+        };
+        if !cx.is_sampled() {
+            let context = cx.with_span_id(new_span_id());
+            return Child {
+                span: Span::noop(),
+                context: Some(context),
+            };
+        }
+        let flags = flags_str(cx.flags());
+        let props = move || {
+            [
+                (semconv::SPAN_KIND, kind.as_str()),
+                (semconv::TRACEWIRE_TRACE_FLAGS, flags),
+            ]
+        };
+        let span = if SpanContext::current_local_parent().is_some() {
+            Span::enter_with_local_parent(name)
+        } else {
+            Span::root(name, SpanContext::from(&cx))
+        }
+        .with_properties(props);
+        let span_id = SpanContext::from_span(&span).map_or_else(new_span_id, |sc| sc.span_id);
+        Child {
+            span,
+            context: Some(cx.with_span_id(span_id)),
+        }
+    }
+}
+
+fn flags_str(flags: u8) -> &'static str {
+    match flags {
+        0x00 => "00",
+        0x01 => "01",
+        0x02 => "02",
+        _ => "03",
+    }
+}
+
+/// A new random, non-zero trace id (all 128 bits random, so the W3C random flag holds).
+pub fn new_trace_id() -> TraceId {
+    loop {
+        let id = fastrand::u128(..);
+        if id != 0 {
+            return TraceId(id);
+        }
+    }
+}
+
+/// A new random, non-zero span id.
+pub fn new_span_id() -> SpanId {
+    SpanId(fastrand::u64(1..))
+}

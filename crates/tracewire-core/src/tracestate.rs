@@ -1,0 +1,372 @@
+//! W3C `tracestate` (Trace Context Level 2): a validated, ordered list of vendor entries.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The most list members a `tracestate` may hold (W3C Trace Context §3.3.1.1).
+pub const MAX_MEMBERS: usize = 32;
+/// The longest key: one leading character and up to 255 more.
+pub const MAX_KEY_LEN: usize = 256;
+/// The longest value.
+pub const MAX_VALUE_LEN: usize = 256;
+
+/// A validated W3C `tracestate`.
+///
+/// Stored as its canonical header value (members joined by `,`, no optional white space, empty
+/// members removed), shared behind an `Arc`, so cloning is a reference-count increment and
+/// injecting is a copy of one string. The empty state allocates nothing.
+///
+/// Grammar (W3C Trace Context Level 2):
+///
+/// ```text
+/// list        = list-member 0*31( OWS "," OWS list-member )
+/// list-member = (key "=" value) / OWS
+/// key         = ( lcalpha / DIGIT ) 0*255 ( keychar )
+/// keychar     = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"
+/// value       = 0*255(chr) nblk-chr
+/// nblk-chr    = %x21-2B / %x2D-3C / %x3E-7E
+/// chr         = %x20 / nblk-chr
+/// ```
+///
+/// A header with any invalid member, a duplicated key or more than 32 members is invalid as a
+/// whole: [`TraceState::parse`] rejects it and extraction continues with an empty `tracestate`
+/// (the spec's "vendors MUST discard the whole tracestate" for malformed input).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct TraceState(Option<Arc<str>>);
+
+/// Why a `tracestate` (or a key/value given to [`TraceState::insert`]) was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidTraceState {
+    kind: InvalidKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InvalidKind {
+    Key,
+    Value,
+    Member,
+    Duplicate,
+    TooMany,
+}
+
+impl InvalidTraceState {
+    fn new(kind: InvalidKind) -> Self {
+        Self { kind }
+    }
+    /// A key broke the key grammar.
+    pub fn is_invalid_key(&self) -> bool {
+        self.kind == InvalidKind::Key
+    }
+    /// A value broke the value grammar.
+    pub fn is_invalid_value(&self) -> bool {
+        self.kind == InvalidKind::Value
+    }
+    /// A list member had no `=`.
+    pub fn is_malformed_member(&self) -> bool {
+        self.kind == InvalidKind::Member
+    }
+    /// The same key appeared twice.
+    pub fn is_duplicate_key(&self) -> bool {
+        self.kind == InvalidKind::Duplicate
+    }
+    /// More than [`MAX_MEMBERS`] members.
+    pub fn is_too_many_members(&self) -> bool {
+        self.kind == InvalidKind::TooMany
+    }
+}
+
+impl fmt::Display for InvalidTraceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            InvalidKind::Key => "invalid tracestate key",
+            InvalidKind::Value => "invalid tracestate value",
+            InvalidKind::Member => "tracestate list member without '='",
+            InvalidKind::Duplicate => "duplicated tracestate key",
+            InvalidKind::TooMany => "more than 32 tracestate list members",
+        })
+    }
+}
+
+impl std::error::Error for InvalidTraceState {}
+
+#[inline]
+fn is_keychar(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@')
+}
+
+/// Checks a key against `( lcalpha / DIGIT ) 0*255 ( keychar )`.
+pub fn is_valid_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    matches!(b.first(), Some(b'a'..=b'z' | b'0'..=b'9'))
+        && b.len() <= MAX_KEY_LEN
+        && b.iter().all(|&c| is_keychar(c))
+}
+
+/// Checks a value against `0*255(chr) nblk-chr`.
+pub fn is_valid_value(value: &str) -> bool {
+    let b = value.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_VALUE_LEN
+        && b.iter().all(|&c| c == b' ' || is_nblk(c))
+        && b.last().is_some_and(|&c| is_nblk(c))
+}
+
+#[inline]
+fn is_nblk(c: u8) -> bool {
+    matches!(c, 0x21..=0x2b | 0x2d..=0x3c | 0x3e..=0x7e)
+}
+
+#[inline]
+fn trim_ows(s: &str) -> &str {
+    s.trim_matches(|c| c == ' ' || c == '\t')
+}
+
+impl TraceState {
+    /// The empty `tracestate` (never injected).
+    pub const fn empty() -> Self {
+        TraceState(None)
+    }
+
+    /// Parses one or more header lines (each line a comma-separated list), as a receiver
+    /// combines repeated `tracestate` headers.
+    pub fn parse_lines<'a, I>(lines: I) -> Result<TraceState, InvalidTraceState>
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
+        let mut out = String::new();
+        let mut count = 0usize;
+        for line in lines {
+            for member in line.split(',') {
+                let member = trim_ows(member);
+                if member.is_empty() {
+                    continue;
+                }
+                let (key, value) = member
+                    .split_once('=')
+                    .ok_or(InvalidTraceState::new(InvalidKind::Member))?;
+                if !is_valid_key(key) {
+                    return Err(InvalidTraceState::new(InvalidKind::Key));
+                }
+                if !is_valid_value(value) {
+                    return Err(InvalidTraceState::new(InvalidKind::Value));
+                }
+                count += 1;
+                if count > MAX_MEMBERS {
+                    return Err(InvalidTraceState::new(InvalidKind::TooMany));
+                }
+                if find(&out, key).is_some() {
+                    return Err(InvalidTraceState::new(InvalidKind::Duplicate));
+                }
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                out.push_str(key);
+                out.push('=');
+                out.push_str(value);
+            }
+        }
+        Ok(TraceState::from_canonical(out))
+    }
+
+    /// Parses one header value.
+    pub fn parse(header: &str) -> Result<TraceState, InvalidTraceState> {
+        Self::parse_lines([header])
+    }
+
+    fn from_canonical(s: String) -> TraceState {
+        if s.is_empty() {
+            TraceState(None)
+        } else {
+            TraceState(Some(Arc::from(s)))
+        }
+    }
+
+    /// True when there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The canonical header value (`""` when empty).
+    pub fn header_value(&self) -> &str {
+        self.0.as_deref().unwrap_or("")
+    }
+
+    /// The members in order, as `(key, value)`.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.header_value()
+            .split(',')
+            .filter_map(|m| m.split_once('='))
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        find(self.header_value(), key)
+    }
+
+    /// Returns a new state with `key=value` first and any older entry for `key` removed, as
+    /// the spec asks of a vendor that updates its entry. When the list is full the last
+    /// member is dropped.
+    pub fn insert(&self, key: &str, value: &str) -> Result<TraceState, InvalidTraceState> {
+        if !is_valid_key(key) {
+            return Err(InvalidTraceState::new(InvalidKind::Key));
+        }
+        if !is_valid_value(value) {
+            return Err(InvalidTraceState::new(InvalidKind::Value));
+        }
+        let mut out =
+            String::with_capacity(key.len() + value.len() + 1 + self.header_value().len());
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
+        let mut kept = 1;
+        for (k, v) in self.iter().filter(|(k, _)| *k != key) {
+            if kept == MAX_MEMBERS {
+                break;
+            }
+            out.push(',');
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+            kept += 1;
+        }
+        Ok(TraceState::from_canonical(out))
+    }
+
+    /// Returns a new state without `key`.
+    pub fn remove(&self, key: &str) -> TraceState {
+        let mut out = String::new();
+        for (k, v) in self.iter().filter(|(k, _)| *k != key) {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+        }
+        TraceState::from_canonical(out)
+    }
+}
+
+fn find<'a>(canonical: &'a str, key: &str) -> Option<&'a str> {
+    if canonical.is_empty() {
+        return None;
+    }
+    canonical
+        .split(',')
+        .filter_map(|m| m.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+impl fmt::Debug for TraceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceState({:?})", self.header_value())
+    }
+}
+
+impl fmt::Display for TraceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.header_value())
+    }
+}
+
+impl std::str::FromStr for TraceState {
+    type Err = InvalidTraceState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TraceState::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_examples_parse_and_canonicalise() {
+        let ts = TraceState::parse("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE").unwrap();
+        assert_eq!(ts.get("congo"), Some("t61rcWkgMzE"));
+        assert_eq!(ts.header_value(), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+        let ts = TraceState::parse(" a=1 ,\t, b=2 ,").unwrap();
+        assert_eq!(ts.header_value(), "a=1,b=2");
+        let ts = TraceState::parse_lines(["a=1", "b=2,c=3"]).unwrap();
+        assert_eq!(ts.header_value(), "a=1,b=2,c=3");
+    }
+
+    #[test]
+    fn level2_keys_may_start_with_digit_and_contain_at() {
+        assert!(TraceState::parse("1vendor=x").is_ok());
+        assert!(TraceState::parse("tenant@sys=x").is_ok());
+        assert!(TraceState::parse("0@1=x").is_ok());
+        assert!(TraceState::parse("a/b*c_d-e=x").is_ok());
+    }
+
+    #[test]
+    fn invalid_members_reject_the_whole_header() {
+        assert!(TraceState::parse("Upper=1").unwrap_err().is_invalid_key());
+        assert!(TraceState::parse("_a=1").unwrap_err().is_invalid_key());
+        assert!(
+            TraceState::parse("a=1,b")
+                .unwrap_err()
+                .is_malformed_member()
+        );
+        assert!(TraceState::parse("a=").unwrap_err().is_invalid_value());
+        assert!(TraceState::parse("a=x=y").unwrap_err().is_invalid_value());
+        assert!(
+            TraceState::parse("a=\u{7f}")
+                .unwrap_err()
+                .is_invalid_value()
+        );
+        assert!(TraceState::parse("a=1,a=2").unwrap_err().is_duplicate_key());
+        let long_key = format!("{}=v", "k".repeat(257));
+        assert!(TraceState::parse(&long_key).unwrap_err().is_invalid_key());
+        let ok_key = format!("{}=v", "k".repeat(256));
+        assert!(TraceState::parse(&ok_key).is_ok());
+        let long_value = format!("k={}", "v".repeat(257));
+        assert!(
+            TraceState::parse(&long_value)
+                .unwrap_err()
+                .is_invalid_value()
+        );
+        let ok_value = format!("k={}", "v".repeat(256));
+        assert!(TraceState::parse(&ok_value).is_ok());
+    }
+
+    #[test]
+    fn value_may_contain_inner_spaces_but_not_end_with_one() {
+        assert_eq!(TraceState::parse("a=b c").unwrap().get("a"), Some("b c"));
+        // A trailing space is optional white space around the member, so it is trimmed.
+        assert_eq!(TraceState::parse("a=bc ").unwrap().get("a"), Some("bc"));
+    }
+
+    #[test]
+    fn member_limit_is_32() {
+        let ok: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
+        assert!(TraceState::parse(&ok.join(",")).is_ok());
+        let too_many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+        assert!(
+            TraceState::parse(&too_many.join(","))
+                .unwrap_err()
+                .is_too_many_members()
+        );
+    }
+
+    #[test]
+    fn insert_moves_key_to_front_and_caps_length() {
+        let ts = TraceState::parse("a=1,b=2").unwrap();
+        assert_eq!(ts.insert("b", "3").unwrap().header_value(), "b=3,a=1");
+        assert_eq!(ts.remove("a").header_value(), "b=2");
+        assert!(ts.remove("a").remove("b").is_empty());
+        let full: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
+        let ts = TraceState::parse(&full.join(",")).unwrap();
+        let ts = ts.insert("new", "1").unwrap();
+        assert_eq!(ts.iter().count(), 32);
+        assert_eq!(ts.get("k31"), None);
+        assert!(ts.insert("Bad", "1").unwrap_err().is_invalid_key());
+    }
+
+    #[test]
+    fn empty_is_empty() {
+        assert!(TraceState::parse("").unwrap().is_empty());
+        assert!(TraceState::parse(" , ").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,122 @@
+#![doc = include_str!("../README.md")]
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use tracewire_core::propagation::{b3, jaeger, w3c};
+use tracewire_core::{Extractor, Injector};
+
+/// Reads propagation headers from an [`http::HeaderMap`]. Values that are not visible ASCII
+/// are skipped.
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderExtractor<'a>(pub &'a HeaderMap);
+
+type ValueStrs<'a> = std::iter::FilterMap<
+    header::ValueIter<'a, HeaderValue>,
+    fn(&'a HeaderValue) -> Option<&'a str>,
+>;
+type KeyStrs<'a> = std::iter::Map<header::Keys<'a, HeaderValue>, fn(&'a HeaderName) -> &'a str>;
+
+impl Extractor for HeaderExtractor<'_> {
+    type Values<'b>
+        = ValueStrs<'b>
+    where
+        Self: 'b;
+    type Keys<'b>
+        = KeyStrs<'b>
+    where
+        Self: 'b;
+
+    fn get_all(&self, key: &str) -> ValueStrs<'_> {
+        let to_str: fn(&HeaderValue) -> Option<&str> = |v| v.to_str().ok();
+        self.0.get_all(key).iter().filter_map(to_str)
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> KeyStrs<'_> {
+        self.0.keys().map(HeaderName::as_str)
+    }
+}
+
+/// Writes propagation headers into an [`http::HeaderMap`], replacing earlier values.
+#[derive(Debug)]
+pub struct HeaderInjector<'a>(pub &'a mut HeaderMap);
+
+/// Header names of the propagation formats, built at compile time (no allocation per use).
+fn known_name(key: &str) -> Option<HeaderName> {
+    const NAMES: [HeaderName; 11] = [
+        HeaderName::from_static(w3c::TRACEPARENT),
+        HeaderName::from_static(w3c::TRACESTATE),
+        HeaderName::from_static(w3c::BAGGAGE),
+        HeaderName::from_static(b3::B3),
+        HeaderName::from_static(b3::X_B3_TRACE_ID),
+        HeaderName::from_static(b3::X_B3_SPAN_ID),
+        HeaderName::from_static(b3::X_B3_PARENT_SPAN_ID),
+        HeaderName::from_static(b3::X_B3_SAMPLED),
+        HeaderName::from_static(b3::X_B3_FLAGS),
+        HeaderName::from_static(jaeger::UBER_TRACE_ID),
+        HeaderName::from_static(jaeger::JAEGER_DEBUG_ID),
+    ];
+    NAMES.into_iter().find(|n| n.as_str() == key)
+}
+
+impl HeaderInjector<'_> {
+    fn insert(&mut self, name: Option<HeaderName>, key: &str, value: String) {
+        let Some(name) = name.or_else(|| HeaderName::from_bytes(key.as_bytes()).ok()) else {
+            log::debug!("not a valid header name, not injected: {key:?}");
+            return;
+        };
+        match HeaderValue::try_from(value) {
+            Ok(v) => {
+                self.0.insert(name, v);
+            }
+            Err(_) => log::debug!("not a valid header value, not injected: {key}"),
+        }
+    }
+}
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &'static str, value: String) {
+        self.insert(known_name(key), key, value);
+    }
+
+    fn set_dynamic(&mut self, key: &str, value: String) {
+        self.insert(None, key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracewire_core::{Format, Propagators, TraceContext};
+
+    #[test]
+    fn extractor_is_case_insensitive_and_multi_valued() {
+        let mut h = HeaderMap::new();
+        h.append("tracestate", HeaderValue::from_static("a=1"));
+        h.append("TraceState", HeaderValue::from_static("b=2"));
+        h.append("x-bin", HeaderValue::from_bytes(b"\xff").unwrap());
+        let e = HeaderExtractor(&h);
+        assert_eq!(e.get_all("tracestate").collect::<Vec<_>>(), ["a=1", "b=2"]);
+        assert_eq!(e.get("TRACESTATE"), Some("a=1"));
+        assert_eq!(e.get("x-bin"), None, "opaque bytes are skipped");
+        assert_eq!(e.keys().collect::<Vec<_>>(), ["tracestate", "x-bin"]);
+    }
+
+    #[test]
+    fn injector_replaces_and_handles_dynamic_names() {
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", HeaderValue::from_static("stale"));
+        let p = Propagators::new([Format::TraceContext, Format::Jaeger]);
+        let mut cx = TraceContext::new(tracewire_core::TraceId(1), tracewire_core::SpanId(2), true);
+        cx.baggage = tracewire_core::Baggage::parse_lines(["User=x"]);
+        p.inject(&cx, &mut HeaderInjector(&mut h));
+        assert_eq!(h.get_all("traceparent").iter().count(), 1);
+        assert_eq!(
+            h["traceparent"],
+            "00-00000000000000000000000000000001-0000000000000002-01"
+        );
+        assert_eq!(h["uberctx-user"], "x");
+    }
+}
