@@ -422,3 +422,201 @@ pub fn new_trace_id() -> TraceId {
 pub fn new_span_id() -> SpanId {
     SpanId(fastrand::u64(1..))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::carrier::Pairs;
+    use crate::propagation::Format;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const TRACE: u128 = 0x4bf92f3577b34da6a3ce929d0e0e4736;
+
+    fn tracer(sampler: Sampler) -> Tracer {
+        Tracer::new().with_propagators(Propagators::all()).with_sampler(sampler)
+    }
+
+    fn run(t: &Tracer, headers: &[(&str, &str)]) -> (TraceContext, Origin, tracewire_test::Spans) {
+        let cap = tracewire_test::capture();
+        let root = t.start_root("GET /x", SpanKind::Server, &Pairs::from_pairs(headers.iter().copied()));
+        let (cx, origin) = (root.context.clone(), root.origin.clone());
+        drop(root);
+        (cx, origin, cap.finish())
+    }
+
+    fn outbound(t: &Tracer, cx: &TraceContext) -> Pairs {
+        let mut out = Pairs::new();
+        t.inject(cx, &mut out);
+        out
+    }
+
+    #[test]
+    fn continues_a_sampled_remote_parent() {
+        let t = tracer(Sampler::default());
+        let (cx, origin, spans) = run(&t, &[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03"), ("tracestate", "a=1"), ("baggage", "k=v")]);
+        assert_eq!(origin, Origin::Continued);
+        assert_eq!(spans.tree(&["tracewire.parent.remote", "tracewire.tracestate", "tracewire.trace_flags"]),
+            "GET /x [server] (parent: 00f067aa0ba902b7) tracewire.parent.remote=true tracewire.tracestate=a=1 tracewire.trace_flags=03\n");
+        let rec = &spans.records[0];
+        assert_eq!(rec.trace_id, TraceId(TRACE));
+        assert_eq!(cx.span_id, rec.span_id, "the context names the recorded span");
+        assert!(cx.is_sampled() && cx.random && !cx.remote);
+        assert_eq!(cx.baggage.get("k"), Some("v"));
+        let out = outbound(&t, &cx);
+        assert_eq!(out.get("traceparent").unwrap(), format!("00-{TRACE:032x}-{:016x}-03", rec.span_id.0));
+        assert_eq!(out.get("tracestate"), Some("a=1"));
+    }
+
+    #[test]
+    fn nothing_inbound_starts_a_random_sampled_root() {
+        let (cx, origin, spans) = run(&tracer(Sampler::AlwaysOn), &[("traceparent", "garbage")]);
+        assert_eq!(origin, Origin::NewRoot);
+        assert_eq!(spans.tree(&[]), "GET /x [server]\n");
+        assert_eq!(spans.records[0].parent_id, SpanId(0));
+        assert!(cx.random, "new trace ids are fully random");
+        assert_eq!(cx.flags(), 0x03);
+    }
+
+    #[test]
+    fn unsampled_records_nothing_but_propagates_00() {
+        let t = tracer(Sampler::AlwaysOff);
+        let (cx, origin, spans) = run(&t, &[]);
+        assert_eq!(origin, Origin::NewRoot);
+        assert!(spans.is_empty());
+        assert!(cx.is_valid() && !cx.is_sampled());
+        assert!(outbound(&t, &cx).get("traceparent").unwrap().ends_with("-02"), "random set, sampled clear");
+        // Continuing an unsampled parent keeps its trace id and sends -00 on.
+        let (cx, _, spans) = run(&tracer(Sampler::default()), &[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")]);
+        assert!(spans.is_empty());
+        let tp = outbound(&t, &cx).get("traceparent").unwrap().to_owned();
+        assert!(tp.starts_with(&format!("00-{TRACE:032x}-")) && tp.ends_with("-00"), "{tp}");
+        assert_ne!(cx.span_id, SpanId(0x00f067aa0ba902b7), "a fresh span id for the non-recording span");
+    }
+
+    #[test]
+    fn parent_based_follows_remote_decision() {
+        let (cx, ..) = run(&tracer(Sampler::parent_based(Sampler::AlwaysOff)), &[("traceparent", TP)]);
+        assert!(cx.is_sampled(), "sampled parent wins over an always-off root sampler");
+        let (cx, ..) = run(&tracer(Sampler::AlwaysOff), &[("traceparent", TP)]);
+        assert!(!cx.is_sampled(), "a non-parent-based sampler decides alone");
+    }
+
+    #[test]
+    fn b3_deferred_goes_to_the_root_sampler() {
+        let b3 = [("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1")];
+        let (cx, _, spans) = run(&tracer(Sampler::parent_based(Sampler::AlwaysOn)), &b3);
+        assert!(cx.is_sampled());
+        assert_eq!(spans.tree(&[]), "GET /x [server] (parent: e457b5a2e4d86bd1)\n");
+        let (cx, _, spans) = run(&tracer(Sampler::parent_based(Sampler::AlwaysOff)), &b3);
+        assert!(!cx.is_sampled() && spans.is_empty());
+        assert_eq!(cx.trace_id, TraceId(0x80f198ee56343ba864fe8b2a57d3eff7), "still the same trace");
+    }
+
+    #[test]
+    fn debug_always_samples() {
+        let (cx, ..) = run(&tracer(Sampler::AlwaysOff), &[("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d")]);
+        assert_eq!(cx.sampling, Sampling::Debug);
+        let t = tracer(Sampler::AlwaysOff);
+        assert!(outbound(&t, &cx).get("b3").unwrap().ends_with("-d"));
+        let (cx, origin, spans) = run(&t, &[("jaeger-debug-id", "dbg-1")]);
+        assert_eq!((origin, cx.sampling), (Origin::NewRoot, Sampling::Debug));
+        assert_eq!(spans.tree(&["jaeger.debug_id"]), "GET /x [server] jaeger.debug_id=dbg-1\n");
+    }
+
+    #[test]
+    fn bare_sampling_decision_is_honoured_except_at_an_untrusted_edge() {
+        let (cx, origin, spans) = run(&tracer(Sampler::AlwaysOn), &[("b3", "0")]);
+        assert_eq!(origin, Origin::NewRoot);
+        assert!(!cx.is_sampled() && spans.is_empty());
+        let edge = tracer(Sampler::AlwaysOn).force_new_trace(true);
+        let (cx, ..) = run(&edge, &[("b3", "0")]);
+        assert!(cx.is_sampled(), "force_new_trace ignores inbound sampling");
+    }
+
+    #[test]
+    fn force_new_trace_links_the_inbound_context() {
+        let edge = tracer(Sampler::AlwaysOn).force_new_trace(true);
+        let (cx, origin, spans) = run(&edge, &[("traceparent", TP), ("tracestate", "a=1"), ("baggage", "k=v")]);
+        let Origin::NewRootLinked(inbound) = origin else { panic!("expected a linked root") };
+        assert_eq!(inbound.trace_id, TraceId(TRACE));
+        assert_ne!(cx.trace_id, TraceId(TRACE));
+        assert!(cx.trace_state.is_empty(), "a new trace does not inherit tracestate");
+        assert_eq!(cx.baggage.get("k"), Some("v"), "baggage kept unless dropped");
+        let rec = &spans.records[0];
+        assert_eq!(rec.parent_id, SpanId(0));
+        assert_eq!(rec.links, vec![SpanContext { trace_id: TraceId(TRACE), span_id: SpanId(0x00f067aa0ba902b7), sampled: true }]);
+        let (cx, ..) = run(&edge.drop_inbound_baggage(true), &[("traceparent", TP), ("baggage", "k=v")]);
+        assert!(cx.baggage.is_empty());
+    }
+
+    #[test]
+    fn only_configured_formats_are_read() {
+        let t = Tracer::new().with_propagators(Propagators::new([Format::B3])).with_sampler(Sampler::AlwaysOn);
+        let (_, origin, _) = run(&t, &[("traceparent", TP)]);
+        assert_eq!(origin, Origin::NewRoot);
+    }
+
+    #[test]
+    fn children_nest_under_the_local_parent_or_the_attached_context() {
+        let t = tracer(Sampler::AlwaysOn);
+        let cap = tracewire_test::capture();
+        let root = t.start_root("GET /x", SpanKind::Server, &Pairs::from_pairs([("traceparent", TP)]));
+        let root_cx = root.context.clone();
+        let injected = {
+            let _in = root.enter();
+            let child = t.start_child("GET", SpanKind::Client);
+            let cx = child.context.clone().unwrap();
+            assert_eq!(cx.trace_id, root_cx.trace_id);
+            drop(child);
+            cx
+        };
+        // Work running elsewhere (another task, no fastrace local parent) with only the context
+        // attached still gets a correctly parented span.
+        let detached = std::thread::spawn({
+            let t = t.clone();
+            let cx = root_cx.clone();
+            move || {
+                let _c = cx.attach();
+                let child = t.start_child("PUBLISH", SpanKind::Producer);
+                child.context.unwrap()
+            }
+        })
+        .join()
+        .unwrap();
+        drop(root);
+        let spans = cap.finish();
+        assert_eq!(spans.tree(&[]), "GET /x [server] (parent: 00f067aa0ba902b7)\n  GET [client]\n  PUBLISH [producer]\n");
+        assert_eq!(spans.expect("GET").span_id, injected.span_id, "the injected id is the client span's");
+        assert_eq!(spans.expect("PUBLISH").span_id, detached.span_id);
+    }
+
+    #[test]
+    fn children_of_unsampled_or_absent_contexts() {
+        let t = tracer(Sampler::AlwaysOff);
+        let none = t.start_child("GET", SpanKind::Client);
+        assert!(none.context.is_none(), "no current trace, nothing to inject");
+        let root = t.start_root("GET /x", SpanKind::Server, &Pairs::new());
+        let _in = root.enter();
+        let child = t.start_child("GET", SpanKind::Client);
+        let cx = child.context.unwrap();
+        assert!(!cx.is_sampled());
+        assert_eq!(cx.trace_id, root.context.trace_id);
+        assert_ne!(cx.span_id, root.context.span_id);
+    }
+
+    #[tokio::test]
+    async fn instrument_attaches_context_across_awaits() {
+        let t = tracer(Sampler::AlwaysOff);
+        let root = t.start_root("GET /x", SpanKind::Server, &Pairs::from_pairs([("traceparent", TP)]));
+        let expected = root.context.clone();
+        let seen = root
+            .instrument(async {
+                tokio::task::yield_now().await;
+                TraceContext::current()
+            })
+            .await;
+        assert_eq!(seen, Some(expected));
+        assert_eq!(TraceContext::current(), None);
+    }
+}
