@@ -196,10 +196,25 @@ impl<F: Future> Future for WithContext<F> {
     fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         // Swap the context in for the poll and back out after: no clone, no refcount traffic.
+        // The swap back happens in a guard so a panicking poll (caught by the runtime) does not
+        // leave this request's context on the worker thread for unrelated tasks.
         let prev = CURRENT.with(|c| c.replace(this.cx.take()));
-        let out = this.inner.poll(task);
-        *this.cx = CURRENT.with(|c| c.replace(prev));
-        out
+        let _restore = SwapBack { slot: this.cx, prev };
+        this.inner.poll(task)
+    }
+}
+
+struct SwapBack<'a> {
+    slot: &'a mut Option<TraceContext>,
+    prev: Option<TraceContext>,
+}
+
+impl Drop for SwapBack<'_> {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        if let Ok(cx) = CURRENT.try_with(|c| c.replace(prev)) {
+            *self.slot = cx;
+        }
     }
 }
 
@@ -303,6 +318,18 @@ mod tests {
         }
         .with_trace_context(cx(42));
         assert_eq!(task.await, None);
+        assert_eq!(TraceContext::current(), None);
+    }
+
+    #[test]
+    fn a_panicking_poll_does_not_leak_its_context() {
+        let fut = async { panic!("handler bug") }.with_trace_context(cx(5));
+        let mut fut = std::pin::pin!(fut);
+        let waker = std::task::Waker::noop();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = fut.as_mut().poll(&mut Context::from_waker(waker));
+        }));
+        assert!(caught.is_err());
         assert_eq!(TraceContext::current(), None);
     }
 
