@@ -14,38 +14,54 @@ pub const MAX_BYTES: usize = 8192;
 
 /// Everything outside `baggage-octet` is percent-encoded, and `%` itself.
 /// `baggage-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`.
+/// `+` is encoded too (the spec allows encoding any octet): readers that form-decode, such as
+/// OpenTelemetry Python and Java's `URLDecoder`, would otherwise read it as a space.
 const ENCODE: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b',')
     .add(b';')
     .add(b'\\')
-    .add(b'%');
+    .add(b'%')
+    .add(b'+');
 
 /// One baggage entry.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Member {
-    key: String,
-    value: String,
+    // The key immediately followed by the decoded value: one allocation per member.
+    key_value: String,
+    key_len: usize,
     properties: String,
 }
 
 impl Member {
+    fn new(key: &str, value: &str, properties: String) -> Member {
+        let mut key_value = String::with_capacity(key.len() + value.len());
+        key_value.push_str(key);
+        key_value.push_str(value);
+        Member {
+            key_value,
+            key_len: key.len(),
+            properties,
+        }
+    }
     /// The key (an RFC 7230 token).
     pub fn key(&self) -> &str {
-        &self.key
+        self.key_value.get(..self.key_len).unwrap_or_default()
     }
     /// The decoded value.
     pub fn value(&self) -> &str {
-        &self.value
+        self.key_value.get(self.key_len..).unwrap_or_default()
     }
     /// The member's properties (metadata) in canonical form, `k=v;flag`, or `""`.
     pub fn properties(&self) -> &str {
         &self.properties
     }
     fn encoded_len(&self) -> usize {
-        let value: usize = utf8_percent_encode(&self.value, ENCODE).map(str::len).sum();
-        self.key.len()
+        let value: usize = utf8_percent_encode(self.value(), ENCODE)
+            .map(str::len)
+            .sum();
+        self.key_len
             + 1
             + value
             + if self.properties.is_empty() {
@@ -53,6 +69,16 @@ impl Member {
             } else {
                 1 + self.properties.len()
             }
+    }
+}
+
+impl fmt::Debug for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Member")
+            .field("key", &self.key())
+            .field("value", &self.value())
+            .field("properties", &self.properties)
+            .finish()
     }
 }
 
@@ -141,7 +167,11 @@ fn parse_member(raw: &str) -> Option<Member> {
     if !is_valid_key(key) || !value.bytes().all(is_baggage_octet) {
         return None;
     }
-    let value = percent_decode_str(value).decode_utf8().ok()?.into_owned();
+    // Key and decoded value go straight into the member's one buffer.
+    let mut key_value = Vec::with_capacity(key.len() + value.len());
+    key_value.extend_from_slice(key.as_bytes());
+    key_value.extend(percent_decode_str(value));
+    let key_value = String::from_utf8(key_value).ok()?;
     let mut properties = String::new();
     for prop in parts {
         let prop = trim_ows(prop);
@@ -162,8 +192,8 @@ fn parse_member(raw: &str) -> Option<Member> {
         }
     }
     Some(Member {
-        key: key.to_owned(),
-        value,
+        key_value,
+        key_len: key.len(),
         properties,
     })
 }
@@ -187,6 +217,10 @@ impl Baggage {
         let mut drops = BaggageDrops::default();
         let mut bytes = 0usize;
         for line in lines {
+            if members.is_empty() {
+                let commas = line.bytes().filter(|&b| b == b',').count();
+                members.reserve(commas.saturating_add(1).min(MAX_MEMBERS));
+            }
             for raw in line.split(',') {
                 if trim_ows(raw).is_empty() {
                     continue;
@@ -198,7 +232,7 @@ impl Baggage {
                 let extra = member.encoded_len() + usize::from(!members.is_empty());
                 if members.len() == MAX_MEMBERS
                     || bytes + extra > MAX_BYTES
-                    || members.iter().any(|m| m.key == member.key)
+                    || members.iter().any(|m| m.key() == member.key())
                 {
                     drops.over_limit += 1;
                     continue;
@@ -248,8 +282,8 @@ impl Baggage {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.members()
             .iter()
-            .find(|m| m.key == key)
-            .map(|m| m.value.as_str())
+            .find(|m| m.key() == key)
+            .map(Member::value)
     }
 
     /// Returns baggage with `key=value` set (replacing an older value in place).
@@ -258,12 +292,8 @@ impl Baggage {
             return Err(InvalidBaggage { key: true });
         }
         let mut members = self.members().to_vec();
-        let member = Member {
-            key: key.to_owned(),
-            value: value.to_owned(),
-            properties: String::new(),
-        };
-        match members.iter_mut().find(|m| m.key == key) {
+        let member = Member::new(key, value, String::new());
+        match members.iter_mut().find(|m| m.key() == key) {
             Some(slot) => *slot = member,
             None => members.push(member),
         }
@@ -280,7 +310,7 @@ impl Baggage {
         Self::from_vec(
             self.members()
                 .iter()
-                .filter(|m| m.key != key)
+                .filter(|m| m.key() != key)
                 .cloned()
                 .collect(),
         )
@@ -301,7 +331,7 @@ impl Baggage {
             let extra = m.encoded_len() + 1;
             if members.len() < MAX_MEMBERS
                 && bytes + extra <= MAX_BYTES
-                && !members.iter().any(|x| x.key == m.key)
+                && !members.iter().any(|x| x.key() == m.key())
             {
                 bytes += extra;
                 members.push(m.clone());
@@ -316,14 +346,10 @@ impl Baggage {
         let mut members: Vec<Member> = Vec::new();
         let mut bytes = 0usize;
         for (key, value) in pairs {
-            if !is_valid_key(key) || members.iter().any(|m| m.key == key) {
+            if !is_valid_key(key) || members.iter().any(|m| m.key() == key) {
                 continue;
             }
-            let member = Member {
-                key: key.to_owned(),
-                value: value.into_owned(),
-                properties: String::new(),
-            };
+            let member = Member::new(key, &value, String::new());
             let extra = member.encoded_len() + usize::from(!members.is_empty());
             if members.len() == MAX_MEMBERS || bytes + extra > MAX_BYTES {
                 continue;
@@ -341,15 +367,17 @@ impl Baggage {
         if members.is_empty() {
             return None;
         }
-        let mut out = String::with_capacity(members.len() * 16);
+        // The exact length, so the `String` becomes a header value without reallocating.
+        let len = members.iter().map(Member::encoded_len).sum::<usize>() + members.len() - 1;
+        let mut out = String::with_capacity(len.min(MAX_BYTES));
         for m in members {
             let start = out.len();
             if !out.is_empty() {
                 out.push(',');
             }
-            out.push_str(&m.key);
+            out.push_str(m.key());
             out.push('=');
-            out.extend(utf8_percent_encode(&m.value, ENCODE));
+            out.extend(utf8_percent_encode(m.value(), ENCODE));
             if !m.properties.is_empty() {
                 out.push(';');
                 out.push_str(&m.properties);

@@ -2,29 +2,59 @@
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
-/// Decodes one hex digit. `upper` allows `A-F` as well (B3 and Jaeger extraction are tolerant;
-/// W3C `traceparent` is lowercase only).
-#[inline]
-fn nibble(b: u8, upper: bool) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' if upper => Some(b - b'A' + 10),
-        _ => None,
+/// Digit values by byte: `0..=15` for a hex digit, `BAD` for anything else. Two tables, so
+/// the inner loops have no branches: `LOWER` (W3C `traceparent`: lowercase only) and `ANY`
+/// (B3 and Jaeger extraction are tolerant of `A-F`).
+const BAD: u8 = 0x10;
+const LOWER: [u8; 256] = table(false);
+const ANY: [u8; 256] = table(true);
+
+const fn table(upper: bool) -> [u8; 256] {
+    let mut t = [BAD; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        if upper {
+            t[b'A' as usize + i] = 10 + i as u8;
+        }
+        i += 1;
+    }
+    t
+}
+
+/// Up to 16 digits, no length check; `None` if any byte is not a digit.
+#[inline]
+fn fold_u64(s: &[u8], upper: bool) -> Option<u64> {
+    let t = if upper { &ANY } else { &LOWER };
+    let mut v: u64 = 0;
+    let mut bad = 0u8;
+    for &b in s {
+        let d = t[b as usize];
+        bad |= d;
+        v = (v << 4) | u64::from(d & 0x0f);
+    }
+    (bad & BAD == 0).then_some(v)
 }
 
 /// Parses 1 to 32 hex digits into a `u128`.
 #[inline]
 pub(crate) fn parse_u128(s: &[u8], upper: bool) -> Option<u128> {
-    if s.is_empty() || s.len() > 32 {
-        return None;
+    match s.len() {
+        0 => None,
+        1..=16 => fold_u64(s, upper).map(u128::from),
+        17..=32 => {
+            let (hi, lo) = s.split_at(s.len() - 16);
+            let hi = fold_u64(hi, upper)?;
+            let lo = fold_u64(lo, upper)?;
+            Some((u128::from(hi) << 64) | u128::from(lo))
+        }
+        _ => None,
     }
-    let mut v: u128 = 0;
-    for &b in s {
-        v = (v << 4) | u128::from(nibble(b, upper)?);
-    }
-    Some(v)
 }
 
 /// Parses 1 to 16 hex digits into a `u64`.
@@ -33,18 +63,14 @@ pub(crate) fn parse_u64(s: &[u8], upper: bool) -> Option<u64> {
     if s.is_empty() || s.len() > 16 {
         return None;
     }
-    let mut v: u64 = 0;
-    for &b in s {
-        v = (v << 4) | u64::from(nibble(b, upper)?);
-    }
-    Some(v)
+    fold_u64(s, upper)
 }
 
 /// Parses exactly two hex digits.
 #[inline]
 pub(crate) fn parse_u8(s: &[u8], upper: bool) -> Option<u8> {
     match s {
-        [hi, lo] => Some((nibble(*hi, upper)? << 4) | nibble(*lo, upper)?),
+        [_, _] => fold_u64(s, upper).map(|v| v as u8),
         _ => None,
     }
 }
@@ -53,9 +79,8 @@ pub(crate) fn parse_u8(s: &[u8], upper: bool) -> Option<u8> {
 #[inline]
 pub(crate) fn push_u128(out: &mut String, value: u128) {
     let mut buf = [0u8; 32];
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = DIGITS[((value >> (124 - 4 * i)) & 0xf) as usize];
-    }
+    encode_u64(&mut buf[..16], (value >> 64) as u64);
+    encode_u64(&mut buf[16..], value as u64);
     push_ascii(out, &buf);
 }
 
@@ -63,10 +88,15 @@ pub(crate) fn push_u128(out: &mut String, value: u128) {
 #[inline]
 pub(crate) fn push_u64(out: &mut String, value: u64) {
     let mut buf = [0u8; 16];
-    for (i, b) in buf.iter_mut().enumerate() {
+    encode_u64(&mut buf, value);
+    push_ascii(out, &buf);
+}
+
+#[inline]
+fn encode_u64(buf: &mut [u8], value: u64) {
+    for (i, b) in buf.iter_mut().take(16).enumerate() {
         *b = DIGITS[((value >> (60 - 4 * i)) & 0xf) as usize];
     }
-    push_ascii(out, &buf);
 }
 
 /// Appends `value` as exactly 2 lowercase hex digits.
@@ -104,6 +134,35 @@ mod tests {
         let mut s = String::new();
         push_u8(&mut s, 3);
         assert_eq!(s, "03");
+    }
+
+    #[test]
+    fn every_byte_decodes_as_the_reference_says() {
+        fn reference(b: u8, upper: bool) -> Option<u64> {
+            match b {
+                b'0'..=b'9' => Some(u64::from(b - b'0')),
+                b'a'..=b'f' => Some(u64::from(b - b'a' + 10)),
+                b'A'..=b'F' if upper => Some(u64::from(b - b'A' + 10)),
+                _ => None,
+            }
+        }
+        for upper in [false, true] {
+            for b in 0..=255u8 {
+                assert_eq!(parse_u64(&[b], upper), reference(b, upper), "{b:#x}");
+                let want = reference(b, upper).map(|d| u128::from(d) | (0xf << 124));
+                let mut s = vec![b'f'];
+                s.extend(std::iter::repeat_n(b'0', 30));
+                s.push(b);
+                assert_eq!(parse_u128(&s, upper), want, "{b:#x} last of 32");
+            }
+        }
+        assert_eq!(parse_u128(b"0123456789abcdef0", false), Some(0x0123456789abcdef0));
+        assert_eq!(
+            parse_u128(b"ffffffffffffffffffffffffffffffff", false),
+            Some(u128::MAX)
+        );
+        assert_eq!(parse_u128(&[b'1'; 33], false), None);
+        assert_eq!(parse_u8(b"fF", true), Some(0xff));
     }
 
     #[test]

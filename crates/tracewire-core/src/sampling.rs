@@ -94,7 +94,9 @@ impl Sampler {
         } else {
             ratio.clamp(0.0, 1.0)
         };
-        let bound = (ratio * 18_446_744_073_709_551_616.0).round() as u128;
+        // Ties round to even, like Python's `round()` in the OpenTelemetry SDK (only ratios
+        // below 2^-11 can produce a tie).
+        let bound = (ratio * 18_446_744_073_709_551_616.0).round_ties_even() as u128;
         Sampler::TraceIdRatio(TraceIdRatio { ratio, bound })
     }
 

@@ -102,6 +102,15 @@ pub const RPC_SERVICE: &str = "rpc.service";
 pub const RPC_METHOD: &str = "rpc.method";
 /// `rpc.grpc.status_code` (int)
 pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
+/// `rpc.system.name`: the newer RPC conventions' name for [`RPC_SYSTEM`]
+/// (`OTEL_SEMCONV_STABILITY_OPT_IN=rpc` or `rpc/dup`).
+pub const RPC_SYSTEM_NAME: &str = "rpc.system.name";
+/// `rpc.response.status_code`: the newer RPC conventions' status, a string (`"OK"`,
+/// `"NOT_FOUND"`), replacing [`RPC_GRPC_STATUS_CODE`]. Under the newer conventions
+/// [`RPC_METHOD`] holds the fully-qualified `package.Service/Method` and `rpc.service` is gone.
+pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
+/// Value of [`RPC_SYSTEM`] / [`RPC_SYSTEM_NAME`] for gRPC.
+pub const RPC_SYSTEM_GRPC: &str = "grpc";
 
 /// `messaging.system`
 pub const MESSAGING_SYSTEM: &str = "messaging.system";

@@ -133,37 +133,60 @@ impl TraceState {
     where
         I: IntoIterator<Item = &'a str>,
     {
-        let mut out = String::new();
+        // One pass validates and remembers the members (borrowed, at most 32); the state is
+        // then built with one allocation — none beyond the `Arc` when a single line is already
+        // canonical, as headers written by a conforming sender are.
+        let mut members: [(&str, &str); MAX_MEMBERS] = [("", ""); MAX_MEMBERS];
         let mut count = 0usize;
+        let mut canonical_len = 0usize;
+        let mut line_count = 0usize;
+        let mut only_line = "";
         for line in lines {
+            line_count += 1;
+            only_line = line;
             for member in line.split(',') {
                 let member = trim_ows(member);
                 if member.is_empty() {
                     continue;
                 }
-                let (key, value) = member
-                    .split_once('=')
+                let eq = member
+                    .bytes()
+                    .position(|b| b == b'=')
                     .ok_or(InvalidTraceState::new(InvalidKind::Member))?;
+                let (key, value) = (&member[..eq], &member[eq + 1..]);
                 if !is_valid_key(key) {
                     return Err(InvalidTraceState::new(InvalidKind::Key));
                 }
                 if !is_valid_value(value) {
                     return Err(InvalidTraceState::new(InvalidKind::Value));
                 }
-                count += 1;
-                if count > MAX_MEMBERS {
+                if count == MAX_MEMBERS {
                     return Err(InvalidTraceState::new(InvalidKind::TooMany));
                 }
-                if find(&out, key).is_some() {
+                if members[..count].iter().any(|(k, _)| *k == key) {
                     return Err(InvalidTraceState::new(InvalidKind::Duplicate));
                 }
-                if !out.is_empty() {
-                    out.push(',');
-                }
-                out.push_str(key);
-                out.push('=');
-                out.push_str(value);
+                members[count] = (key, value);
+                count += 1;
+                canonical_len += usize::from(canonical_len != 0) + member.len();
             }
+        }
+        if count == 0 {
+            return Ok(TraceState(None));
+        }
+        // The canonical form is the members joined by `,`; a line of the same length holds
+        // nothing else (no white space, no empty members), so it is the canonical form.
+        if line_count == 1 && only_line.len() == canonical_len {
+            return Ok(TraceState(Some(Arc::from(only_line))));
+        }
+        let mut out = String::with_capacity(canonical_len);
+        for (i, (key, value)) in members[..count].iter().enumerate() {
+            if i != 0 {
+                out.push(',');
+            }
+            out.push_str(key);
+            out.push('=');
+            out.push_str(value);
         }
         Ok(TraceState::from_canonical(out))
     }

@@ -79,19 +79,38 @@ pub(crate) fn parse_single(value: &str) -> Option<B3Extract> {
     if value.len() == 1 {
         return single_sampling(value).map(B3Extract::SamplingOnly);
     }
-    let mut parts = value.split('-');
-    let t = trace_id(parts.next()?)?;
-    let s = span_id(parts.next()?)?;
-    let sampling = match parts.next() {
-        None => Sampling::Deferred,
-        Some(x) => single_sampling(x)?,
+    // `{trace:16|32}-{span:16}[-{0|1|d}[-{parent:16}]]`, read by position: a `-` is never a
+    // hex digit, so a misplaced one fails the id it lands in.
+    let b = value.as_bytes();
+    let split = match (b.get(16), b.get(32)) {
+        (Some(b'-'), _) => 16,
+        (_, Some(b'-')) => 32,
+        _ => return None,
     };
-    if let Some(parent) = parts.next() {
-        span_id(parent)?;
-    }
-    if parts.next().is_some() {
-        return None;
-    }
+    let t = trace_id(&value[..split])?;
+    let rest = &value[split + 1..];
+    let s = span_id(rest.get(..16)?)?;
+    let sampling = match rest.as_bytes()[16..] {
+        [] => Sampling::Deferred,
+        [b'-', ..] => {
+            let tail = &rest[17..];
+            let (flag, parent) = match tail.as_bytes() {
+                [flag] => (*flag, None),
+                [flag, b'-', ..] => (*flag, Some(&tail[2..])),
+                _ => return None,
+            };
+            if let Some(parent) = parent {
+                span_id(parent)?;
+            }
+            match flag {
+                b'0' => Sampling::NotSampled,
+                b'1' => Sampling::Sampled,
+                b'd' => Sampling::Debug,
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
     Some(B3Extract::Context(remote(t, s, sampling)))
 }
 
@@ -242,6 +261,43 @@ mod tests {
             &format!("{T}-{S}-"),
         ] {
             assert_eq!(parse_single(v), None, "{v:?}");
+        }
+    }
+
+    /// The straightforward `split('-')` reading the positional parser must agree with.
+    fn reference_single(value: &str) -> Option<B3Extract> {
+        let value = value.trim_matches(|c| c == ' ' || c == '\t');
+        if value.len() == 1 {
+            return single_sampling(value).map(B3Extract::SamplingOnly);
+        }
+        let mut parts = value.split('-');
+        let t = trace_id(parts.next()?)?;
+        let s = span_id(parts.next()?)?;
+        let sampling = match parts.next() {
+            None => Sampling::Deferred,
+            Some(x) => single_sampling(x)?,
+        };
+        if let Some(parent) = parts.next() {
+            span_id(parent)?;
+        }
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(B3Extract::Context(remote(t, s, sampling)))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn single_agrees_with_split_reference(
+            v in "([0-9a-fA-F]{16}|[0-9a-f]{32}|[0-9a-f]{0,33})(-([0-9a-f]{16}|[0-9A-F]{0,17})\
+                  (-[01dx]{0,2}(-([0-9a-f]{16}|[0-9a-f]{0,17})(-[0-9]{0,2})?)?)?)?",
+        ) {
+            proptest::prop_assert_eq!(parse_single(&v), reference_single(&v), "{:?}", v);
+        }
+
+        #[test]
+        fn single_agrees_on_noise(v in "[0-9a-f\\- é]{0,60}") {
+            proptest::prop_assert_eq!(parse_single(&v), reference_single(&v), "{:?}", v);
         }
     }
 

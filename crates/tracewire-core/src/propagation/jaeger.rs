@@ -32,10 +32,14 @@ pub(crate) fn parse(value: &str) -> Option<TraceContext> {
     let s = hex::parse_u64(parts.next()?.as_bytes(), true).filter(|v| *v != 0)?;
     hex::parse_u64(parts.next()?.as_bytes(), true)?;
     let flags = parts.next()?;
-    if parts.next().is_some() || flags.is_empty() || flags.len() > 2 {
+    if parts.next().is_some() {
         return None;
     }
-    let flags = u8::from_str_radix(flags, 16).ok()?;
+    // Hex digits only: `u8::from_str_radix` alone would accept a leading `+`.
+    let flags = match flags.as_bytes() {
+        [one] => hex::parse_u8(&[b'0', *one], true)?,
+        two => hex::parse_u8(two, true)?,
+    };
     let sampling = if flags & FLAG_DEBUG != 0 {
         Sampling::Debug
     } else {
@@ -84,7 +88,7 @@ pub(crate) fn extract_baggage<E: Extractor + ?Sized>(carrier: &E) -> Baggage {
 
 /// The `uber-trace-id` value: `{32 hex}:{16 hex}:0:{2 hex flags}`.
 pub fn header_value(cx: &TraceContext) -> String {
-    let mut s = String::with_capacity(53);
+    let mut s = String::with_capacity(54);
     hex::push_u128(&mut s, cx.trace_id.0);
     s.push(':');
     hex::push_u64(&mut s, cx.span_id.0);

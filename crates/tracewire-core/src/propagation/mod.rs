@@ -236,18 +236,24 @@ impl Propagators {
         out
     }
 
-    /// Writes `cx` (and its baggage) in every configured format.
+    /// Writes `cx` (and its baggage) in every configured format. A context with a zero trace or
+    /// span id ([`TraceContext::is_valid`] false) writes no trace headers — receivers would
+    /// reject them — only its baggage.
     pub fn inject<I: Injector + ?Sized>(&self, cx: &TraceContext, carrier: &mut I) {
+        let valid = cx.is_valid();
         for &format in &self.formats {
             match format {
-                Format::TraceContext => w3c::inject(cx, carrier),
+                Format::TraceContext if valid => w3c::inject(cx, carrier),
                 Format::Baggage => w3c::inject_baggage(&cx.baggage, carrier),
-                Format::B3 => b3::inject_single(cx, carrier),
-                Format::B3Multi => b3::inject_multi(cx, carrier),
+                Format::B3 if valid => b3::inject_single(cx, carrier),
+                Format::B3Multi if valid => b3::inject_multi(cx, carrier),
                 Format::Jaeger => {
-                    jaeger::inject(cx, carrier);
+                    if valid {
+                        jaeger::inject(cx, carrier);
+                    }
                     jaeger::inject_baggage(&cx.baggage, carrier);
                 }
+                Format::TraceContext | Format::B3 | Format::B3Multi => {}
             }
         }
     }
