@@ -1,0 +1,335 @@
+//! The span of one call and what gets recorded on it, shared by the server and client layers.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use fastrace::Span;
+use tracewire_core::TraceContext;
+use tracewire_core::semconv;
+
+use crate::conventions::RpcConventions;
+use crate::status::{self, Side, WireStatus};
+
+/// Span name for a path that is not `/package.Service/Method`.
+pub(crate) const OTHER: &str = "_OTHER";
+
+/// Splits a gRPC path `/package.Service/Method` into `("package.Service", "Method")`.
+pub(crate) fn parse_path(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
+}
+
+/// The span name for a path: `package.Service/Method`, or `_OTHER` for anything else (so a
+/// peer sending garbage paths cannot create unbounded span names).
+pub(crate) fn span_name(path: &str) -> Cow<'static, str> {
+    match parse_path(path) {
+        Some(_) => Cow::Owned(path[1..].to_owned()),
+        None => Cow::Borrowed(OTHER),
+    }
+}
+
+/// Writes the attributes known when the call starts. Lazy: nothing is computed (and `server`
+/// and `peer` are not called) for a no-op, unsampled span.
+pub(crate) fn record_start(
+    span: &Span,
+    conventions: RpcConventions,
+    path: &str,
+    server: impl FnOnce() -> Option<(Cow<'static, str>, Option<u16>)>,
+    peer: impl FnOnce() -> Option<SocketAddr>,
+) {
+    span.add_properties(|| {
+        let parsed = parse_path(path);
+        let owned = |v: &str| Cow::Owned(v.to_owned());
+        let grpc = Cow::Borrowed(semconv::RPC_SYSTEM_GRPC);
+        let method = parsed.map(|(_, method)| {
+            let value = if conventions.stable() {
+                &path[1..]
+            } else {
+                method
+            };
+            (semconv::RPC_METHOD, owned(value))
+        });
+        let (server_address, server_port) = match server() {
+            Some((host, port)) => (
+                Some((semconv::SERVER_ADDRESS, host)),
+                port.map(|p| (semconv::SERVER_PORT, Cow::Owned(p.to_string()))),
+            ),
+            None => (None, None),
+        };
+        let peer = peer();
+        [
+            conventions
+                .legacy()
+                .then(|| (semconv::RPC_SYSTEM, grpc.clone())),
+            conventions
+                .stable()
+                .then(|| (semconv::RPC_SYSTEM_NAME, grpc.clone())),
+            parsed
+                .filter(|_| conventions.legacy())
+                .map(|(service, _)| (semconv::RPC_SERVICE, owned(service))),
+            method,
+            server_address,
+            server_port,
+            peer.map(|p| {
+                (
+                    semconv::NETWORK_PEER_ADDRESS,
+                    Cow::Owned(p.ip().to_string()),
+                )
+            }),
+            peer.map(|p| (semconv::NETWORK_PEER_PORT, Cow::Owned(p.port().to_string()))),
+        ]
+        .into_iter()
+        .flatten()
+    });
+}
+
+/// `server.address` and `server.port` from a request's URI authority (the HTTP/2
+/// `:authority`), else its `Host` header.
+pub(crate) fn authority_of<B>(req: &http::Request<B>) -> Option<(Cow<'static, str>, Option<u16>)> {
+    // IPv6 literals are recorded without their URI brackets.
+    let split = |a: &http::uri::Authority| {
+        let host = a.host();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        (Cow::Owned(host.to_owned()), a.port_u16())
+    };
+    if let Some(a) = req.uri().authority() {
+        return Some(split(a));
+    }
+    let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
+    Some(split(&http::uri::Authority::try_from(host).ok()?))
+}
+
+/// Tolerance when deciding whether a call dropped before its end ran out of time: tonic's
+/// deadline timer starts a moment before the layer reads `grpc-timeout`.
+const DEADLINE_SLACK: Duration = Duration::from_millis(2);
+
+/// The span of one call until its status is known. Dropped unfinished, it records the call as
+/// cancelled (or as DEADLINE_EXCEEDED when its deadline had passed).
+#[derive(Debug)]
+pub(crate) struct RpcSpan {
+    span: Option<Span>,
+    side: Side,
+    conventions: RpcConventions,
+    deadline: Option<Instant>,
+}
+
+impl RpcSpan {
+    pub(crate) fn new(
+        span: Span,
+        side: Side,
+        conventions: RpcConventions,
+        deadline: Option<Instant>,
+    ) -> Self {
+        RpcSpan {
+            span: Some(span),
+            side,
+            conventions,
+            deadline,
+        }
+    }
+
+    /// The span while it runs.
+    pub(crate) fn span(&self) -> Option<&Span> {
+        self.span.as_ref()
+    }
+
+    /// True when the call had a deadline and it has passed (give or take [`DEADLINE_SLACK`]).
+    pub(crate) fn deadline_passed(&self) -> bool {
+        self.deadline
+            .is_some_and(|d| Instant::now() + DEADLINE_SLACK >= d)
+    }
+
+    /// True once a status was recorded and the span ended.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.span.is_none()
+    }
+
+    /// Records the call's status and ends the span.
+    ///
+    /// On the client, a CANCELLED status that arrives after the call's deadline is recorded as
+    /// DEADLINE_EXCEEDED: that is what the call ran into (tonic reports a timeout it enforces
+    /// itself, on either end, as CANCELLED).
+    pub(crate) fn finish(&mut self, mut status: WireStatus) {
+        if self.side == Side::Client && status.code == status::CANCELLED && self.deadline_passed() {
+            status.code = status::DEADLINE_EXCEEDED;
+        }
+        if let Some(span) = self.span.take() {
+            record_status(&span, self.side, self.conventions, status);
+        }
+    }
+
+    /// Records a failure below gRPC (a transport or body error: no status arrived) and ends
+    /// the span. `error_type` is the error's Rust type name.
+    pub(crate) fn fail(&mut self, error_type: &'static str, message: impl FnOnce() -> String) {
+        if let Some(span) = self.span.take() {
+            span.add_properties(|| {
+                [
+                    (semconv::ERROR_TYPE, Cow::Borrowed(error_type)),
+                    (
+                        semconv::OTEL_STATUS_CODE,
+                        Cow::Borrowed(semconv::STATUS_ERROR),
+                    ),
+                    (semconv::OTEL_STATUS_DESCRIPTION, Cow::Owned(message())),
+                ]
+            });
+        }
+    }
+
+    /// The stream ended cleanly but carried no `grpc-status`: UNKNOWN, as gRPC clients infer.
+    pub(crate) fn finish_without_status(&mut self) {
+        self.finish(WireStatus {
+            code: status::UNKNOWN,
+            message: Some("the stream ended without a grpc-status".to_owned()),
+        });
+    }
+}
+
+impl Drop for RpcSpan {
+    fn drop(&mut self) {
+        if self.span.is_none() {
+            return;
+        }
+        let status = if self.deadline_passed() {
+            WireStatus {
+                code: status::DEADLINE_EXCEEDED,
+                message: Some("the deadline (grpc-timeout) expired before the call ended".into()),
+            }
+        } else {
+            WireStatus {
+                code: status::CANCELLED,
+                message: Some("the call was dropped before the end of its stream".into()),
+            }
+        };
+        self.finish(status);
+    }
+}
+
+/// `"0"`..`"16"` without allocating.
+const CODE_NUMBERS: [&str; 17] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+];
+
+fn record_status(span: &Span, side: Side, conventions: RpcConventions, status: WireStatus) {
+    span.add_properties(|| {
+        let code = status.code;
+        let name = status::code_name(code);
+        let number = CODE_NUMBERS
+            .get(usize::from(code))
+            .map_or_else(|| Cow::Owned(code.to_string()), |n| Cow::Borrowed(*n));
+        let error = side.is_error(code);
+        let description = status.message.map_or(Cow::Borrowed(name), Cow::Owned);
+        [
+            conventions
+                .legacy()
+                .then_some((semconv::RPC_GRPC_STATUS_CODE, number)),
+            conventions
+                .stable()
+                .then_some((semconv::RPC_RESPONSE_STATUS_CODE, Cow::Borrowed(name))),
+            error.then_some((semconv::ERROR_TYPE, Cow::Borrowed(name))),
+            error.then_some((
+                semconv::OTEL_STATUS_CODE,
+                Cow::Borrowed(semconv::STATUS_ERROR),
+            )),
+            error.then_some((semconv::OTEL_STATUS_DESCRIPTION, description)),
+        ]
+        .into_iter()
+        .flatten()
+    });
+}
+
+/// What a traced response body carries: the span, and on the server the context to attach
+/// while the handler's stream is polled.
+#[derive(Debug)]
+pub(crate) struct CallState {
+    pub(crate) span: RpcSpan,
+    pub(crate) context: Option<TraceContext>,
+}
+
+impl CallState {
+    /// On the server (where a context is kept), runs `f` with the span as fastrace's local
+    /// parent and the context attached: the handler's code runs inside the future and the
+    /// response stream the layer polls. On the client nothing of the caller's runs inside the
+    /// body, so `f` runs as is (no fastrace collect per frame).
+    pub(crate) fn scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        if self.context.is_none() {
+            return f();
+        }
+        let _parent = self.span.span().map(Span::set_local_parent);
+        tracewire_core::context::scope(&mut self.context, f)
+    }
+}
+
+/// The deadline of a call from its `grpc-timeout` header and a configured limit, whichever
+/// is earlier.
+pub(crate) fn deadline(headers: &http::HeaderMap, limit: Option<Duration>) -> Option<Instant> {
+    let header = headers
+        .get(status::GRPC_TIMEOUT)
+        .and_then(|v| status::parse_timeout(v.as_bytes()));
+    let timeout = match (header, limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }?;
+    Instant::now().checked_add(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            parse_path("/tracewire.test.v1.Echo/Unary"),
+            Some(("tracewire.test.v1.Echo", "Unary"))
+        );
+        assert_eq!(parse_path("/Echo/Unary"), Some(("Echo", "Unary")));
+        for bad in ["", "/", "//x", "/svc/", "/svc", "svc/m", "/a/b/c"] {
+            assert_eq!(parse_path(bad), None, "{bad:?}");
+        }
+        assert_eq!(span_name("/pkg.Svc/M"), "pkg.Svc/M");
+        assert_eq!(span_name("/favicon.ico"), OTHER);
+    }
+
+    #[test]
+    fn deadlines() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(deadline(&h, None), None);
+        let before = Instant::now();
+        let d = deadline(&h, Some(Duration::from_secs(1))).unwrap();
+        assert!(
+            d >= before + Duration::from_secs(1) && d <= Instant::now() + Duration::from_secs(1)
+        );
+        h.insert(status::GRPC_TIMEOUT, http::HeaderValue::from_static("50m"));
+        let d = deadline(&h, Some(Duration::from_secs(1))).unwrap();
+        assert!(d <= Instant::now() + Duration::from_millis(50));
+        h.insert(
+            status::GRPC_TIMEOUT,
+            http::HeaderValue::from_static("bogus"),
+        );
+        assert_eq!(deadline(&h, None), None);
+    }
+
+    #[test]
+    fn authority() {
+        let req = http::Request::get("http://example.com:50051/pkg.Svc/M")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            authority_of(&req),
+            Some(("example.com".into(), Some(50051)))
+        );
+        let req = http::Request::get("/pkg.Svc/M")
+            .header("host", "[::1]:8080")
+            .body(())
+            .unwrap();
+        assert_eq!(authority_of(&req), Some(("::1".into(), Some(8080))));
+        let req = http::Request::get("/pkg.Svc/M").body(()).unwrap();
+        assert_eq!(authority_of(&req), None);
+    }
+}
