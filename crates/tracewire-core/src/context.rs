@@ -195,12 +195,9 @@ impl<F: Future> Future for WithContext<F> {
 
     fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        // Swap the context in for the poll and back out after: no clone, no refcount traffic.
-        // The swap back happens in a guard so a panicking poll (caught by the runtime) does not
-        // leave this request's context on the worker thread for unrelated tasks.
-        let prev = CURRENT.with(|c| c.replace(this.cx.take()));
-        let _restore = SwapBack { slot: this.cx, prev };
-        this.inner.poll(task)
+        // Swap the context in for the poll and back out after: no clone, no refcount traffic,
+        // restored even if the poll panics (see `scope`).
+        scope(this.cx, || this.inner.poll(task))
     }
 }
 
@@ -261,6 +258,17 @@ pub fn with_attached<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
     CURRENT.with(|c| f(c.borrow().as_ref()))
 }
 
+/// Runs `f` with the context in `slot` attached, without cloning it: the context is moved in
+/// for the call and back into `slot` after (what [`WithContext`] does on every poll). For code
+/// that keeps a context across many polls outside a future — a response body, a stream.
+/// `None` in `slot` runs `f` with no context attached.
+pub fn scope<R>(slot: &mut Option<TraceContext>, f: impl FnOnce() -> R) -> R {
+    let prev = CURRENT.with(|c| c.replace(slot.take()));
+    // Swapped back in a guard, also on unwind (as in `WithContext::poll`).
+    let _restore = SwapBack { slot, prev };
+    f()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +290,31 @@ mod tests {
             assert_eq!(TraceContext::current().unwrap().trace_id, TraceId(1));
         }
         assert_eq!(TraceContext::current(), None);
+    }
+
+    #[test]
+    fn scope_moves_the_context_in_and_back() {
+        let _outer = cx(1).attach();
+        let mut slot = Some(cx(2));
+        let seen = scope(&mut slot, || TraceContext::current().map(|c| c.trace_id));
+        assert_eq!(seen, Some(TraceId(2)));
+        assert_eq!(slot.map(|c| c.trace_id), Some(TraceId(2)), "given back");
+        assert_eq!(
+            TraceContext::current().unwrap().trace_id,
+            TraceId(1),
+            "restored"
+        );
+        let mut empty = None;
+        assert_eq!(scope(&mut empty, TraceContext::current), None);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            scope(&mut Some(cx(3)), || panic!("boom"))
+        }));
+        assert!(caught.is_err());
+        assert_eq!(
+            TraceContext::current().unwrap().trace_id,
+            TraceId(1),
+            "restored on unwind"
+        );
     }
 
     #[test]

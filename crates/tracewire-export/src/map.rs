@@ -1,0 +1,670 @@
+//! **The one mapping** from fastrace [`SpanRecord`]s (plus tracewire's property conventions)
+//! to OTLP spans. Every exporter (OTLP, Zipkin, console) starts from its output.
+//!
+//! | fastrace / tracewire                          | OTLP                                   |
+//! |-----------------------------------------------|----------------------------------------|
+//! | `trace_id`, `span_id`, `parent_id` (0 = none) | `trace_id`, `span_id`, `parent_span_id` |
+//! | property `span.kind`                          | `kind` (absent: `INTERNAL`)            |
+//! | `otel.status_code` + `otel.status_description`| `status`                               |
+//! | `tracewire.trace_flags`                       | `flags` bits 0–7 (absent: sampled)     |
+//! | `tracewire.parent.remote`                     | `flags` bits 8–9 (has-is-remote, is-remote) |
+//! | `tracewire.tracestate`                        | `trace_state`                          |
+//! | other properties                              | attributes, typed by [`semconv::typed_key`] |
+//! | events (`EventRecord`)                        | events, attributes typed the same way  |
+//! | links (`SpanContext`)                         | links with the sampled flag            |
+//!
+//! A span without `tracewire.trace_flags`/`tracewire.tracestate` (a plain child span) takes
+//! them from a span of the same trace in the same batch that has them (the root).
+
+use std::collections::HashMap;
+
+use fastrace::collector::{EventRecord, SpanContext, SpanRecord};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind as ProtoKind};
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status};
+use tracewire_core::SpanKind;
+use tracewire_core::semconv::{self, ValueType};
+
+/// `flags` bit: the `is_remote` bit (bit 9) is meaningful.
+pub const FLAG_HAS_IS_REMOTE: u32 = 0x100;
+/// `flags` bit: the parent (or link) is remote.
+pub const FLAG_IS_REMOTE: u32 = 0x200;
+
+/// Limits applied while mapping (the OpenTelemetry span limits; `OTEL_SPAN_*`,
+/// `OTEL_ATTRIBUTE_*`, `OTEL_EVENT_*`, `OTEL_LINK_*`). What is cut is counted in the span's
+/// `dropped_*_count` fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanLimits {
+    /// Attributes per span (default 128).
+    pub attribute_count: usize,
+    /// Longest string value in characters; longer values are truncated (default: no limit).
+    pub attribute_value_length: Option<usize>,
+    /// Events per span (default 128).
+    pub event_count: usize,
+    /// Links per span (default 128).
+    pub link_count: usize,
+    /// Attributes per event (default 128).
+    pub attributes_per_event: usize,
+    /// Attributes per link (default 128).
+    pub attributes_per_link: usize,
+}
+
+impl Default for SpanLimits {
+    fn default() -> Self {
+        SpanLimits {
+            attribute_count: 128,
+            attribute_value_length: None,
+            event_count: 128,
+            link_count: 128,
+            attributes_per_event: 128,
+            attributes_per_link: 128,
+        }
+    }
+}
+
+/// Maps a batch of records (see the [module docs](self) for the table).
+pub fn map_spans(records: Vec<SpanRecord>, limits: &SpanLimits) -> Vec<Span> {
+    Mapper::new(limits.clone()).map(records)
+}
+
+/// Maps one record. Prefer [`map_spans`] or a [`Mapper`], which also fill in the trace flags
+/// and `tracestate` of child spans from their root.
+pub fn map_span(record: SpanRecord, limits: &SpanLimits) -> Span {
+    let mut span = Span::default();
+    map_span_into(record, limits, &mut span, &mut Spare::default());
+    span.flags &= !RECORDED;
+    span
+}
+
+/// The mapping with buffer reuse: spans given back with [`Mapper::recycle`] after export are
+/// refilled in place (their strings and vectors keep their capacity), so a steady export
+/// stream maps with almost no allocation. The pipeline's worker keeps one.
+#[derive(Debug, Default)]
+pub struct Mapper {
+    limits: SpanLimits,
+    pool: Vec<Span>,
+    spare: Spare,
+}
+
+/// Recycled pieces (bounded).
+#[derive(Debug, Default)]
+struct Spare {
+    kvs: Vec<KeyValue>,
+    strings: Vec<String>,
+}
+
+const MAX_POOLED_SPANS: usize = 4096;
+const MAX_SPARE: usize = 8192;
+/// Strings longer than this are not kept for reuse.
+const MAX_POOLED_CAPACITY: usize = 16 * 1024;
+
+impl Spare {
+    fn string(&mut self) -> String {
+        self.strings.pop().unwrap_or_default()
+    }
+
+    fn keep_string(&mut self, s: String) {
+        if self.strings.len() < MAX_SPARE && s.capacity() <= MAX_POOLED_CAPACITY {
+            self.strings.push(s);
+        }
+    }
+
+    fn keep_kv(&mut self, kv: KeyValue) {
+        if self.kvs.len() < MAX_SPARE && kv.key.capacity() <= MAX_POOLED_CAPACITY {
+            self.kvs.push(kv);
+        }
+    }
+}
+
+impl Mapper {
+    /// A mapper applying `limits`.
+    pub fn new(limits: SpanLimits) -> Self {
+        Mapper {
+            limits,
+            ..Mapper::default()
+        }
+    }
+
+    /// Maps a batch; children inherit their root's trace flags and `tracestate`.
+    pub fn map(&mut self, records: Vec<SpanRecord>) -> Vec<Span> {
+        let mut spans = Vec::with_capacity(records.len());
+        for r in records {
+            let mut span = self.pool.pop().unwrap_or_default();
+            map_span_into(r, &self.limits, &mut span, &mut self.spare);
+            spans.push(span);
+        }
+        inherit_trace_flags(&mut spans);
+        spans
+    }
+
+    /// Gives exported spans back for reuse (a bounded number is kept).
+    pub fn recycle(&mut self, spans: impl IntoIterator<Item = Span>) {
+        for span in spans {
+            if self.pool.len() >= MAX_POOLED_SPANS {
+                break;
+            }
+            let big = span.name.capacity() > MAX_POOLED_CAPACITY
+                || span.trace_state.capacity() > MAX_POOLED_CAPACITY
+                || span.attributes.iter().any(|kv| {
+                    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(Value::StringValue(s)) => s.capacity() > MAX_POOLED_CAPACITY,
+                        _ => false,
+                    }
+                });
+            if !big {
+                self.pool.push(span);
+            }
+        }
+    }
+}
+
+/// Children inherit the root's flags and tracestate (only the root records them). Bit 11
+/// (not an OTLP bit) marks "flags were recorded" until here.
+fn inherit_trace_flags(spans: &mut [Span]) {
+    let key = |s: &Span| <[u8; 16]>::try_from(s.trace_id.as_slice()).map(u128::from_be_bytes);
+    let mut by_trace: HashMap<u128, (u32, String)> = HashMap::new();
+    for s in spans.iter() {
+        if s.flags & RECORDED != 0
+            && let Ok(k) = key(s)
+        {
+            by_trace
+                .entry(k)
+                .or_insert_with(|| (s.flags & 0xff, s.trace_state.clone()));
+        }
+    }
+    for s in spans.iter_mut() {
+        if s.flags & RECORDED != 0 {
+            s.flags &= !RECORDED;
+        } else if !by_trace.is_empty()
+            && let Some((flags, state)) = key(s).ok().and_then(|k| by_trace.get(&k))
+        {
+            s.flags = (s.flags & !0xff) | flags;
+            if s.trace_state.is_empty() {
+                s.trace_state.clone_from(state);
+            }
+        }
+    }
+}
+
+const RECORDED: u32 = 0x800;
+
+fn set_bytes(v: &mut Vec<u8>, b: &[u8]) {
+    v.clear();
+    v.extend_from_slice(b);
+}
+
+fn set_str(s: &mut String, v: &str) {
+    s.clear();
+    s.push_str(v);
+}
+
+/// **The mapping**, into a (possibly recycled) span: every field is overwritten.
+fn map_span_into(record: SpanRecord, limits: &SpanLimits, span: &mut Span, spare: &mut Spare) {
+    let SpanRecord {
+        trace_id,
+        span_id,
+        parent_id,
+        begin_time_unix_ns,
+        duration_ns,
+        name,
+        properties,
+        events,
+        links,
+    } = record;
+    let mut kind = ProtoKind::Internal;
+    let mut status_code = StatusCode::Unset;
+    let status = span.status.get_or_insert_with(Status::default);
+    status.message.clear();
+    let mut trace_flags: Option<u32> = None;
+    let mut remote = false;
+    span.trace_state.clear();
+    let mut attrs = AttrWriter::new(
+        &mut span.attributes,
+        spare,
+        limits.attribute_count,
+        limits.attribute_value_length,
+    );
+    for (key, value) in &properties {
+        match &**key {
+            semconv::SPAN_KIND => kind = proto_kind(SpanKind::parse(value).unwrap_or_default()),
+            semconv::OTEL_STATUS_CODE => {
+                status_code = if value.eq_ignore_ascii_case(semconv::STATUS_ERROR) {
+                    StatusCode::Error
+                } else if value.eq_ignore_ascii_case(semconv::STATUS_OK) {
+                    StatusCode::Ok
+                } else {
+                    StatusCode::Unset
+                }
+            }
+            semconv::OTEL_STATUS_DESCRIPTION => set_str(&mut status.message, value),
+            semconv::TRACEWIRE_TRACE_FLAGS => {
+                trace_flags = u8::from_str_radix(value, 16).ok().map(u32::from)
+            }
+            semconv::TRACEWIRE_PARENT_REMOTE => remote = value == "true",
+            semconv::TRACEWIRE_TRACE_STATE => set_str(&mut span.trace_state, value),
+            k if k.starts_with(semconv::TRACEWIRE_RESERVED_PREFIX) => {}
+            _ => attrs.push(key, value),
+        }
+    }
+    span.dropped_attributes_count = attrs.finish();
+    if status_code != StatusCode::Error {
+        // The description is only meaningful for errors (OpenTelemetry API).
+        status.message.clear();
+    }
+    status.code = status_code as i32;
+    let mut flags = match trace_flags {
+        Some(f) => f | RECORDED,
+        None => 0x01,
+    };
+    flags |= FLAG_HAS_IS_REMOTE;
+    if remote {
+        flags |= FLAG_IS_REMOTE;
+    }
+
+    span.dropped_events_count = events.len().saturating_sub(limits.event_count) as u32;
+    span.events.clear();
+    span.events.extend(
+        events
+            .into_iter()
+            .take(limits.event_count)
+            .map(|e| map_event(e, limits)),
+    );
+    span.dropped_links_count = links.len().saturating_sub(limits.link_count) as u32;
+    span.links.clear();
+    span.links
+        .extend(links.into_iter().take(limits.link_count).map(map_link));
+
+    set_bytes(&mut span.trace_id, &trace_id.0.to_be_bytes());
+    set_bytes(&mut span.span_id, &span_id.0.to_be_bytes());
+    if parent_id.0 == 0 {
+        span.parent_span_id.clear();
+    } else {
+        set_bytes(&mut span.parent_span_id, &parent_id.0.to_be_bytes());
+    }
+    span.flags = flags;
+    set_str(&mut span.name, &name);
+    span.kind = kind as i32;
+    span.start_time_unix_nano = begin_time_unix_ns;
+    span.end_time_unix_nano = begin_time_unix_ns.saturating_add(duration_ns);
+}
+
+fn map_event(event: EventRecord, limits: &SpanLimits) -> Event {
+    let mut list = Vec::with_capacity(event.properties.len().min(limits.attributes_per_event));
+    let mut spare = Spare::default();
+    let mut attrs = AttrWriter::new(
+        &mut list,
+        &mut spare,
+        limits.attributes_per_event,
+        limits.attribute_value_length,
+    );
+    for (k, v) in &event.properties {
+        attrs.push(k, v);
+    }
+    let dropped_attributes_count = attrs.finish();
+    Event {
+        time_unix_nano: event.timestamp_unix_ns,
+        name: event.name.into_owned(),
+        attributes: list,
+        dropped_attributes_count,
+    }
+}
+
+fn map_link(link: SpanContext) -> Link {
+    Link {
+        trace_id: link.trace_id.0.to_be_bytes().to_vec(),
+        span_id: link.span_id.0.to_be_bytes().to_vec(),
+        trace_state: String::new(),
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+        flags: u32::from(link.sampled),
+    }
+}
+
+/// The OTLP value of a span kind.
+pub fn proto_kind(kind: SpanKind) -> ProtoKind {
+    match kind {
+        SpanKind::Internal => ProtoKind::Internal,
+        SpanKind::Server => ProtoKind::Server,
+        SpanKind::Client => ProtoKind::Client,
+        SpanKind::Producer => ProtoKind::Producer,
+        SpanKind::Consumer => ProtoKind::Consumer,
+    }
+}
+
+/// One attribute from a fastrace property, typed by [`semconv::typed_key`]: a value that does
+/// not parse as its declared type is sent as a string rather than lost.
+pub fn attribute(key: &str, value: &str, max_len: Option<usize>) -> KeyValue {
+    let mut list = Vec::with_capacity(1);
+    let mut spare = Spare::default();
+    let mut w = AttrWriter::new(&mut list, &mut spare, 1, max_len);
+    w.push(key, value);
+    w.finish();
+    list.pop().unwrap_or_default()
+}
+
+/// The typed value of `value`, reusing `buf` for a string result.
+fn typed_value(
+    ty: ValueType,
+    value: &str,
+    max_len: Option<usize>,
+    mut buf: String,
+) -> (Value, Option<String>) {
+    let parsed = match ty {
+        ValueType::Int => value.trim().parse::<i64>().ok().map(Value::IntValue),
+        ValueType::Double => value.trim().parse::<f64>().ok().map(Value::DoubleValue),
+        ValueType::Bool => match value.trim() {
+            "true" => Some(Value::BoolValue(true)),
+            "false" => Some(Value::BoolValue(false)),
+            _ => None,
+        },
+        ValueType::StringArray => serde_json::from_str::<Vec<String>>(value)
+            .ok()
+            .map(|items| {
+                Value::ArrayValue(ArrayValue {
+                    values: items
+                        .into_iter()
+                        .map(|s| AnyValue {
+                            value: Some(Value::StringValue(truncated(&s, max_len).to_owned())),
+                        })
+                        .collect(),
+                })
+            }),
+        ValueType::String => None,
+    };
+    match parsed {
+        Some(v) => (v, Some(buf)),
+        None => {
+            set_str(&mut buf, truncated(value, max_len));
+            (Value::StringValue(buf), None)
+        }
+    }
+}
+
+fn truncated(s: &str, max_len: Option<usize>) -> &str {
+    match max_len.and_then(|max| s.char_indices().nth(max)) {
+        Some((idx, _)) => &s[..idx],
+        None => s,
+    }
+}
+
+/// Writes an attribute list in place with a count limit; a repeated key keeps its last
+/// value. Entries beyond the new length go to the spare pool.
+struct AttrWriter<'a> {
+    list: &'a mut Vec<KeyValue>,
+    spare: &'a mut Spare,
+    used: usize,
+    limit: usize,
+    max_len: Option<usize>,
+    dropped: u32,
+}
+
+impl<'a> AttrWriter<'a> {
+    fn new(
+        list: &'a mut Vec<KeyValue>,
+        spare: &'a mut Spare,
+        limit: usize,
+        max_len: Option<usize>,
+    ) -> Self {
+        AttrWriter {
+            list,
+            spare,
+            used: 0,
+            limit,
+            max_len,
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, key: &str, value: &str) {
+        let (key, ty) = semconv::typed_key(key);
+        let idx = match self.list[..self.used].iter().position(|e| e.key == key) {
+            Some(i) => i,
+            None if self.used < self.limit => {
+                if self.used == self.list.len() {
+                    let kv = self.spare.kvs.pop().unwrap_or_default();
+                    self.list.push(kv);
+                }
+                let i = self.used;
+                self.used += 1;
+                set_str(&mut self.list[i].key, key);
+                i
+            }
+            None => {
+                self.dropped += 1;
+                return;
+            }
+        };
+        let kv = &mut self.list[idx];
+        let buf = match kv.value.take().and_then(|v| v.value) {
+            Some(Value::StringValue(s)) => s,
+            _ => self.spare.string(),
+        };
+        let (value, unused) = typed_value(ty, value, self.max_len, buf);
+        if let Some(s) = unused {
+            self.spare.keep_string(s);
+        }
+        kv.key_strindex = 0;
+        kv.value = Some(AnyValue { value: Some(value) });
+    }
+
+    /// Truncates the list to what was written; returns the dropped count.
+    fn finish(self) -> u32 {
+        for kv in self.list.drain(self.used..) {
+            self.spare.keep_kv(kv);
+        }
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::borrow::Cow;
+
+    use fastrace::collector::{SpanId, TraceId};
+
+    use super::*;
+
+    fn record(props: &[(&'static str, &'static str)]) -> SpanRecord {
+        SpanRecord {
+            trace_id: TraceId(0x0af7651916cd43dd8448eb211c80319c),
+            span_id: SpanId(0xb7ad6b7169203331),
+            parent_id: SpanId(0x00f067aa0ba902b7),
+            begin_time_unix_ns: 1_000,
+            duration_ns: 500,
+            name: Cow::Borrowed("GET /users/{id}"),
+            properties: props
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v)))
+                .collect(),
+            events: vec![],
+            links: vec![],
+        }
+    }
+
+    fn int(span: &Span, key: &str) -> Option<i64> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                Value::IntValue(i) => Some(*i),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn maps_ids_kind_status_flags_and_typed_attributes() {
+        let span = map_span(
+            record(&[
+                ("span.kind", "server"),
+                ("http.response.status_code", "503"),
+                ("retries:int", "3"),
+                ("ratio:double", "0.5"),
+                ("cached:bool", "true"),
+                ("tags:string[]", r#"["a","b"]"#),
+                ("server.port", "not-a-number"),
+                ("otel.status_code", "ERROR"),
+                ("otel.status_description", "upstream down"),
+                ("tracewire.trace_flags", "03"),
+                ("tracewire.parent.remote", "true"),
+                ("tracewire.tracestate", "rojo=00f067aa0ba902b7"),
+                ("tracewire.future_key", "x"),
+            ]),
+            &SpanLimits::default(),
+        );
+        assert_eq!(
+            span.trace_id,
+            0x0af7651916cd43dd8448eb211c80319c_u128.to_be_bytes()
+        );
+        assert_eq!(span.parent_span_id, 0x00f067aa0ba902b7_u64.to_be_bytes());
+        assert_eq!(span.kind, ProtoKind::Server as i32);
+        assert_eq!(span.end_time_unix_nano, 1_500);
+        assert_eq!(span.flags & 0xff, 0x03);
+        assert_eq!(span.flags & 0x300, 0x300);
+        assert_eq!(span.trace_state, "rojo=00f067aa0ba902b7");
+        let status = span.status.as_ref().unwrap();
+        assert_eq!(status.code, StatusCode::Error as i32);
+        assert_eq!(status.message, "upstream down");
+        assert_eq!(int(&span, "http.response.status_code"), Some(503));
+        assert_eq!(int(&span, "retries"), Some(3));
+        let keys: Vec<_> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "http.response.status_code",
+                "retries",
+                "ratio",
+                "cached",
+                "tags",
+                "server.port"
+            ]
+        );
+        let value = |k: &str| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key == k)
+                .unwrap()
+                .value
+                .clone()
+                .unwrap()
+                .value
+                .unwrap()
+        };
+        assert_eq!(value("ratio"), Value::DoubleValue(0.5));
+        assert_eq!(value("cached"), Value::BoolValue(true));
+        assert_eq!(
+            value("server.port"),
+            Value::StringValue("not-a-number".into())
+        );
+        match value("tags") {
+            Value::ArrayValue(a) => assert_eq!(a.values.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn children_inherit_flags_and_tracestate_from_root() {
+        let mut root = record(&[
+            ("tracewire.trace_flags", "00"),
+            ("tracewire.tracestate", "k=v"),
+        ]);
+        root.parent_id = SpanId(0);
+        let child = record(&[("span.kind", "client")]);
+        let other_trace = SpanRecord {
+            trace_id: TraceId(7),
+            ..record(&[])
+        };
+        let spans = map_spans(vec![child, root, other_trace], &SpanLimits::default());
+        assert_eq!(spans[0].flags, 0x100);
+        assert_eq!(spans[0].trace_state, "k=v");
+        assert!(spans[1].parent_span_id.is_empty());
+        assert_eq!(spans[1].flags, 0x100);
+        assert_eq!(spans[2].flags, 0x101);
+        assert!(spans.iter().all(|s| s.flags & 0x800 == 0));
+    }
+
+    #[test]
+    fn limits_count_what_they_drop() {
+        let limits = SpanLimits {
+            attribute_count: 2,
+            attribute_value_length: Some(3),
+            event_count: 1,
+            ..SpanLimits::default()
+        };
+        let mut r = record(&[("a", "abcdef"), ("b", "é€xyz"), ("c", "1"), ("a", "zz")]);
+        r.events = vec![
+            EventRecord {
+                name: "e1".into(),
+                timestamp_unix_ns: 1,
+                properties: vec![],
+            },
+            EventRecord {
+                name: "e2".into(),
+                timestamp_unix_ns: 2,
+                properties: vec![],
+            },
+        ];
+        let span = map_span(r, &limits);
+        assert_eq!(span.attributes.len(), 2);
+        assert_eq!(span.dropped_attributes_count, 1);
+        assert_eq!(
+            span.attributes[1].value.clone().unwrap().value.unwrap(),
+            Value::StringValue("é€x".into())
+        );
+        assert_eq!(
+            span.attributes[0].value.clone().unwrap().value.unwrap(),
+            Value::StringValue("zz".into())
+        );
+        assert_eq!(span.events.len(), 1);
+        assert_eq!(span.dropped_events_count, 1);
+    }
+
+    #[test]
+    fn recycled_spans_map_exactly_like_fresh_ones() {
+        let mut with_everything = record(&[
+            ("span.kind", "server"),
+            ("http.response.status_code", "503"),
+            ("a", "long string value that leaves capacity behind"),
+            ("otel.status_code", "ERROR"),
+            ("otel.status_description", "boom"),
+            ("tracewire.trace_flags", "03"),
+            ("tracewire.tracestate", "k=v"),
+            ("tracewire.parent.remote", "true"),
+            ("tags:string[]", r#"["x"]"#),
+        ]);
+        with_everything.events = vec![EventRecord {
+            name: "e".into(),
+            timestamp_unix_ns: 5,
+            properties: vec![(Cow::Borrowed("k"), Cow::Borrowed("v"))],
+        }];
+        with_everything.links = vec![SpanContext::new(TraceId(1), SpanId(2))];
+        let plain = |id| SpanRecord {
+            trace_id: TraceId(99),
+            span_id: SpanId(id),
+            parent_id: SpanId(0),
+            ..record(&[("a", "1"), ("server.port", "80")])
+        };
+        let limits = SpanLimits {
+            attribute_count: 3,
+            ..SpanLimits::default()
+        };
+        let mut mapper = Mapper::new(limits.clone());
+        for _ in 0..3 {
+            let first = mapper.map(vec![with_everything.clone(), plain(1)]);
+            assert_eq!(
+                first,
+                map_spans(vec![with_everything.clone(), plain(1)], &limits)
+            );
+            mapper.recycle(first);
+            // Recycled buffers of the rich span are refilled with plain spans and back.
+            let second = mapper.map(vec![plain(2), plain(3), with_everything.clone()]);
+            assert_eq!(
+                second,
+                map_spans(vec![plain(2), plain(3), with_everything.clone()], &limits)
+            );
+            mapper.recycle(second);
+        }
+    }
+}
