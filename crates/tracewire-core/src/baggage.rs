@@ -58,9 +58,7 @@ impl Member {
         &self.properties
     }
     fn encoded_len(&self) -> usize {
-        let value: usize = utf8_percent_encode(self.value(), ENCODE)
-            .map(str::len)
-            .sum();
+        let value = encoded_value_len(self.value());
         self.key_len
             + 1
             + value
@@ -135,11 +133,38 @@ impl fmt::Display for InvalidBaggage {
 
 impl std::error::Error for InvalidBaggage {}
 
-#[inline]
-fn is_tchar(b: u8) -> bool {
+const fn tchar(b: u8) -> bool {
     matches!(b,
         b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`'
         | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+}
+
+const fn baggage_octet(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
+}
+
+/// A byte class as a lookup table (one load per byte in the parsing loops): `tchar` when
+/// `token`, else `baggage-octet`.
+const fn byte_table(token: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if token {
+            tchar(i as u8)
+        } else {
+            baggage_octet(i as u8)
+        };
+        i += 1;
+    }
+    t
+}
+
+const TCHAR: [bool; 256] = byte_table(true);
+const BAGGAGE_OCTET: [bool; 256] = byte_table(false);
+
+#[inline]
+fn is_tchar(b: u8) -> bool {
+    TCHAR[b as usize]
 }
 
 /// True when `key` is an RFC 7230 token, as baggage keys must be.
@@ -149,31 +174,71 @@ pub fn is_valid_key(key: &str) -> bool {
 
 #[inline]
 fn is_baggage_octet(b: u8) -> bool {
-    matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
+    BAGGAGE_OCTET[b as usize]
 }
 
 #[inline]
 fn trim_ows(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    let ows = |c: &u8| *c == b' ' || *c == b'\t';
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !ows(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ows(c)).map_or(start, |e| e + 1);
+    // Space and tab are ASCII, so both ends are character boundaries.
+    s.get(start..end).unwrap_or_default()
+}
+
+/// Bytes [`ENCODE`] turns into `%XX`, by ASCII byte (non-ASCII bytes always are). Derived from
+/// `ENCODE` itself once, so the two cannot disagree.
+fn encode_widths() -> &'static [u8; 128] {
+    static WIDTHS: std::sync::OnceLock<[u8; 128]> = std::sync::OnceLock::new();
+    WIDTHS.get_or_init(|| {
+        let mut t = [1u8; 128];
+        for (b, w) in (0u8..).zip(t.iter_mut()) {
+            let one = [b];
+            if let Ok(s) = std::str::from_utf8(&one) {
+                *w = utf8_percent_encode(s, ENCODE).map(str::len).sum::<usize>() as u8;
+            }
+        }
+        t
+    })
+}
+
+/// The length of `value` percent-encoded with [`ENCODE`], without encoding it.
+fn encoded_value_len(value: &str) -> usize {
+    let widths = encode_widths();
+    value
+        .bytes()
+        .map(|b| widths.get(usize::from(b)).map_or(3, |w| usize::from(*w)))
+        .sum()
 }
 
 /// Parses one list member; `None` if it breaks the grammar.
 fn parse_member(raw: &str) -> Option<Member> {
-    let mut parts = raw.split(';');
-    let kv = parts.next()?;
-    let (key, value) = kv.split_once('=')?;
-    let key = trim_ows(key);
-    let value = trim_ows(value);
+    // `;` and `=` are ASCII, so splitting at their byte positions keeps `str` boundaries.
+    let (kv, props) = match raw.bytes().position(|b| b == b';') {
+        Some(i) => (&raw[..i], Some(&raw[i + 1..])),
+        None => (raw, None),
+    };
+    let eq = kv.bytes().position(|b| b == b'=')?;
+    let key = trim_ows(&kv[..eq]);
+    let value = trim_ows(&kv[eq + 1..]);
     if !is_valid_key(key) || !value.bytes().all(is_baggage_octet) {
         return None;
     }
     // Key and decoded value go straight into the member's one buffer.
-    let mut key_value = Vec::with_capacity(key.len() + value.len());
-    key_value.extend_from_slice(key.as_bytes());
-    key_value.extend(percent_decode_str(value));
-    let key_value = String::from_utf8(key_value).ok()?;
+    let key_value = if value.as_bytes().contains(&b'%') {
+        let mut key_value = Vec::with_capacity(key.len() + value.len());
+        key_value.extend_from_slice(key.as_bytes());
+        key_value.extend(percent_decode_str(value));
+        String::from_utf8(key_value).ok()?
+    } else {
+        let mut key_value = String::with_capacity(key.len() + value.len());
+        key_value.push_str(key);
+        key_value.push_str(value);
+        key_value
+    };
     let mut properties = String::new();
-    for prop in parts {
+    for prop in props.into_iter().flat_map(|p| p.split(';')) {
         let prop = trim_ows(prop);
         let (pk, pv) = match prop.split_once('=') {
             Some((k, v)) => (trim_ows(k), Some(trim_ows(v))),
@@ -407,6 +472,26 @@ impl fmt::Debug for Baggage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_length_matches_the_encoder() {
+        let mut all_ascii = String::new();
+        for b in 0u8..128 {
+            all_ascii.push(char::from(b));
+        }
+        for v in [
+            all_ascii.as_str(),
+            "",
+            "München",
+            "a b+c%d,e;f\"g\\h",
+            "日本 語",
+        ] {
+            let encoded: usize = utf8_percent_encode(v, ENCODE).map(str::len).sum();
+            assert_eq!(encoded_value_len(v), encoded, "{v:?}");
+        }
+        assert_eq!(trim_ows(" \t a b \t"), "a b");
+        assert_eq!(trim_ows(" \t "), "");
+    }
 
     #[test]
     fn parses_spec_examples() {

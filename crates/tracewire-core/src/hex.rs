@@ -156,7 +156,10 @@ mod tests {
                 assert_eq!(parse_u128(&s, upper), want, "{b:#x} last of 32");
             }
         }
-        assert_eq!(parse_u128(b"0123456789abcdef0", false), Some(0x0123456789abcdef0));
+        assert_eq!(
+            parse_u128(b"0123456789abcdef0", false),
+            Some(0x0123456789abcdef0)
+        );
         assert_eq!(
             parse_u128(b"ffffffffffffffffffffffffffffffff", false),
             Some(u128::MAX)

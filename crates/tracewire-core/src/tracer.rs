@@ -434,12 +434,18 @@ mod tests {
     const TRACE: u128 = 0x4bf92f3577b34da6a3ce929d0e0e4736;
 
     fn tracer(sampler: Sampler) -> Tracer {
-        Tracer::new().with_propagators(Propagators::all()).with_sampler(sampler)
+        Tracer::new()
+            .with_propagators(Propagators::all())
+            .with_sampler(sampler)
     }
 
     fn run(t: &Tracer, headers: &[(&str, &str)]) -> (TraceContext, Origin, tracewire_test::Spans) {
         let cap = tracewire_test::capture();
-        let root = t.start_root("GET /x", SpanKind::Server, &Pairs::from_pairs(headers.iter().copied()));
+        let root = t.start_root(
+            "GET /x",
+            SpanKind::Server,
+            &Pairs::from_pairs(headers.iter().copied()),
+        );
         let (cx, origin) = (root.context.clone(), root.origin.clone());
         drop(root);
         (cx, origin, cap.finish())
@@ -454,17 +460,39 @@ mod tests {
     #[test]
     fn continues_a_sampled_remote_parent() {
         let t = tracer(Sampler::default());
-        let (cx, origin, spans) = run(&t, &[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03"), ("tracestate", "a=1"), ("baggage", "k=v")]);
+        let (cx, origin, spans) = run(
+            &t,
+            &[
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03",
+                ),
+                ("tracestate", "a=1"),
+                ("baggage", "k=v"),
+            ],
+        );
         assert_eq!(origin, Origin::Continued);
-        assert_eq!(spans.tree(&["tracewire.parent.remote", "tracewire.tracestate", "tracewire.trace_flags"]),
-            "GET /x [server] (parent: 00f067aa0ba902b7) tracewire.parent.remote=true tracewire.tracestate=a=1 tracewire.trace_flags=03\n");
+        assert_eq!(
+            spans.tree(&[
+                "tracewire.parent.remote",
+                "tracewire.tracestate",
+                "tracewire.trace_flags"
+            ]),
+            "GET /x [server] (parent: 00f067aa0ba902b7) tracewire.parent.remote=true tracewire.tracestate=a=1 tracewire.trace_flags=03\n"
+        );
         let rec = &spans.records[0];
         assert_eq!(rec.trace_id, TraceId(TRACE));
-        assert_eq!(cx.span_id, rec.span_id, "the context names the recorded span");
+        assert_eq!(
+            cx.span_id, rec.span_id,
+            "the context names the recorded span"
+        );
         assert!(cx.is_sampled() && cx.random && !cx.remote);
         assert_eq!(cx.baggage.get("k"), Some("v"));
         let out = outbound(&t, &cx);
-        assert_eq!(out.get("traceparent").unwrap(), format!("00-{TRACE:032x}-{:016x}-03", rec.span_id.0));
+        assert_eq!(
+            out.get("traceparent").unwrap(),
+            format!("00-{TRACE:032x}-{:016x}-03", rec.span_id.0)
+        );
         assert_eq!(out.get("tracestate"), Some("a=1"));
     }
 
@@ -485,19 +513,44 @@ mod tests {
         assert_eq!(origin, Origin::NewRoot);
         assert!(spans.is_empty());
         assert!(cx.is_valid() && !cx.is_sampled());
-        assert!(outbound(&t, &cx).get("traceparent").unwrap().ends_with("-02"), "random set, sampled clear");
+        assert!(
+            outbound(&t, &cx)
+                .get("traceparent")
+                .unwrap()
+                .ends_with("-02"),
+            "random set, sampled clear"
+        );
         // Continuing an unsampled parent keeps its trace id and sends -00 on.
-        let (cx, _, spans) = run(&tracer(Sampler::default()), &[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")]);
+        let (cx, _, spans) = run(
+            &tracer(Sampler::default()),
+            &[(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            )],
+        );
         assert!(spans.is_empty());
         let tp = outbound(&t, &cx).get("traceparent").unwrap().to_owned();
-        assert!(tp.starts_with(&format!("00-{TRACE:032x}-")) && tp.ends_with("-00"), "{tp}");
-        assert_ne!(cx.span_id, SpanId(0x00f067aa0ba902b7), "a fresh span id for the non-recording span");
+        assert!(
+            tp.starts_with(&format!("00-{TRACE:032x}-")) && tp.ends_with("-00"),
+            "{tp}"
+        );
+        assert_ne!(
+            cx.span_id,
+            SpanId(0x00f067aa0ba902b7),
+            "a fresh span id for the non-recording span"
+        );
     }
 
     #[test]
     fn parent_based_follows_remote_decision() {
-        let (cx, ..) = run(&tracer(Sampler::parent_based(Sampler::AlwaysOff)), &[("traceparent", TP)]);
-        assert!(cx.is_sampled(), "sampled parent wins over an always-off root sampler");
+        let (cx, ..) = run(
+            &tracer(Sampler::parent_based(Sampler::AlwaysOff)),
+            &[("traceparent", TP)],
+        );
+        assert!(
+            cx.is_sampled(),
+            "sampled parent wins over an always-off root sampler"
+        );
         let (cx, ..) = run(&tracer(Sampler::AlwaysOff), &[("traceparent", TP)]);
         assert!(!cx.is_sampled(), "a non-parent-based sampler decides alone");
     }
@@ -507,21 +560,34 @@ mod tests {
         let b3 = [("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1")];
         let (cx, _, spans) = run(&tracer(Sampler::parent_based(Sampler::AlwaysOn)), &b3);
         assert!(cx.is_sampled());
-        assert_eq!(spans.tree(&[]), "GET /x [server] (parent: e457b5a2e4d86bd1)\n");
+        assert_eq!(
+            spans.tree(&[]),
+            "GET /x [server] (parent: e457b5a2e4d86bd1)\n"
+        );
         let (cx, _, spans) = run(&tracer(Sampler::parent_based(Sampler::AlwaysOff)), &b3);
         assert!(!cx.is_sampled() && spans.is_empty());
-        assert_eq!(cx.trace_id, TraceId(0x80f198ee56343ba864fe8b2a57d3eff7), "still the same trace");
+        assert_eq!(
+            cx.trace_id,
+            TraceId(0x80f198ee56343ba864fe8b2a57d3eff7),
+            "still the same trace"
+        );
     }
 
     #[test]
     fn debug_always_samples() {
-        let (cx, ..) = run(&tracer(Sampler::AlwaysOff), &[("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d")]);
+        let (cx, ..) = run(
+            &tracer(Sampler::AlwaysOff),
+            &[("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d")],
+        );
         assert_eq!(cx.sampling, Sampling::Debug);
         let t = tracer(Sampler::AlwaysOff);
         assert!(outbound(&t, &cx).get("b3").unwrap().ends_with("-d"));
         let (cx, origin, spans) = run(&t, &[("jaeger-debug-id", "dbg-1")]);
         assert_eq!((origin, cx.sampling), (Origin::NewRoot, Sampling::Debug));
-        assert_eq!(spans.tree(&["jaeger.debug_id"]), "GET /x [server] jaeger.debug_id=dbg-1\n");
+        assert_eq!(
+            spans.tree(&["jaeger.debug_id"]),
+            "GET /x [server] jaeger.debug_id=dbg-1\n"
+        );
     }
 
     #[test]
@@ -537,22 +603,50 @@ mod tests {
     #[test]
     fn force_new_trace_links_the_inbound_context() {
         let edge = tracer(Sampler::AlwaysOn).force_new_trace(true);
-        let (cx, origin, spans) = run(&edge, &[("traceparent", TP), ("tracestate", "a=1"), ("baggage", "k=v")]);
-        let Origin::NewRootLinked(inbound) = origin else { panic!("expected a linked root") };
+        let (cx, origin, spans) = run(
+            &edge,
+            &[
+                ("traceparent", TP),
+                ("tracestate", "a=1"),
+                ("baggage", "k=v"),
+            ],
+        );
+        let Origin::NewRootLinked(inbound) = origin else {
+            panic!("expected a linked root")
+        };
         assert_eq!(inbound.trace_id, TraceId(TRACE));
         assert_ne!(cx.trace_id, TraceId(TRACE));
-        assert!(cx.trace_state.is_empty(), "a new trace does not inherit tracestate");
-        assert_eq!(cx.baggage.get("k"), Some("v"), "baggage kept unless dropped");
+        assert!(
+            cx.trace_state.is_empty(),
+            "a new trace does not inherit tracestate"
+        );
+        assert_eq!(
+            cx.baggage.get("k"),
+            Some("v"),
+            "baggage kept unless dropped"
+        );
         let rec = &spans.records[0];
         assert_eq!(rec.parent_id, SpanId(0));
-        assert_eq!(rec.links, vec![SpanContext { trace_id: TraceId(TRACE), span_id: SpanId(0x00f067aa0ba902b7), sampled: true }]);
-        let (cx, ..) = run(&edge.drop_inbound_baggage(true), &[("traceparent", TP), ("baggage", "k=v")]);
+        assert_eq!(
+            rec.links,
+            vec![SpanContext {
+                trace_id: TraceId(TRACE),
+                span_id: SpanId(0x00f067aa0ba902b7),
+                sampled: true
+            }]
+        );
+        let (cx, ..) = run(
+            &edge.drop_inbound_baggage(true),
+            &[("traceparent", TP), ("baggage", "k=v")],
+        );
         assert!(cx.baggage.is_empty());
     }
 
     #[test]
     fn only_configured_formats_are_read() {
-        let t = Tracer::new().with_propagators(Propagators::new([Format::B3])).with_sampler(Sampler::AlwaysOn);
+        let t = Tracer::new()
+            .with_propagators(Propagators::new([Format::B3]))
+            .with_sampler(Sampler::AlwaysOn);
         let (_, origin, _) = run(&t, &[("traceparent", TP)]);
         assert_eq!(origin, Origin::NewRoot);
     }
@@ -561,7 +655,11 @@ mod tests {
     fn children_nest_under_the_local_parent_or_the_attached_context() {
         let t = tracer(Sampler::AlwaysOn);
         let cap = tracewire_test::capture();
-        let root = t.start_root("GET /x", SpanKind::Server, &Pairs::from_pairs([("traceparent", TP)]));
+        let root = t.start_root(
+            "GET /x",
+            SpanKind::Server,
+            &Pairs::from_pairs([("traceparent", TP)]),
+        );
         let root_cx = root.context.clone();
         let injected = {
             let _in = root.enter();
@@ -586,8 +684,15 @@ mod tests {
         .unwrap();
         drop(root);
         let spans = cap.finish();
-        assert_eq!(spans.tree(&[]), "GET /x [server] (parent: 00f067aa0ba902b7)\n  GET [client]\n  PUBLISH [producer]\n");
-        assert_eq!(spans.expect("GET").span_id, injected.span_id, "the injected id is the client span's");
+        assert_eq!(
+            spans.tree(&[]),
+            "GET /x [server] (parent: 00f067aa0ba902b7)\n  GET [client]\n  PUBLISH [producer]\n"
+        );
+        assert_eq!(
+            spans.expect("GET").span_id,
+            injected.span_id,
+            "the injected id is the client span's"
+        );
         assert_eq!(spans.expect("PUBLISH").span_id, detached.span_id);
     }
 
@@ -595,7 +700,10 @@ mod tests {
     fn children_of_unsampled_or_absent_contexts() {
         let t = tracer(Sampler::AlwaysOff);
         let none = t.start_child("GET", SpanKind::Client);
-        assert!(none.context.is_none(), "no current trace, nothing to inject");
+        assert!(
+            none.context.is_none(),
+            "no current trace, nothing to inject"
+        );
         let root = t.start_root("GET /x", SpanKind::Server, &Pairs::new());
         let _in = root.enter();
         let child = t.start_child("GET", SpanKind::Client);
@@ -608,7 +716,11 @@ mod tests {
     #[tokio::test]
     async fn instrument_attaches_context_across_awaits() {
         let t = tracer(Sampler::AlwaysOff);
-        let root = t.start_root("GET /x", SpanKind::Server, &Pairs::from_pairs([("traceparent", TP)]));
+        let root = t.start_root(
+            "GET /x",
+            SpanKind::Server,
+            &Pairs::from_pairs([("traceparent", TP)]),
+        );
         let expected = root.context.clone();
         let seen = root
             .instrument(async {

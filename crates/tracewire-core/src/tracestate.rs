@@ -89,9 +89,34 @@ impl fmt::Display for InvalidTraceState {
 
 impl std::error::Error for InvalidTraceState {}
 
+const fn keychar(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@')
+}
+
+const fn nblk(c: u8) -> bool {
+    matches!(c, 0x21..=0x2b | 0x2d..=0x3c | 0x3e..=0x7e)
+}
+
+/// Byte classes as lookup tables: bit 0 `keychar`, bit 1 `nblk-chr`, bit 2 `chr`.
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = (keychar(b) as u8) | ((nblk(b) as u8) << 1) | (((nblk(b) || b == b' ') as u8) << 2);
+        i += 1;
+    }
+    t
+};
+
 #[inline]
 fn is_keychar(b: u8) -> bool {
-    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@')
+    CLASSES[b as usize] & 1 != 0
+}
+
+#[inline]
+fn is_nblk(c: u8) -> bool {
+    CLASSES[c as usize] & 2 != 0
 }
 
 /// Checks a key against `( lcalpha / DIGIT ) 0*255 ( keychar )`.
@@ -107,18 +132,18 @@ pub fn is_valid_value(value: &str) -> bool {
     let b = value.as_bytes();
     !b.is_empty()
         && b.len() <= MAX_VALUE_LEN
-        && b.iter().all(|&c| c == b' ' || is_nblk(c))
+        && b.iter().all(|&c| CLASSES[c as usize] & 4 != 0)
         && b.last().is_some_and(|&c| is_nblk(c))
 }
 
 #[inline]
-fn is_nblk(c: u8) -> bool {
-    matches!(c, 0x21..=0x2b | 0x2d..=0x3c | 0x3e..=0x7e)
-}
-
-#[inline]
 fn trim_ows(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    let ows = |c: &u8| *c == b' ' || *c == b'\t';
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !ows(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ows(c)).map_or(start, |e| e + 1);
+    // Space and tab are ASCII, so both ends are character boundaries.
+    s.get(start..end).unwrap_or_default()
 }
 
 impl TraceState {
@@ -133,10 +158,11 @@ impl TraceState {
     where
         I: IntoIterator<Item = &'a str>,
     {
-        // One pass validates and remembers the members (borrowed, at most 32); the state is
-        // then built with one allocation — none beyond the `Arc` when a single line is already
-        // canonical, as headers written by a conforming sender are.
-        let mut members: [(&str, &str); MAX_MEMBERS] = [("", ""); MAX_MEMBERS];
+        // One pass validates and remembers the members (borrowed: the first 8 on the stack,
+        // more in a `Vec`); the state is then built with one allocation — none beyond the
+        // `Arc` when a single line is already canonical, as conforming senders write it.
+        let mut inline: [(&str, &str); 8] = [("", ""); 8];
+        let mut spilled: Vec<(&str, &str)> = Vec::new();
         let mut count = 0usize;
         let mut canonical_len = 0usize;
         let mut line_count = 0usize;
@@ -144,8 +170,16 @@ impl TraceState {
         for line in lines {
             line_count += 1;
             only_line = line;
-            for member in line.split(',') {
-                let member = trim_ows(member);
+            let bytes = line.as_bytes();
+            let mut start = 0;
+            while start <= bytes.len() {
+                let end = bytes[start..]
+                    .iter()
+                    .position(|&b| b == b',')
+                    .map_or(bytes.len(), |p| start + p);
+                // `,` is ASCII: `start` and `end` are character boundaries.
+                let member = trim_ows(line.get(start..end).unwrap_or_default());
+                start = end + 1;
                 if member.is_empty() {
                     continue;
                 }
@@ -163,10 +197,22 @@ impl TraceState {
                 if count == MAX_MEMBERS {
                     return Err(InvalidTraceState::new(InvalidKind::TooMany));
                 }
-                if members[..count].iter().any(|(k, _)| *k == key) {
+                let seen = if count <= inline.len() {
+                    &inline[..count]
+                } else {
+                    &spilled[..]
+                };
+                if seen.iter().any(|(k, _)| *k == key) {
                     return Err(InvalidTraceState::new(InvalidKind::Duplicate));
                 }
-                members[count] = (key, value);
+                if count < inline.len() {
+                    inline[count] = (key, value);
+                } else {
+                    if spilled.is_empty() {
+                        spilled.extend_from_slice(&inline);
+                    }
+                    spilled.push((key, value));
+                }
                 count += 1;
                 canonical_len += usize::from(canonical_len != 0) + member.len();
             }
@@ -179,8 +225,13 @@ impl TraceState {
         if line_count == 1 && only_line.len() == canonical_len {
             return Ok(TraceState(Some(Arc::from(only_line))));
         }
+        let members = if count <= inline.len() {
+            &inline[..count]
+        } else {
+            &spilled[..]
+        };
         let mut out = String::with_capacity(canonical_len);
-        for (i, (key, value)) in members[..count].iter().enumerate() {
+        for (i, (key, value)) in members.iter().enumerate() {
             if i != 0 {
                 out.push(',');
             }
@@ -241,16 +292,13 @@ impl TraceState {
         out.push_str(key);
         out.push('=');
         out.push_str(value);
-        let mut kept = 1;
-        for (k, v) in self.iter().filter(|(k, _)| *k != key) {
-            if kept == MAX_MEMBERS {
-                break;
-            }
+        // The new entry plus at most 31 older ones.
+        let older = self.iter().filter(|(k, _)| *k != key);
+        for (k, v) in older.take(MAX_MEMBERS - 1) {
             out.push(',');
             out.push_str(k);
             out.push('=');
             out.push_str(v);
-            kept += 1;
         }
         Ok(TraceState::from_canonical(out))
     }
@@ -385,6 +433,23 @@ mod tests {
         assert_eq!(ts.iter().count(), 32);
         assert_eq!(ts.get("k31"), None);
         assert!(ts.insert("Bad", "1").unwrap_err().is_invalid_key());
+    }
+
+    #[test]
+    fn many_members_and_duplicates_past_the_inline_ones() {
+        let members: Vec<String> = (0..20).map(|i| format!("k{i}=v{i}")).collect();
+        let ts = TraceState::parse_lines([&*members[..10].join(","), &*members[10..].join(" , ")])
+            .unwrap();
+        assert_eq!(ts.header_value(), members.join(","));
+        let dup = format!("{},k3=x", members.join(","));
+        assert!(TraceState::parse(&dup).unwrap_err().is_duplicate_key());
+        let dup = format!("{},k15=x", members.join(","));
+        assert!(TraceState::parse(&dup).unwrap_err().is_duplicate_key());
+        let canonical = members[..5].join(",");
+        assert_eq!(
+            TraceState::parse(&canonical).unwrap().header_value(),
+            canonical
+        );
     }
 
     #[test]

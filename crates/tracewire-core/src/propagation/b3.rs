@@ -250,7 +250,7 @@ mod tests {
             "",
             "2",
             "true",
-            &format!("{T}"),
+            T,
             &format!("{T}-{S}-x"),
             &format!("{T}-{S}-1-short"),
             &format!("{T}-{S}-1-05e3ac9a4f6e3b90-extra"),

@@ -26,17 +26,18 @@ const FLAG_DEBUG: u8 = 0x02;
 /// (64-bit ids are left-padded), span ids of up to 16; neither may be zero. Flags are one or
 /// two hex digits: `0x01` sampled, `0x02` debug (implies sampled); other bits are ignored.
 pub(crate) fn parse(value: &str) -> Option<TraceContext> {
-    let decoded = percent_decode_str(value.trim()).decode_utf8().ok()?;
-    let mut parts = decoded.split(':');
-    let t = hex::parse_u128(parts.next()?.as_bytes(), true).filter(|v| *v != 0)?;
-    let s = hex::parse_u64(parts.next()?.as_bytes(), true).filter(|v| *v != 0)?;
-    hex::parse_u64(parts.next()?.as_bytes(), true)?;
+    let decoded = decode(value.trim())?;
+    // A byte split: the fields are short, so a plain loop beats `str::split`'s `memchr`.
+    let mut parts = decoded.as_bytes().split(|&b| b == b':');
+    let t = hex::parse_u128(parts.next()?, true).filter(|v| *v != 0)?;
+    let s = hex::parse_u64(parts.next()?, true).filter(|v| *v != 0)?;
+    hex::parse_u64(parts.next()?, true)?;
     let flags = parts.next()?;
     if parts.next().is_some() {
         return None;
     }
     // Hex digits only: `u8::from_str_radix` alone would accept a leading `+`.
-    let flags = match flags.as_bytes() {
+    let flags = match flags {
         [one] => hex::parse_u8(&[b'0', *one], true)?,
         two => hex::parse_u8(two, true)?,
     };
@@ -54,6 +55,16 @@ pub(crate) fn parse(value: &str) -> Option<TraceContext> {
         trace_state: TraceState::empty(),
         baggage: Baggage::empty(),
     })
+}
+
+/// Percent-decodes `value`; `None` if the result is not UTF-8. Most values hold no `%`: those
+/// are returned as they are, without the byte-by-byte decoder.
+fn decode(value: &str) -> Option<Cow<'_, str>> {
+    if value.as_bytes().contains(&b'%') {
+        percent_decode_str(value).decode_utf8().ok()
+    } else {
+        Some(Cow::Borrowed(value))
+    }
 }
 
 /// Reads `uber-trace-id`.
@@ -80,8 +91,7 @@ pub(crate) fn extract_baggage<E: Extractor + ?Sized>(carrier: &E) -> Baggage {
         }
         let key = &k[UBERCTX_PREFIX.len()..];
         let value = carrier.get(k)?;
-        let value: Cow<'_, str> = percent_decode_str(value.trim()).decode_utf8().ok()?;
-        Some((key, value))
+        Some((key, decode(value.trim())?))
     });
     Baggage::from_pairs(pairs)
 }
