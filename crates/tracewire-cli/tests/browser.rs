@@ -1,0 +1,123 @@
+//! Browser tests: the real `tracewire view` binary serving the real UI, driven in Debian's
+//! headless Chromium by `tests/browser/ui.test.mjs` (playwright-core, no browser download).
+//!
+//! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node` and `tests/browser/node_modules`
+//! (`bash scripts/setup-browser.sh` installs all three). Without them the test fails when
+//! `CI=true` and prints a loud SKIP otherwise. It also saves a screenshot of a multi-service
+//! trace: `docs/viewer.png` when missing or with `TRACEWIRE_UPDATE_SCREENSHOT=1`, else in the
+//! target directory.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn missing_prerequisite(driver_dir: &Path) -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!("Chromium not found at {chromium}"));
+    }
+    if Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        return Some("node not found".into());
+    }
+    if !driver_dir.join("node_modules/playwright-core").exists() {
+        return Some(format!(
+            "{}/node_modules/playwright-core missing",
+            driver_dir.display()
+        ));
+    }
+    None
+}
+
+#[test]
+fn viewer_ui_in_headless_chromium() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let driver_dir = manifest.join("tests/browser");
+    if let Some(why) = missing_prerequisite(&driver_dir) {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!(
+                "browser test prerequisites missing under CI=true: {why} (run scripts/setup-browser.sh)"
+            );
+        }
+        println!(
+            "\n\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+        );
+        println!("!!! SKIP viewer_ui_in_headless_chromium: {why}");
+        println!("!!! run `bash scripts/setup-browser.sh` to install Chromium + playwright-core");
+        println!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+        return;
+    }
+
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_tracewire"))
+            .args([
+                "view",
+                "--otlp-grpc",
+                "off",
+                "--zipkin",
+                "off",
+                "--otlp-http",
+                "0",
+                "--ui",
+                "0",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut ui, mut otlp) = (None, None);
+    while ui.is_none() || otlp.is_none() {
+        let line = lines
+            .next()
+            .expect("tracewire view exited before printing its URLs")
+            .unwrap();
+        if let Some(u) = line.strip_prefix("tracewire view: open ") {
+            ui = Some(u.trim().to_owned());
+        }
+        if let Some(u) = line.trim().strip_prefix("OTLP/HTTP") {
+            otlp = Some(u.trim().to_owned());
+        }
+    }
+    // keep draining stdout so the child never blocks on a full pipe
+    std::thread::spawn(move || for _ in lines {});
+
+    // docs/viewer.png is written when missing or with TRACEWIRE_UPDATE_SCREENSHOT=1 (so test
+    // runs do not dirty the tree); otherwise the screenshot goes to the target directory.
+    let docs_png = manifest.join("../../docs/viewer.png");
+    let screenshot = if !docs_png.exists()
+        || std::env::var("TRACEWIRE_UPDATE_SCREENSHOT").is_ok_and(|v| v == "1")
+    {
+        docs_png
+    } else {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("viewer.png")
+    };
+    let _ = std::fs::remove_file(&screenshot);
+    let status = Command::new("node")
+        .arg(driver_dir.join("ui.test.mjs"))
+        .env("VIEWER_URL", ui.unwrap())
+        .env("OTLP_URL", otlp.unwrap())
+        .env("SCREENSHOT", &screenshot)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "browser checks failed (see the output above)"
+    );
+    assert!(screenshot.exists());
+}

@@ -1,0 +1,33 @@
+//! The query APIs: Jaeger v1 read API, Zipkin v2 read API (and Zipkin JSON decoding), and the
+//! viewer's own JSON API with its live stream.
+
+pub(crate) mod jaeger;
+pub(crate) mod native;
+pub(crate) mod zipkin;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now, ns since the epoch.
+pub(crate) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Looks up the first value of `key` in decoded query pairs.
+pub(crate) fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    q.iter()
+        .find(|(k, v)| k == key && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+/// JSON response with the right content type.
+pub(crate) fn json(v: &serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}

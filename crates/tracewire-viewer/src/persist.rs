@@ -1,0 +1,111 @@
+//! Optional persistence: an append-only file of length-prefixed OTLP protobuf requests.
+//!
+//! Each record is a little-endian `u32` length followed by an encoded
+//! `ExportTraceServiceRequest`. On open the file is replayed into the store (a truncated tail,
+//! e.g. after a crash, is ignored with a warning), then rewritten with only the traces the store
+//! kept (compaction), then appended to on every ingest.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+use crate::store::Store;
+
+/// Largest record accepted when reading a persistence file.
+const MAX_RECORD: usize = 64 * 1024 * 1024;
+
+pub(crate) struct Persist {
+    path: PathBuf,
+    out: BufWriter<File>,
+    failed: bool,
+}
+
+impl Persist {
+    pub(crate) fn append(&mut self, bytes: &[u8]) {
+        if self.failed {
+            return;
+        }
+        let r = self
+            .out
+            .write_all(&(bytes.len() as u32).to_le_bytes())
+            .and_then(|_| self.out.write_all(bytes))
+            .and_then(|_| self.out.flush());
+        if let Err(e) = r {
+            log::error!(
+                "tracewire-viewer: writing {} failed, persistence disabled: {e}",
+                self.path.display()
+            );
+            self.failed = true;
+        }
+    }
+}
+
+fn read_records(path: &Path) -> io::Result<Vec<ExportTraceServiceRequest>> {
+    let mut data = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut data)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    }
+    let mut out = Vec::new();
+    let mut rest = data.as_slice();
+    while !rest.is_empty() {
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            log::warn!(
+                "tracewire-viewer: {}: truncated record ignored",
+                path.display()
+            );
+            break;
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > MAX_RECORD || len > tail.len() {
+            log::warn!(
+                "tracewire-viewer: {}: truncated record ignored",
+                path.display()
+            );
+            break;
+        }
+        let (rec, tail) = tail.split_at(len);
+        match ExportTraceServiceRequest::decode(rec) {
+            Ok(r) => out.push(r),
+            Err(e) => log::warn!(
+                "tracewire-viewer: {}: bad record skipped: {e}",
+                path.display()
+            ),
+        }
+        rest = tail;
+    }
+    Ok(out)
+}
+
+/// Loads `path` into `store`, compacts it, and attaches it for appending.
+pub(crate) fn attach(store: &Store, path: &Path) -> io::Result<usize> {
+    let records = read_records(path)?;
+    let n = records.len();
+    for r in records {
+        store.ingest_inner(r);
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        let mut w = BufWriter::new(File::create(&tmp)?);
+        for r in store.export_all() {
+            let b = r.encode_to_vec();
+            w.write_all(&(b.len() as u32).to_le_bytes())?;
+            w.write_all(&b)?;
+        }
+        w.flush()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    let f = OpenOptions::new().append(true).create(true).open(path)?;
+    store.set_persist(Persist {
+        path: path.to_owned(),
+        out: BufWriter::new(f),
+        failed: false,
+    });
+    Ok(n)
+}

@@ -1,0 +1,369 @@
+// tracewire viewer UI. Plain JS, no dependencies. Every piece of span data is inserted with
+// textContent (through `el`), never as HTML.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props, ...children) {
+  const e = document.createElement(tag);
+  if (props) {
+    for (const [k, v] of Object.entries(props)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') e.className = v;
+      else if (k === 'style') Object.assign(e.style, v);
+      else if (k === 'on') for (const [ev, fn] of Object.entries(v)) e.addEventListener(ev, fn);
+      else if (k === 'dataset') Object.assign(e.dataset, v);
+      else e.setAttribute(k, v);
+    }
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    e.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
+  }
+  return e;
+}
+
+const HEX = /^[0-9a-f]+$/;
+const isId = (s, n) => typeof s === 'string' && s.length === n && HEX.test(s);
+
+function fmtDur(ns) {
+  if (ns < 1e3) return Math.round(ns) + 'ns';
+  if (ns < 1e6) return +(ns / 1e3).toFixed(ns < 1e4 ? 2 : 1) + 'µs';
+  if (ns < 1e9) return +(ns / 1e6).toFixed(ns < 1e7 ? 2 : 1) + 'ms';
+  return +(ns / 1e9).toFixed(2) + 's';
+}
+function fmtTime(us) {
+  const d = new Date(us / 1000);
+  return d.toLocaleTimeString(undefined, { hour12: false }) + '.' + String(d.getMilliseconds()).padStart(3, '0');
+}
+function colour(service) {
+  let h = 0;
+  for (const ch of service) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return `hsl(${h % 360}, 60%, 52%)`;
+}
+
+async function getJSON(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+// ---- state --------------------------------------------------------------------------------
+const state = {
+  traces: [],         // summaries shown in the list
+  selected: null,     // trace id
+  trace: null,        // full trace JSON
+  collapsed: new Set(),
+  span: null,         // selected span id
+  paused: false,
+  pending: [],
+  raw: false,
+};
+
+// ---- search + list ------------------------------------------------------------------------
+function searchParams() {
+  const p = new URLSearchParams();
+  const set = (k, id) => { const v = $(id).value.trim(); if (v) p.set(k, v); };
+  set('service', 'service'); set('name', 'name'); set('status', 'status');
+  set('minDuration', 'minDuration'); set('maxDuration', 'maxDuration');
+  set('attr', 'attr'); set('q', 'q');
+  const lb = $('lookback').value; if (lb !== 'all') p.set('lookback', lb);
+  p.set('limit', '100');
+  return p;
+}
+function hasFilters() {
+  return ['service', 'name', 'status', 'minDuration', 'maxDuration', 'attr', 'q'].some((id) => $(id).value.trim());
+}
+
+async function search() {
+  try {
+    const r = await getJSON('/tw/api/search?' + searchParams());
+    state.traces = r.traces;
+    renderList();
+  } catch (e) {
+    $('list-title').textContent = 'Search failed: ' + e.message;
+  }
+}
+
+function traceRow(t, fresh) {
+  const services = t.services.map((s) =>
+    el('span', { class: 'badge' }, el('span', { class: 'svc-dot', style: { background: colour(s.name) } }), s.name + ' ' + s.spans));
+  const li = el('li', { class: 'trace-row' + (fresh ? ' fresh' : '') + (t.traceId === state.selected ? ' selected' : ''),
+                        dataset: { traceId: t.traceId }, on: { click: () => { location.hash = '#/trace/' + t.traceId; } } },
+    el('div', { class: 't1' },
+      el('span', { class: 'root' }, t.rootService + ': ' + t.rootName),
+      el('span', { class: 'duration' }, fmtDur(t.durationUs * 1000))),
+    el('div', { class: 't2' },
+      el('span', null, fmtTime(t.startUs)),
+      el('span', null, t.spanCount + ' spans'),
+      t.errorCount ? el('span', { class: 'badge err' }, t.errorCount + (t.errorCount > 1 ? ' errors' : ' error')) : null,
+      t.orphan ? el('span', { class: 'badge orphan', title: t.missingRoot ? 'the root span has not arrived' : 'some parent spans are missing' },
+        t.missingRoot ? 'no root' : 'missing parent') : null,
+      ...services));
+  return li;
+}
+
+function renderList(freshIds) {
+  const ul = $('trace-list');
+  ul.replaceChildren(...state.traces.map((t) => traceRow(t, freshIds && freshIds.has(t.traceId))));
+  $('list-title').textContent = state.traces.length + ' traces';
+}
+
+// ---- live ---------------------------------------------------------------------------------
+function applyLive(events) {
+  const fresh = new Set();
+  for (const ev of events) {
+    const t = ev.trace;
+    const i = state.traces.findIndex((x) => x.traceId === t.traceId);
+    if (i >= 0) state.traces[i] = t;
+    else if (!hasFilters()) { state.traces.unshift(t); fresh.add(t.traceId); }
+    if (t.traceId === state.selected) loadTrace(t.traceId, state.span, true);
+  }
+  if (state.traces.length > 500) state.traces.length = 500;
+  renderList(fresh);
+}
+
+function startLive() {
+  if (!window.EventSource) return;
+  const es = new EventSource('/tw/api/live');
+  es.addEventListener('trace', (m) => {
+    if (!$('live').checked) return;
+    let ev;
+    try { ev = JSON.parse(m.data); } catch { return; }
+    if (state.paused) {
+      state.pending.push(ev);
+      $('pending').textContent = state.pending.length + ' new';
+    } else applyLive([ev]);
+  });
+}
+
+// ---- trace view ---------------------------------------------------------------------------
+async function loadTrace(id, spanId, keepScroll) {
+  if (!isId(id, 32)) return;
+  let t;
+  try { t = await getJSON('/tw/api/traces/' + id); } catch (e) {
+    $('empty').hidden = false; $('trace-view').hidden = true;
+    $('empty').textContent = 'Trace ' + id + ' not found (' + e.message + ')';
+    return;
+  }
+  if (state.selected !== id) state.collapsed.clear();
+  state.selected = id; state.trace = t; state.span = spanId || null;
+  for (const li of document.querySelectorAll('.trace-row')) li.classList.toggle('selected', li.dataset.traceId === id);
+  renderTrace(keepScroll);
+}
+
+function buildTree(spans) {
+  const byId = new Map();
+  for (const s of spans) if (!byId.has(s.spanId)) byId.set(s.spanId, s);
+  const children = new Map();
+  const roots = [];
+  for (const s of spans) {
+    s.children = [];
+    const p = s.parentSpanId && byId.get(s.parentSpanId);
+    if (p && p !== s) (children.get(p.spanId) || children.set(p.spanId, []).get(p.spanId)).push(s);
+    else roots.push(s);
+  }
+  for (const s of spans) s.children = byId.get(s.spanId) === s ? (children.get(s.spanId) || []) : [];
+  return roots;
+}
+
+function renderTrace(keepScroll) {
+  const t = state.trace;
+  $('empty').hidden = true; $('trace-view').hidden = false;
+  const total = Math.max(1, ...t.spans.map((s) => s.startNs + s.durationNs));
+  const sm = t.summary;
+  $('trace-title').textContent = sm.rootService + ': ' + sm.rootName;
+  $('trace-meta').replaceChildren(...[
+    el('span', null, 'Trace ', el('code', null, t.traceId)),
+    el('span', null, 'Started ' + new Date(t.startUs / 1000).toLocaleString()),
+    el('span', null, 'Duration ' + fmtDur(total)),
+    el('span', null, sm.spanCount + ' spans'),
+    sm.errorCount ? el('span', { class: 'badge err' }, sm.errorCount + ' errors') : null,
+    sm.orphan ? el('span', { class: 'badge orphan' }, sm.missingRoot ? 'root span missing' : sm.missingParents + ' spans with a missing parent') : null,
+  ].filter(Boolean));
+  $('legend').replaceChildren(...sm.services.map((s) =>
+    el('span', null, el('span', { class: 'svc-dot', style: { background: colour(s.name) } }), s.name + ' (' + s.spans + ')')));
+  $('export-otlp').setAttribute('href', '/tw/api/traces/' + t.traceId + '/otlp');
+  $('raw-json').textContent = JSON.stringify(t, (k, v) => (k === 'children' ? undefined : v), 2);
+  $('raw-json').hidden = !state.raw;
+  // axis
+  const ticks = [];
+  for (let i = 0; i <= 4; i++) ticks.push(el('span', { class: 'tick', style: { left: (i * 25) + '%' } }, fmtDur(total * i / 4)));
+  ticks[4].style.transform = 'translateX(-100%)';
+  $('axis-ticks').replaceChildren(...ticks);
+  // rows
+  const roots = buildTree(t.spans);
+  const rows = [];
+  const walk = (s, depth) => {
+    rows.push(spanRow(s, depth, total));
+    if (!state.collapsed.has(s.spanId)) for (const c of s.children) walk(c, depth + 1);
+  };
+  for (const r of roots) walk(r, 0);
+  $('rows').replaceChildren(...rows);
+  applyTraceSearch();
+  if (state.span) showSpan(state.span, !keepScroll); else $('details').hidden = true;
+}
+
+function spanRow(s, depth, total) {
+  const left = (s.startNs / total) * 100;
+  const width = Math.max((s.durationNs / total) * 100, 0.15);
+  const isErr = s.status.code === 'ERROR';
+  const hasKids = s.children.length > 0;
+  const toggle = el('span', { class: 'toggle', title: hasKids ? 'collapse / expand' : null,
+    on: { click: (e) => { e.stopPropagation(); if (!hasKids) return;
+      state.collapsed.has(s.spanId) ? state.collapsed.delete(s.spanId) : state.collapsed.add(s.spanId); renderTrace(true); } } },
+    hasKids ? (state.collapsed.has(s.spanId) ? '▸' : '▾') : '');
+  const durLeft = left + width > 85 ? null : (left + width) + '%';
+  return el('div', { class: 'row span-row' + (isErr ? ' error' : '') + (s.spanId === state.span ? ' selected' : ''),
+                     dataset: { spanId: s.spanId, depth: String(depth) },
+                     on: { click: () => selectSpan(s.spanId) } },
+    el('div', { class: 'label', style: { paddingLeft: (6 + depth * 14) + 'px' } },
+      toggle,
+      isErr ? el('span', { class: 'err-icon', title: 'error' }, '!') : null,
+      el('span', { class: 'svc-dot', style: { background: colour(s.service) } }),
+      el('span', { class: 'svc' }, s.service),
+      el('span', { class: 'name' }, s.name),
+      s.missingParent ? el('span', { class: 'missing', title: 'parent ' + s.parentSpanId + ' not received' }, '(parent missing)') : null,
+      hasKids && state.collapsed.has(s.spanId) ? el('span', { class: 'badge' }, '+' + countDesc(s)) : null),
+    el('div', { class: 'bars' },
+      el('div', { class: 'bar', style: { left: left + '%', width: width + '%', background: colour(s.service) } }),
+      el('span', { class: 'dur', style: durLeft ? { left: durLeft } : { right: (100 - left) + '%', paddingRight: '4px' } }, fmtDur(s.durationNs))));
+}
+function countDesc(s) { return s.children.reduce((n, c) => n + 1 + countDesc(c), 0); }
+
+function selectSpan(spanId) {
+  history.replaceState(null, '', '#/trace/' + state.selected + '/' + spanId);
+  state.span = spanId;
+  for (const r of document.querySelectorAll('.span-row')) r.classList.toggle('selected', r.dataset.spanId === spanId);
+  showSpan(spanId, false);
+}
+
+function kvTable(list, cls) {
+  if (!list || !list.length) return el('div', { class: 'svc' }, 'none');
+  return el('table', { class: cls }, list.map((a) =>
+    el('tr', { dataset: { key: a.key } }, el('td', { class: 'k' }, a.key), el('td', { class: 'v', title: a.type }, a.value))));
+}
+
+function spanLink(traceId, spanId, text) {
+  if (!isId(traceId, 32) || !isId(spanId, 16)) return el('span', null, text);
+  return el('a', { href: '#/trace/' + traceId + '/' + spanId }, text);
+}
+
+function showSpan(spanId, scroll) {
+  const t = state.trace;
+  const s = t.spans.find((x) => x.spanId === spanId);
+  const d = $('details');
+  if (!s) { d.hidden = true; return; }
+  d.hidden = false;
+  const isErr = s.status.code === 'ERROR';
+  const incoming = t.incomingLinks.filter((l) => l.toSpanId === s.spanId);
+  d.replaceChildren(
+    el('h3', null, el('span', { class: 'svc-dot', style: { background: colour(s.service) } }), s.name),
+    el('div', { class: 'kv-line' },
+      el('span', null, 'Service: ', el('b', null, s.service)),
+      el('span', null, 'Kind: ' + s.kind),
+      el('span', { class: isErr ? 'status-error' : '' }, 'Status: ' + s.status.code + (s.status.message ? ' — ' + s.status.message : '')),
+      el('span', null, 'Duration: ' + fmtDur(s.durationNs)),
+      el('span', null, 'Start: +' + fmtDur(s.startNs))),
+    el('div', { class: 'kv-line' },
+      el('span', null, 'Span ID: ', el('code', null, s.spanId)),
+      s.parentSpanId ? el('span', null, 'Parent: ', s.missingParent ? el('code', null, s.parentSpanId + ' (not received)') : spanLink(t.traceId, s.parentSpanId, s.parentSpanId)) : el('span', null, 'Root span'),
+      s.traceState ? el('span', null, 'tracestate: ' + s.traceState) : null,
+      el('span', null, 'Scope: ' + s.scope.name + (s.scope.version ? ' ' + s.scope.version : ''))),
+    el('h4', null, 'Attributes'), kvTable(s.attributes, 'attributes'),
+    el('h4', null, 'Resource'), kvTable(s.resource, 'resource'),
+    el('h4', null, 'Events (' + s.events.length + ')'),
+    s.events.length ? el('div', null, s.events.map((e) => el('div', { class: 'event' },
+      el('div', null, el('b', null, e.name), ' at +' + fmtDur(e.offsetNs)), kvTable(e.attributes, 'event-attributes')))) : el('div', { class: 'svc' }, 'none'),
+    el('h4', null, 'Links (' + s.links.length + ')'),
+    s.links.length ? el('ul', { class: 'links' }, s.links.map((l) => el('li', null,
+      spanLink(l.traceId, l.spanId, l.traceId + ' / ' + l.spanId), kvTable(l.attributes, 'link-attributes')))) : el('div', { class: 'svc' }, 'none'),
+    el('h4', null, 'Linked from (' + incoming.length + ')'),
+    incoming.length ? el('ul', { class: 'incoming' }, incoming.map((l) => el('li', null,
+      spanLink(l.fromTraceId, l.fromSpanId, l.fromService + ': ' + l.fromName)))) : el('div', { class: 'svc' }, 'none'));
+  if (scroll) {
+    const row = document.querySelector('.span-row.selected');
+    if (row) row.scrollIntoView({ block: 'nearest' });
+  }
+}
+
+function applyTraceSearch() {
+  const q = $('trace-search').value.trim().toLowerCase();
+  const t = state.trace;
+  if (!t) return;
+  let n = 0;
+  for (const r of document.querySelectorAll('.span-row')) {
+    const s = t.spans.find((x) => x.spanId === r.dataset.spanId);
+    const hit = !!q && !!s && (s.name.toLowerCase().includes(q) || s.service.toLowerCase().includes(q) || s.spanId.includes(q) ||
+      s.attributes.some((a) => a.key.toLowerCase().includes(q) || a.value.toLowerCase().includes(q)) ||
+      s.events.some((e) => e.name.toLowerCase().includes(q)));
+    if (hit) n++;
+    r.classList.toggle('match', hit);
+    r.classList.toggle('dim', !!q && !hit);
+  }
+  $('trace-search-count').textContent = q ? n + ' matching spans' : '';
+}
+
+// ---- services / names / stats -------------------------------------------------------------
+async function loadServices() {
+  try {
+    const r = await getJSON('/tw/api/services');
+    const sel = $('service');
+    const cur = sel.value;
+    sel.replaceChildren(el('option', { value: '' }, 'all'), ...r.services.map((s) => el('option', { value: s }, s)));
+    sel.value = r.services.includes(cur) ? cur : '';
+  } catch { /* next time */ }
+}
+async function loadNames() {
+  const s = $('service').value;
+  if (!s) { $('names').replaceChildren(); return; }
+  try {
+    const r = await getJSON('/tw/api/operations?service=' + encodeURIComponent(s));
+    $('names').replaceChildren(...r.operations.map((o) => el('option', { value: o })));
+  } catch { /* ignore */ }
+}
+async function loadStats() {
+  try {
+    const s = await getJSON('/tw/api/stats');
+    $('stats').textContent = s.traces + ' traces, ' + s.spans + ' spans, ' + (s.bytes / 1048576).toFixed(1) + ' MiB';
+  } catch { /* ignore */ }
+}
+
+// ---- routing ------------------------------------------------------------------------------
+function route() {
+  const m = location.hash.match(/^#\/trace\/([0-9a-fA-F]{32})(?:\/([0-9a-fA-F]{16}))?$/);
+  if (m) loadTrace(m[1].toLowerCase(), m[2] ? m[2].toLowerCase() : null);
+}
+
+function init() {
+  $('search-form').addEventListener('submit', (e) => { e.preventDefault(); search(); });
+  $('service').addEventListener('change', loadNames);
+  $('live-pause').addEventListener('click', () => {
+    state.paused = !state.paused;
+    $('live-pause').textContent = state.paused ? 'Resume' : 'Pause';
+    if (!state.paused && state.pending.length) { applyLive(state.pending); state.pending = []; $('pending').textContent = ''; }
+  });
+  $('trace-search').addEventListener('input', applyTraceSearch);
+  $('expand-all').addEventListener('click', () => { state.collapsed.clear(); renderTrace(true); });
+  $('collapse-all').addEventListener('click', () => {
+    for (const s of state.trace.spans) if (s.children.length) state.collapsed.add(s.spanId);
+    renderTrace(true);
+  });
+  $('raw-toggle').addEventListener('click', () => { state.raw = !state.raw; $('raw-json').hidden = !state.raw; });
+  $('import').addEventListener('change', async (e) => {
+    const f = e.target.files[0];
+    if (!f) return;
+    const r = await fetch('/tw/api/import', { method: 'POST', headers: { 'content-type': 'application/json' }, body: await f.text() });
+    const j = await r.json().catch(() => ({}));
+    if (r.ok && j.traceIds && j.traceIds.length) { await search(); location.hash = '#/trace/' + j.traceIds[0]; }
+    else alert('Import failed: ' + (j.message || r.status));
+    e.target.value = '';
+  });
+  window.addEventListener('hashchange', route);
+  loadServices(); loadStats();
+  search().then(route);
+  startLive();
+  setInterval(() => { loadServices(); loadStats(); }, 5000);
+}
+
+document.addEventListener('DOMContentLoaded', init);
