@@ -4,12 +4,14 @@
 #   bash scripts/test.sh
 #
 # Interop peers (the OpenTelemetry Python SDK and friends) go into ./.venv via
-# scripts/setup-python.sh. With CI=true, anything a test needs that is missing (the venv, a
-# broker) is a failure, never a skip.
+# scripts/setup-python.sh; Debian's headless Chromium and playwright-core for the viewer's
+# browser tests via scripts/setup-browser.sh. With CI=true, anything a test needs that is
+# missing (the venv, the browser, a broker) is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-python.sh
+bash scripts/setup-browser.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast
