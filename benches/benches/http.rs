@@ -1,0 +1,397 @@
+//! HTTP server middleware overhead: one in-process request through each server stack, with a
+//! trivial handler, side by side in the same run.
+//!
+//! ```text
+//! cargo bench -p tracewire-benches --bench http
+//! ```
+//!
+//! Stacks (axum 0.8 and poem 3): no tracing (baseline), tracewire sampled (every span recorded
+//! and handed to a discarding fastrace reporter), tracewire unsampled, fastrace-axum /
+//! fastrace-poem (sampled, same reporter), tower-http `TraceLayer` + tracing-opentelemetry
+//! (OpenTelemetry SDK, batch processor, discarding exporter), and
+//! opentelemetry-instrumentation-tower (same SDK). The request carries a W3C `traceparent`
+//! so every stack continues a trace (the common case behind a gateway) and a few ordinary
+//! headers. The response body is read to the end, so spans that end with the body are
+//! measured whole.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body as AxumBody;
+use axum::routing::get;
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{Criterion, Throughput};
+use fastrace::collector::{Config, Reporter, SpanRecord};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use tracewire_core::{Propagators, Sampler, Tracer};
+
+const AXUM: [&str; 6] = [
+    "baseline (no tracing)",
+    "tracewire sampled",
+    "tracewire unsampled",
+    "fastrace-axum",
+    "tower-http TraceLayer + tracing-opentelemetry",
+    "opentelemetry-instrumentation-tower",
+];
+const POEM: [&str; 4] = [
+    "baseline (no tracing)",
+    "tracewire sampled",
+    "tracewire unsampled",
+    "fastrace-poem",
+];
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+struct Discard;
+
+impl Reporter for Discard {
+    fn report(&mut self, spans: Vec<SpanRecord>) {
+        black_box(spans);
+    }
+}
+
+fn request() -> http::Request<AxumBody> {
+    http::Request::get("/users/7?page=2")
+        .header("host", "api.example:8080")
+        .header("user-agent", "bench/1.0")
+        .header("accept", "*/*")
+        .header("traceparent", TRACEPARENT)
+        .body(AxumBody::empty())
+        .unwrap()
+}
+
+fn tracer(sampled: bool) -> Tracer {
+    Tracer::new()
+        .with_propagators(Propagators::default())
+        .with_sampler(if sampled {
+            Sampler::AlwaysOn
+        } else {
+            Sampler::AlwaysOff
+        })
+}
+
+fn routes() -> Router {
+    Router::new().route("/users/{id}", get(|| async { "hello" }))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn call_axum(app: &Router) {
+    let res = app.clone().oneshot(request()).await.unwrap();
+    black_box(res.into_body().collect().await.unwrap());
+}
+
+/// An OpenTelemetry SDK tracer provider whose batch processor drops every span.
+mod otel {
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+
+    #[derive(Debug)]
+    struct Drop;
+
+    impl SpanExporter for Drop {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            std::hint::black_box(batch);
+            Ok(())
+        }
+    }
+
+    pub(crate) fn provider() -> SdkTracerProvider {
+        SdkTracerProvider::builder()
+            .with_span_processor(BatchSpanProcessor::builder(Drop).build())
+            .build()
+    }
+}
+
+fn axum_stacks(c: &mut Criterion<ThreadCpu>) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("http/axum");
+
+    let plain = routes();
+    g.bench_function("baseline (no tracing)", |b| {
+        b.iter(|| rt.block_on(call_axum(&plain)))
+    });
+
+    let sampled = routes().layer(tracewire_tower::TraceLayer::new().tracer(tracer(true)));
+    g.bench_function("tracewire sampled", |b| {
+        b.iter(|| rt.block_on(call_axum(&sampled)))
+    });
+
+    let unsampled = routes().layer(tracewire_tower::TraceLayer::new().tracer(tracer(false)));
+    g.bench_function("tracewire unsampled", |b| {
+        b.iter(|| rt.block_on(call_axum(&unsampled)))
+    });
+
+    let fastrace = routes().layer(fastrace_axum::FastraceLayer::default());
+    g.bench_function("fastrace-axum", |b| {
+        b.iter(|| rt.block_on(call_axum(&fastrace)))
+    });
+
+    // tower-http TraceLayer -> tracing -> tracing-opentelemetry -> OpenTelemetry SDK.
+    {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let provider = otel::provider();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let app = routes().layer(tower_http::trace::TraceLayer::new_for_http());
+        tracing::subscriber::with_default(subscriber, || {
+            g.bench_function("tower-http TraceLayer + tracing-opentelemetry", |b| {
+                b.iter(|| rt.block_on(call_axum(&app)))
+            });
+        });
+        let _ = provider.shutdown();
+    }
+
+    // opentelemetry-instrumentation-tower (its own OpenTelemetry-native layer).
+    {
+        let provider = otel::provider();
+        opentelemetry::global::set_tracer_provider(provider.clone());
+        let app = routes().layer(
+            opentelemetry_instrumentation_tower::http::server::LayerBuilder::builder()
+                .with_metrics(false)
+                .build()
+                .unwrap(),
+        );
+        g.bench_function("opentelemetry-instrumentation-tower", |b| {
+            b.iter(|| rt.block_on(call_axum(&app)))
+        });
+        let _ = provider.shutdown();
+    }
+    g.finish();
+}
+
+fn poem_stacks(c: &mut Criterion<ThreadCpu>) {
+    use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, get, handler};
+
+    #[handler]
+    fn hello() -> &'static str {
+        "hello"
+    }
+
+    fn poem_request() -> poem::Request {
+        poem::Request::builder()
+            .uri(http::Uri::from_static("/users/7?page=2"))
+            .header("host", "api.example:8080")
+            .header("user-agent", "bench/1.0")
+            .header("accept", "*/*")
+            .header("traceparent", TRACEPARENT)
+            .finish()
+    }
+
+    async fn call<E: Endpoint>(ep: &E) {
+        let mut res = ep.get_response(poem_request()).await;
+        black_box(res.take_body().into_bytes().await.unwrap());
+    }
+
+    let rt = runtime();
+    let mut g = c.benchmark_group("http/poem");
+
+    let plain = Route::new().at("/users/:id", get(hello)).into_endpoint();
+    g.bench_function("baseline (no tracing)", |b| {
+        b.iter(|| rt.block_on(call(&plain)))
+    });
+    let sampled = Route::new().at(
+        "/users/:id",
+        get(hello).with(tracewire_poem::Tracing::new().tracer(tracer(true))),
+    );
+    g.bench_function("tracewire sampled", |b| {
+        b.iter(|| rt.block_on(call(&sampled)))
+    });
+    let unsampled = Route::new().at(
+        "/users/:id",
+        get(hello).with(tracewire_poem::Tracing::new().tracer(tracer(false))),
+    );
+    g.bench_function("tracewire unsampled", |b| {
+        b.iter(|| rt.block_on(call(&unsampled)))
+    });
+    let fastrace = Route::new().at(
+        "/users/:id",
+        get(hello).with(fastrace_poem::FastraceMiddleware::default()),
+    );
+    g.bench_function("fastrace-poem", |b| b.iter(|| rt.block_on(call(&fastrace))));
+    g.finish();
+}
+
+/// The HTTP layer alone, without a framework: core's root rule (`Tracer::start_root`, which
+/// extracts the headers) against `tracewire-http`'s `ServerConfig::start` + response + end
+/// (root rule + method, name, attributes, status), sampled and unsampled.
+fn layer_parts(c: &mut Criterion<ThreadCpu>) {
+    use tracewire_core::SpanKind;
+    use tracewire_http::{HeaderExtractor, RequestHead, ServerConfig};
+
+    let req = request();
+    let (parts, _) = req.into_parts();
+    let head = || RequestHead {
+        method: &parts.method,
+        uri: &parts.uri,
+        version: parts.version,
+        headers: &parts.headers,
+        peer: Some(([127, 0, 0, 1], 50000).into()),
+    };
+    let mut g = c.benchmark_group("http/layer");
+    for sampled in [true, false] {
+        let label = if sampled { "sampled" } else { "unsampled" };
+        let t = tracer(sampled);
+        g.bench_function(format!("core start_root ({label})"), |b| {
+            b.iter(|| {
+                black_box(t.start_root(
+                    "GET /users/{id}",
+                    SpanKind::Server,
+                    &HeaderExtractor(&parts.headers),
+                ))
+            })
+        });
+        let config = ServerConfig::new().tracer(t.clone());
+        g.bench_function(format!("ServerConfig start+response+end ({label})"), |b| {
+            b.iter(|| {
+                let mut span = config.start(&head(), Some("/users/{id}")).unwrap();
+                let mut headers = http::HeaderMap::new();
+                span.record_response(http::StatusCode::OK, &mut headers);
+                span.end();
+            })
+        });
+    }
+    g.finish();
+}
+
+fn setup() {
+    fastrace::set_reporter(
+        Discard,
+        Config::default().report_interval(Duration::from_millis(10)),
+    );
+}
+
+/// Criterion measurement: CPU time of the benchmarking thread (`CLOCK_THREAD_CPUTIME_ID`),
+/// as in the `propagation` bench: on the shared 2-core machine, wall-clock medians swing 2-3x
+/// with other jobs. Background threads (fastrace's collector, the OpenTelemetry batch
+/// processor) are not counted for any stack: this measures the cost on the request path.
+struct ThreadCpu;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = cpu_time::ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> cpu_time::ThreadTime {
+        cpu_time::ThreadTime::now()
+    }
+    fn end(&self, start: cpu_time::ThreadTime) -> Duration {
+        start.elapsed()
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, d: &Duration) -> f64 {
+        d.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &Nanos
+    }
+}
+
+struct Nanos;
+
+impl ValueFormatter for Nanos {
+    fn scale_values(&self, _typical: f64, _values: &mut [f64]) -> &'static str {
+        "ns (cpu)"
+    }
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        _t: &Throughput,
+        _values: &mut [f64],
+    ) -> &'static str {
+        "ns (cpu)"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+fn criterion_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
+        .join("criterion")
+}
+
+/// The median (ns) criterion recorded for `group/function` in this run.
+fn median_ns(group: &str, function: &str) -> Option<f64> {
+    let dir = |s: &str| s.replace(['/', '\\', ':', '*', '?', '"', '<', '>', '|'], "_");
+    let path = criterion_dir().join(dir(group)).join(dir(function));
+    let json = std::fs::read_to_string(path.join("new").join("estimates.json")).ok()?;
+    let median = &json[json.find("\"median\"")?..];
+    let point = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = point.find([',', '}'])?;
+    point[..end].trim().parse().ok()
+}
+
+/// A markdown table per framework: median, added ns over the baseline, and that overhead as
+/// a multiple of tracewire sampled's.
+fn print_summary() {
+    let g = "http/layer";
+    eprintln!("\n{g}\n| part | sampled ns (cpu) | unsampled ns (cpu) |\n|---|---|---|");
+    for part in ["core start_root", "ServerConfig start+response+end"] {
+        let v = |l: &str| {
+            median_ns(g, &format!("{part} ({l})")).map_or("n/a".to_owned(), |v| format!("{v:.0}"))
+        };
+        eprintln!("| {part} | {} | {} |", v("sampled"), v("unsampled"));
+    }
+    for (group, names) in [
+        ("http/axum", AXUM.as_slice()),
+        ("http/poem", POEM.as_slice()),
+    ] {
+        let Some(base) = median_ns(group, names[0]) else {
+            continue;
+        };
+        let ours = median_ns(group, names[1]).map(|v| v - base);
+        eprintln!(
+            "\n{group}\n| stack | median ns (cpu) | added ns | overhead vs tracewire sampled |"
+        );
+        eprintln!("|---|---|---|---|");
+        for name in names {
+            let Some(v) = median_ns(group, name) else {
+                continue;
+            };
+            let added = v - base;
+            let ratio = match ours {
+                Some(o) if o > 0.0 && *name != names[0] => format!("{:.2}x", added / o),
+                _ => "-".to_owned(),
+            };
+            eprintln!("| {name} | {v:.0} | {added:+.0} | {ratio} |");
+        }
+    }
+}
+
+fn main() {
+    setup();
+    let mut c = Criterion::default()
+        .with_measurement(ThreadCpu)
+        .warm_up_time(Duration::from_millis(700))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    layer_parts(&mut c);
+    axum_stacks(&mut c);
+    poem_stacks(&mut c);
+    fastrace::flush();
+    c.final_summary();
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test") {
+        print_summary();
+    }
+}

@@ -1,0 +1,141 @@
+//! Span names and routes as `&'static str`, so a sampled request does not format its span
+//! name or copy its route: both come from the application's route table, a small and fixed
+//! set. Bounded: past [`MAX_ROUTES`] distinct routes, callers fall back to allocating.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// The most routes interned (each costs its route string and ten short names, once).
+pub(crate) const MAX_ROUTES: usize = 2048;
+
+/// The methods with a precomputed name, in this order; the last is `HTTP` (for `_OTHER`).
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "HTTP",
+];
+
+pub(crate) struct Entry {
+    pub(crate) route: &'static str,
+    names: [&'static str; 10],
+}
+
+impl Entry {
+    /// The span name for a normalised method shown as `shown` (`HTTP` for `_OTHER`).
+    pub(crate) fn name(&self, shown: &str) -> Option<&'static str> {
+        METHODS
+            .iter()
+            .position(|m| *m == shown)
+            .map(|i| self.names[i])
+    }
+}
+
+static ROUTES: RwLock<Option<HashMap<Box<str>, &'static Entry>>> = RwLock::new(None);
+
+/// The interned entry for `route`, creating it if there is room.
+pub(crate) fn route(route: &str) -> Option<&'static Entry> {
+    if let Ok(map) = ROUTES.read() {
+        if let Some(e) = map.as_ref().and_then(|m| m.get(route)) {
+            return Some(e);
+        }
+    }
+    let mut map = match ROUTES.write() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let map = map.get_or_insert_with(HashMap::new);
+    if let Some(e) = map.get(route) {
+        return Some(e);
+    }
+    if map.len() >= MAX_ROUTES {
+        return None;
+    }
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let entry: &'static Entry = Box::leak(Box::new(Entry {
+        route: leak(route.to_owned()),
+        names: METHODS.map(|m| leak(format!("{m} {route}"))),
+    }));
+    map.insert(route.into(), entry);
+    Some(entry)
+}
+
+/// A bounded set of interned values (host names, user agents): the same few values repeat
+/// on almost every request; past `cap` distinct values, callers allocate.
+pub(crate) struct Values {
+    map: RwLock<Option<HashMap<Box<str>, &'static str>>>,
+    cap: usize,
+}
+
+impl Values {
+    pub(crate) const fn new(cap: usize) -> Self {
+        Values {
+            map: RwLock::new(None),
+            cap,
+        }
+    }
+
+    /// `value` as a `&'static str` if it is (or can be) interned. Values longer than 256
+    /// bytes are never interned.
+    pub(crate) fn get(&self, value: &str) -> Option<&'static str> {
+        if value.len() > 256 {
+            return None;
+        }
+        if let Ok(map) = self.map.read() {
+            if let Some(v) = map.as_ref().and_then(|m| m.get(value)) {
+                return Some(v);
+            }
+        }
+        let mut map = match self.map.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let map = map.get_or_insert_with(HashMap::new);
+        if let Some(v) = map.get(value) {
+            return Some(v);
+        }
+        if map.len() >= self.cap {
+            return None;
+        }
+        let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
+        map.insert(value.into(), leaked);
+        Some(leaked)
+    }
+}
+
+/// `server.address` values (the `Host` names a server answers to).
+pub(crate) static HOSTS: Values = Values::new(64);
+/// `user_agent.original` values.
+pub(crate) static USER_AGENTS: Values = Values::new(256);
+
+/// `value` interned in `set`, else owned.
+pub(crate) fn cow(set: &Values, value: &str) -> std::borrow::Cow<'static, str> {
+    match set.get(value) {
+        Some(v) => std::borrow::Cow::Borrowed(v),
+        None => std::borrow::Cow::Owned(value.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_values() {
+        let set = Values::new(2);
+        let a = set.get("a").unwrap();
+        assert!(std::ptr::eq(a, set.get("a").unwrap()));
+        assert!(set.get("b").is_some());
+        assert_eq!(set.get("c"), None, "full");
+        assert_eq!(set.get(&"x".repeat(300)), None, "too long");
+        assert!(matches!(cow(&set, "c"), std::borrow::Cow::Owned(_)));
+    }
+
+    #[test]
+    fn interns_once() {
+        let a = route("/intern/{x}").unwrap();
+        let b = route("/intern/{x}").unwrap();
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(a.route, "/intern/{x}");
+        assert_eq!(a.name("GET"), Some("GET /intern/{x}"));
+        assert_eq!(a.name("HTTP"), Some("HTTP /intern/{x}"));
+        assert_eq!(a.name("PURGE"), None);
+    }
+}

@@ -1,0 +1,826 @@
+//! The server side: one configuration every HTTP server integration shares, and the span of
+//! one request from its head to the last byte of its response.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use fastrace::Span;
+use http::{HeaderMap, HeaderName, Method, StatusCode, Uri, Version};
+use tracewire_core::context::{FutureExt as _, WithContext};
+use tracewire_core::{SpanKind, TraceContext, Tracer, semconv};
+
+use crate::body::TracedBody;
+use crate::headers::{HeaderCapture, protocol_version};
+use crate::method::{KnownMethods, Normalized};
+use crate::proxy::TrustedProxies;
+use crate::redact::redact_query;
+use crate::{HeaderExtractor, HeaderInjector};
+
+/// What a server integration knows about a request before calling the handler.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestHead<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The request target (path and query; scheme and authority for HTTP/2 and absolute-form).
+    pub uri: &'a Uri,
+    /// The protocol version.
+    pub version: Version,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The peer address of the connection, when the framework knows it.
+    pub peer: Option<SocketAddr>,
+}
+
+/// Put in a request's extensions by the first tracewire server layer that handles it, so a
+/// second (stacked) tracewire server layer creates no second server span.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerSpanMarker;
+
+type Exclude = Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>;
+
+#[derive(Clone)]
+struct Inner {
+    tracer: Tracer,
+    force_new_trace: Option<bool>,
+    known_methods: KnownMethods,
+    trusted_proxies: TrustedProxies,
+    request_headers: HeaderCapture,
+    response_headers: HeaderCapture,
+    body_sizes: bool,
+    inject_response_headers: bool,
+    scheme: &'static str,
+    exclude: Option<Exclude>,
+}
+
+/// Options of an HTTP server integration (poem, tower/axum/hyper): the [`Tracer`], and what to
+/// record. Cheap to clone (one `Arc`). Integrations wrap it in their own builder.
+///
+/// ```
+/// use http::{HeaderMap, Method, StatusCode, Uri, Version};
+/// use tracewire_core::{Sampler, Tracer};
+/// use tracewire_http::{RequestHead, ServerConfig};
+///
+/// let config = ServerConfig::new()
+///     .tracer(Tracer::new().with_sampler(Sampler::AlwaysOn))
+///     .exclude(|head| head.uri.path() == "/health");
+/// let uri: Uri = "/users/7?sig=secret".parse().unwrap();
+/// let headers = HeaderMap::new();
+/// let head = RequestHead {
+///     method: &Method::GET,
+///     uri: &uri,
+///     version: Version::HTTP_11,
+///     headers: &headers,
+///     peer: Some("127.0.0.1:50000".parse().unwrap()),
+/// };
+/// let mut span = config.start(&head, Some("/users/{id}")).expect("not excluded");
+/// assert!(span.context().is_sampled());
+/// let mut response_headers = HeaderMap::new();
+/// span.record_response(StatusCode::OK, &mut response_headers);
+/// span.end();
+/// ```
+#[derive(Clone)]
+pub struct ServerConfig {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &*self.inner;
+        f.debug_struct("ServerConfig")
+            .field("tracer", &i.tracer)
+            .field("known_methods", &i.known_methods)
+            .field("trusted_proxies", &i.trusted_proxies)
+            .field("request_headers", &i.request_headers)
+            .field("response_headers", &i.response_headers)
+            .field("body_sizes", &i.body_sizes)
+            .field("inject_response_headers", &i.inject_response_headers)
+            .field("scheme", &i.scheme)
+            .field("exclude", &i.exclude.is_some())
+            .finish()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig::new()
+    }
+}
+
+impl ServerConfig {
+    /// [`Tracer::global`], known methods from `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`, no
+    /// trusted proxy, no header capture, no body sizes, no response trace headers, scheme
+    /// `http`, nothing excluded.
+    pub fn new() -> Self {
+        ServerConfig {
+            inner: Arc::new(Inner {
+                tracer: Tracer::global(),
+                force_new_trace: None,
+                known_methods: KnownMethods::from_env(),
+                trusted_proxies: TrustedProxies::none(),
+                request_headers: HeaderCapture::default(),
+                response_headers: HeaderCapture::default(),
+                body_sizes: false,
+                inject_response_headers: false,
+                scheme: "http",
+                exclude: None,
+            }),
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::make_mut(&mut self.inner)
+    }
+
+    /// Uses this tracer (propagators, sampler, root options).
+    pub fn tracer(mut self, tracer: Tracer) -> Self {
+        let inner = self.inner_mut();
+        inner.tracer = match inner.force_new_trace {
+            Some(yes) => tracer.force_new_trace(yes),
+            None => tracer,
+        };
+        self
+    }
+
+    /// Never continue inbound traces (an untrusted edge): see [`Tracer::force_new_trace`].
+    pub fn force_new_trace(mut self, yes: bool) -> Self {
+        let inner = self.inner_mut();
+        inner.force_new_trace = Some(yes);
+        inner.tracer = inner.tracer.clone().force_new_trace(yes);
+        self
+    }
+
+    /// The methods recorded as themselves (others are `_OTHER`).
+    pub fn known_methods(mut self, known: KnownMethods) -> Self {
+        self.inner_mut().known_methods = known;
+        self
+    }
+
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers name the client.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.inner_mut().trusted_proxies = proxies;
+        self
+    }
+
+    /// Records these request headers as `http.request.header.<name>`.
+    pub fn capture_request_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.inner_mut().request_headers =
+            HeaderCapture::new(semconv::HTTP_REQUEST_HEADER_PREFIX, names);
+        self
+    }
+
+    /// Records these response headers as `http.response.header.<name>`.
+    pub fn capture_response_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.inner_mut().response_headers =
+            HeaderCapture::new(semconv::HTTP_RESPONSE_HEADER_PREFIX, names);
+        self
+    }
+
+    /// Records `http.request.body.size` (from `Content-Length`) and `http.response.body.size`
+    /// (bytes actually sent).
+    pub fn body_sizes(mut self, yes: bool) -> Self {
+        self.inner_mut().body_sizes = yes;
+        self
+    }
+
+    /// Writes the server span's trace headers (with the configured propagators) into every
+    /// response, so a caller without tracing can still find the trace.
+    pub fn inject_response_headers(mut self, yes: bool) -> Self {
+        self.inner_mut().inject_response_headers = yes;
+        self
+    }
+
+    /// `url.scheme` when the request target has none (`http` by default; set `https` behind
+    /// TLS).
+    pub fn url_scheme(mut self, scheme: &'static str) -> Self {
+        self.inner_mut().scheme = scheme;
+        self
+    }
+
+    /// Requests for which the predicate returns true get no span and no context (health
+    /// checks, metrics scrapes).
+    pub fn exclude<F>(mut self, predicate: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.inner_mut().exclude = Some(Arc::new(predicate));
+        self
+    }
+
+    /// The tracer.
+    pub fn get_tracer(&self) -> &Tracer {
+        &self.inner.tracer
+    }
+
+    /// True when the request is excluded.
+    pub fn is_excluded(&self, head: &RequestHead<'_>) -> bool {
+        self.inner.exclude.as_ref().is_some_and(|f| f(head))
+    }
+
+    /// Starts the server span of a request (through [`Tracer::start_root`], the one root rule),
+    /// named by [`server_span_name`] and carrying every request attribute, or `None` when the
+    /// request is excluded. `route` is the framework's route template, if one matched.
+    pub fn start(&self, head: &RequestHead<'_>, route: Option<&str>) -> Option<ServerSpan> {
+        if self.is_excluded(head) {
+            return None;
+        }
+        let inner = &*self.inner;
+        let method = inner.known_methods.normalize(head.method);
+        let shown = if method.is_other() {
+            "HTTP"
+        } else {
+            method.method
+        };
+        let interned = route
+            .filter(|r| !r.is_empty())
+            .and_then(crate::intern::route);
+        let name = match interned.and_then(|e| e.name(shown)) {
+            Some(name) => Cow::Borrowed(name),
+            None => server_span_name(method, route),
+        };
+        let route = match interned {
+            Some(e) => Some(Cow::Borrowed(e.route)),
+            None => route.map(|r| Cow::Owned(r.to_owned())),
+        };
+        let root = inner
+            .tracer
+            .start_root(name, SpanKind::Server, &HeaderExtractor(head.headers));
+        let sampled = root.context.is_sampled();
+        let span = if sampled {
+            root.span
+                .with_properties(|| self.request_properties(head, method, route))
+        } else {
+            root.span
+        };
+        Some(ServerSpan {
+            span,
+            context: root.context,
+            sampled,
+            body_size: 0,
+            bodiless: head.method == Method::HEAD,
+            done: false,
+            config: self.clone(),
+        })
+    }
+
+    /// The request attributes. Values repeated across requests (method, scheme, route, host,
+    /// user agent, common ports) are static or interned; the path, query and client address
+    /// are copied.
+    fn request_properties(
+        &self,
+        head: &RequestHead<'_>,
+        method: Normalized<'_>,
+        route: Option<Cow<'static, str>>,
+    ) -> Vec<(Cow<'static, str>, Cow<'static, str>)> {
+        let inner = &*self.inner;
+        let mut p: Vec<(Cow<'static, str>, Cow<'static, str>)> = Vec::with_capacity(16);
+        let mut put = |k: &'static str, v: Cow<'static, str>| p.push((Cow::Borrowed(k), v));
+        put(semconv::HTTP_REQUEST_METHOD, static_or_owned(method.method));
+        if let Some(orig) = method.original {
+            put(
+                semconv::HTTP_REQUEST_METHOD_ORIGINAL,
+                Cow::Owned(orig.to_owned()),
+            );
+        }
+        put(semconv::URL_PATH, Cow::Owned(head.uri.path().to_owned()));
+        if let Some(q) = head.uri.query() {
+            put(semconv::URL_QUERY, Cow::Owned(redact_query(q).into_owned()));
+        }
+        let scheme = head.uri.scheme_str().unwrap_or(inner.scheme);
+        put(semconv::URL_SCHEME, static_or_owned(scheme));
+        if let Some(route) = route {
+            put(semconv::HTTP_ROUTE, route);
+        }
+        let host = head.uri.authority().map(|a| a.as_str()).or_else(|| {
+            head.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        });
+        if let Some((address, port)) = host.and_then(split_host_port) {
+            put(
+                semconv::SERVER_ADDRESS,
+                crate::intern::cow(&crate::intern::HOSTS, address),
+            );
+            let port = port.or(match scheme {
+                "https" => Some(443),
+                "http" => Some(80),
+                _ => None,
+            });
+            if let Some(port) = port {
+                put(semconv::SERVER_PORT, port_str(port));
+                // (other ports go through `u16_string`, no `fmt`)
+            }
+        }
+        if let Some(peer) = head.peer {
+            let peer_ip = ip_string(peer.ip());
+            let client = if inner.trusted_proxies.is_empty() {
+                None
+            } else {
+                inner
+                    .trusted_proxies
+                    .client_address(Some(peer.ip()), head.headers)
+            };
+            match client {
+                // Behind a trusted proxy: the client named by it, and the proxy as the peer.
+                Some(client) if client != peer_ip => {
+                    put(semconv::CLIENT_ADDRESS, Cow::Owned(client));
+                    put(semconv::NETWORK_PEER_ADDRESS, Cow::Owned(peer_ip));
+                    put(
+                        semconv::NETWORK_PEER_PORT,
+                        Cow::Owned(u16_string(peer.port())),
+                    );
+                }
+                // A direct connection: the peer is the client; `network.peer.*` would repeat it
+                // (and its ephemeral port says nothing), so it is not recorded.
+                _ => put(semconv::CLIENT_ADDRESS, Cow::Owned(peer_ip)),
+            }
+        }
+        put(
+            semconv::NETWORK_PROTOCOL_VERSION,
+            Cow::Borrowed(protocol_version(head.version)),
+        );
+        if let Some(ua) = head
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            put(
+                semconv::USER_AGENT_ORIGINAL,
+                crate::intern::cow(&crate::intern::USER_AGENTS, ua),
+            );
+        }
+        if inner.body_sizes {
+            if let Some(len) = head
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                put(semconv::HTTP_REQUEST_BODY_SIZE, Cow::Owned(len.to_string()));
+            }
+        }
+        p.extend(inner.request_headers.properties(head.headers));
+        p
+    }
+}
+
+/// The semconv span name of a server span: `{method} {route}`, `{method}` when no route
+/// matched, with `HTTP` in place of `_OTHER`. Never the raw path. Borrowed (no allocation)
+/// when there is no route.
+///
+/// ```
+/// use http::Method;
+/// use tracewire_http::{KnownMethods, server_span_name};
+///
+/// let known = KnownMethods::default();
+/// assert_eq!(server_span_name(known.normalize(&Method::GET), Some("/users/{id}")), "GET /users/{id}");
+/// assert_eq!(server_span_name(known.normalize(&Method::POST), None), "POST");
+/// let purge = Method::from_bytes(b"PURGE").unwrap();
+/// assert_eq!(server_span_name(known.normalize(&purge), None), "HTTP");
+/// assert_eq!(server_span_name(known.normalize(&purge), Some("/c")), "HTTP /c");
+/// ```
+pub fn server_span_name(method: Normalized<'_>, route: Option<&str>) -> Cow<'static, str> {
+    let m = if method.is_other() {
+        "HTTP"
+    } else {
+        method.method
+    };
+    match route {
+        Some(route) if !route.is_empty() => Cow::Owned(format!("{m} {route}")),
+        _ => static_or_owned(m),
+    }
+}
+
+/// The standard method names as `&'static str` (no allocation), others owned.
+pub(crate) fn static_or_owned(s: &str) -> Cow<'static, str> {
+    const STATIC: [&str; 14] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "HTTP",
+        "_OTHER", "http", "https", "",
+    ];
+    match STATIC.iter().find(|x| **x == s) {
+        Some(x) => Cow::Borrowed(x),
+        None => Cow::Owned(s.to_owned()),
+    }
+}
+
+/// A status code as a string, without allocating for the common ones.
+pub(crate) fn status_str(status: StatusCode) -> Cow<'static, str> {
+    const COMMON: [&str; 24] = [
+        "200", "201", "202", "204", "206", "301", "302", "303", "304", "307", "308", "400", "401",
+        "403", "404", "405", "409", "410", "422", "429", "500", "502", "503", "504",
+    ];
+    let s = status.as_str();
+    match COMMON.iter().find(|c| **c == s) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(s.to_owned()),
+    }
+}
+
+/// An IP address as text; IPv4 without `fmt` (the common case, ~5x faster).
+fn ip_string(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut s = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_u16(&mut s, u16::from(octet));
+            }
+            s
+        }
+        v6 => v6.to_string(),
+    }
+}
+
+fn u16_string(n: u16) -> String {
+    let mut s = String::with_capacity(5);
+    push_u16(&mut s, n);
+    s
+}
+
+fn push_u16(s: &mut String, n: u16) {
+    let mut buf = [0u8; 5];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        s.push(char::from(b));
+    }
+}
+
+/// A server port as a string, without allocating for the common ones.
+fn port_str(port: u16) -> Cow<'static, str> {
+    match port {
+        80 => Cow::Borrowed("80"),
+        443 => Cow::Borrowed("443"),
+        3000 => Cow::Borrowed("3000"),
+        8000 => Cow::Borrowed("8000"),
+        8080 => Cow::Borrowed("8080"),
+        8443 => Cow::Borrowed("8443"),
+        p => Cow::Owned(u16_string(p)),
+    }
+}
+
+/// `host[:port]` / `[v6][:port]` → `(host, port)`.
+pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    let s = s.rsplit_once('@').map_or(s, |(_, h)| h);
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+        return Some((host, port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) => Some((h, p.parse().ok())),
+        None => Some((s, None)),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Made by [`ServerSpan::in_span`].
+    pub struct InServerSpan<'a, F> {
+        #[pin]
+        inner: WithContext<F>,
+        span: &'a Span,
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for InServerSpan<'_, F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let _parent = this.span.set_local_parent();
+        this.inner.poll(cx)
+    }
+}
+
+/// The span of one server request. Made by [`ServerConfig::start`]; the integration records
+/// the response on it, then either [moves it into the response body](ServerSpan::wrap_body)
+/// so it ends when the body has been sent, or [ends](ServerSpan::end) it.
+///
+/// Dropped without either (the request future was dropped: the client went away, or the
+/// server shut down), it records the request as aborted: status `ERROR`, `error.type` =
+/// [`ABORTED`](crate::ABORTED).
+pub struct ServerSpan {
+    span: Span,
+    context: TraceContext,
+    sampled: bool,
+    pub(crate) body_size: u64,
+    /// A HEAD request, or a status that has no body (1xx, 204, 304): the server drops the
+    /// body unsent, which completes the response.
+    pub(crate) bodiless: bool,
+    done: bool,
+    config: ServerConfig,
+}
+
+impl fmt::Debug for ServerSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSpan")
+            .field("context", &self.context)
+            .field("sampled", &self.sampled)
+            .finish()
+    }
+}
+
+impl ServerSpan {
+    /// The server span's context: attach it while the handler runs.
+    pub fn context(&self) -> &TraceContext {
+        &self.context
+    }
+
+    /// The fastrace span (a no-op span when not sampled). Set it as the local parent while the
+    /// handler runs, so handler spans nest under it.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// True when the request is sampled (attributes are recorded).
+    pub fn is_sampled(&self) -> bool {
+        self.sampled
+    }
+
+    /// Runs `fut` (the handler) with this span as fastrace's local parent and its context
+    /// attached on every poll, borrowing the span so it can outlive the handler and end with
+    /// the response body.
+    pub fn in_span<F: std::future::Future>(&self, fut: F) -> InServerSpan<'_, F> {
+        InServerSpan {
+            inner: fut.with_trace_context(self.context.clone()),
+            span: &self.span,
+        }
+    }
+
+    /// Records `http.route` when the framework learns the route after the span started.
+    pub fn record_route(&self, route: &str) {
+        if self.sampled {
+            let route = route.to_owned();
+            self.span.add_property(|| (semconv::HTTP_ROUTE, route));
+        }
+    }
+
+    /// Records the response head: `http.response.status_code`, status `ERROR` and
+    /// `error.type` for 5xx (4xx is not a server error), captured response headers; and, when
+    /// configured, writes the trace headers into `headers`.
+    pub fn record_response(&mut self, status: StatusCode, headers: &mut HeaderMap) {
+        if status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            self.bodiless = true;
+        }
+        let inner = &*self.config.inner;
+        if inner.inject_response_headers {
+            inner
+                .tracer
+                .inject(&self.context, &mut HeaderInjector(headers));
+        }
+        if !self.sampled {
+            return;
+        }
+        let code = status_str(status);
+        if status.is_server_error() {
+            self.span.add_properties(|| {
+                [
+                    (semconv::HTTP_RESPONSE_STATUS_CODE, code.clone()),
+                    (
+                        semconv::OTEL_STATUS_CODE,
+                        Cow::Borrowed(semconv::STATUS_ERROR),
+                    ),
+                    (semconv::ERROR_TYPE, code),
+                ]
+            });
+        } else {
+            self.span
+                .add_property(|| (semconv::HTTP_RESPONSE_STATUS_CODE, code));
+        }
+        if !inner.response_headers.is_empty() {
+            self.span
+                .add_properties(|| inner.response_headers.properties(headers));
+        }
+    }
+
+    /// Records a failure: status `ERROR` with `description`, and `error.type` (a low
+    /// cardinality identifier: an error type name, or a status code).
+    pub fn record_error(&self, error_type: &str, description: &str) {
+        if !self.sampled {
+            return;
+        }
+        let (t, d) = (error_type.to_owned(), description.to_owned());
+        self.span.add_properties(|| {
+            [
+                (semconv::OTEL_STATUS_CODE, semconv::STATUS_ERROR.to_owned()),
+                (semconv::OTEL_STATUS_DESCRIPTION, d),
+                (semconv::ERROR_TYPE, t),
+            ]
+        });
+    }
+
+    /// Moves the span into the response body: it ends when the body has been fully sent, or
+    /// records an abort if the body is dropped before (see [`TracedBody`]).
+    pub fn wrap_body<B: http_body::Body>(self, body: B) -> TracedBody<B> {
+        TracedBody::new(body, self)
+    }
+
+    /// Ends the span now (a response without a body to wait for).
+    pub fn end(mut self) {
+        self.complete();
+    }
+
+    pub(crate) fn complete(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if self.sampled && self.config.inner.body_sizes {
+            let size = self.body_size;
+            self.span
+                .add_property(|| (semconv::HTTP_RESPONSE_BODY_SIZE, size.to_string()));
+        }
+    }
+}
+
+impl Drop for ServerSpan {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record_error(
+                crate::body::ABORTED,
+                "the request was abandoned before the response was fully sent",
+            );
+            self.complete();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tracewire_core::Sampler;
+
+    const ALL: &[&str] = &[
+        "http.request.method",
+        "http.request.method_original",
+        "url.path",
+        "url.query",
+        "url.scheme",
+        "http.route",
+        "server.address",
+        "server.port",
+        "client.address",
+        "network.peer.address",
+        "network.peer.port",
+        "network.protocol.version",
+        "user_agent.original",
+        "http.request.header.x-id",
+        "http.request.body.size",
+        "http.response.status_code",
+        "http.response.header.x-out",
+        "error.type",
+        "otel.status_code",
+    ];
+
+    fn head_parts() -> (Uri, HeaderMap) {
+        let uri: Uri = "/users/7?sig=s3cret&a=1".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("host", "api.example:8080".parse().unwrap());
+        h.insert("user-agent", "curl/8".parse().unwrap());
+        h.insert("x-id", "42".parse().unwrap());
+        h.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        h.insert("content-length", "3".parse().unwrap());
+        (uri, h)
+    }
+
+    #[test]
+    fn sampled_request_records_the_full_attribute_set() {
+        let cap = tracewire_test::capture();
+        let config = ServerConfig::new()
+            .tracer(Tracer::new().with_sampler(Sampler::AlwaysOn))
+            .trusted_proxies("127.0.0.0/8".parse().unwrap())
+            .capture_request_headers([HeaderName::from_static("x-id")])
+            .capture_response_headers([HeaderName::from_static("x-out")])
+            .body_sizes(true);
+        let (uri, h) = head_parts();
+        let purge = Method::from_bytes(b"PURGE").unwrap();
+        let head = RequestHead {
+            method: &purge,
+            uri: &uri,
+            version: Version::HTTP_10,
+            headers: &h,
+            peer: Some("127.0.0.1:4000".parse().unwrap()),
+        };
+        let mut span = config.start(&head, Some("/users/{id}")).unwrap();
+        let mut out = HeaderMap::new();
+        out.insert("x-out", "v".parse().unwrap());
+        span.record_response(StatusCode::SERVICE_UNAVAILABLE, &mut out);
+        assert!(
+            out.get("traceparent").is_none(),
+            "not injected unless enabled"
+        );
+        span.end();
+        assert_eq!(
+            cap.finish().tree(ALL),
+            "HTTP /users/{id} [server] http.request.method=_OTHER http.request.method_original=PURGE \
+             url.path=/users/7 url.query=sig=REDACTED&a=1 url.scheme=http http.route=/users/{id} \
+             server.address=api.example server.port=8080 client.address=203.0.113.9 \
+             network.peer.address=127.0.0.1 network.peer.port=4000 network.protocol.version=1.0 \
+             user_agent.original=curl/8 http.request.header.x-id=[\"42\"] http.request.body.size=3 \
+             http.response.status_code=503 http.response.header.x-out=[\"v\"] error.type=503 \
+             otel.status_code=ERROR\n"
+        );
+    }
+
+    #[test]
+    fn client_errors_are_not_server_errors_and_excluded_requests_get_nothing() {
+        let cap = tracewire_test::capture();
+        let config = ServerConfig::new()
+            .tracer(Tracer::new().with_sampler(Sampler::AlwaysOn))
+            .exclude(|h| h.uri.path() == "/users/7");
+        let (uri, h) = head_parts();
+        let head = RequestHead {
+            method: &Method::GET,
+            uri: &uri,
+            version: Version::HTTP_2,
+            headers: &h,
+            peer: None,
+        };
+        assert!(config.start(&head, None).is_none());
+        let config = config.exclude(|_| false);
+        let mut span = config.start(&head, None).unwrap();
+        span.record_response(StatusCode::NOT_FOUND, &mut HeaderMap::new());
+        drop(span.wrap_body(http_body_util::Empty::<bytes::Bytes>::new()));
+        assert_eq!(
+            cap.finish().tree(ALL),
+            "GET [server] http.request.method=GET url.path=/users/7 url.query=sig=REDACTED&a=1 \
+             url.scheme=http server.address=api.example server.port=8080 \
+             network.protocol.version=2 user_agent.original=curl/8 http.response.status_code=404\n"
+        );
+    }
+
+    #[test]
+    fn unsampled_records_nothing_but_injects_minus_00() {
+        let cap = tracewire_test::capture();
+        let config = ServerConfig::new()
+            .tracer(Tracer::new().with_sampler(Sampler::AlwaysOff))
+            .inject_response_headers(true);
+        let (uri, h) = head_parts();
+        let head = RequestHead {
+            method: &Method::GET,
+            uri: &uri,
+            version: Version::HTTP_11,
+            headers: &h,
+            peer: None,
+        };
+        let mut span = config.start(&head, Some("/users/{id}")).unwrap();
+        assert!(!span.is_sampled());
+        let mut out = HeaderMap::new();
+        span.record_response(StatusCode::OK, &mut out);
+        drop(span);
+        // Sampled bit clear (the W3C Level 2 random bit may be set: `-02`).
+        let tp = out["traceparent"].to_str().unwrap();
+        let flags = u8::from_str_radix(&tp[tp.len() - 2..], 16).unwrap();
+        assert_eq!(flags & 1, 0, "{tp}");
+        assert!(cap.finish().is_empty());
+    }
+
+    #[test]
+    fn fast_formatting_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "255.255.255.255",
+            "10.20.30.4",
+            "::1",
+            "2001:db8::1",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_string(ip), ip.to_string());
+        }
+        for n in [0u16, 7, 10, 99, 100, 65535, 8080] {
+            assert_eq!(u16_string(n), n.to_string());
+        }
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(split_host_port("a.b:81"), Some(("a.b", Some(81))));
+        assert_eq!(split_host_port("a.b"), Some(("a.b", None)));
+        assert_eq!(split_host_port("[::1]:8080"), Some(("::1", Some(8080))));
+        assert_eq!(split_host_port("[::1]"), Some(("::1", None)));
+        assert_eq!(split_host_port("u:p@h:1"), Some(("h", Some(1))));
+        assert_eq!(split_host_port(""), None);
+    }
+}

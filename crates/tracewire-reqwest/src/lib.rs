@@ -1,0 +1,161 @@
+#![doc = include_str!("../README.md")]
+
+use std::borrow::Cow;
+
+use http::HeaderName;
+use tracewire_core::Tracer;
+use tracewire_http::{ClientConfig, ClientSpan, KnownMethods};
+
+/// Put a `UrlTemplate` in the request's extensions (reqwest-middleware:
+/// `.with_extension(UrlTemplate("/users/{id}".into()))`) to name the span
+/// `{method} {template}` and record `url.template`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlTemplate(pub Cow<'static, str>);
+
+/// The attempt counter kept in the request's extensions across retries: the first attempt
+/// is 0, each retry adds one (recorded as `http.request.resend_count` when > 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ResendCount(u32);
+
+/// Client tracing for reqwest: one CLIENT span per attempt, the trace headers written from
+/// it with the configured propagators.
+///
+/// - With reqwest-middleware (feature `middleware`, default): add it with
+///   `ClientBuilder::with`, *after* a retry middleware so each attempt gets its span and
+///   `http.request.resend_count`.
+/// - Without: [`Tracing::execute`] sends one request through a plain `reqwest::Client`.
+#[derive(Clone, Debug, Default)]
+pub struct Tracing {
+    config: ClientConfig,
+}
+
+impl Tracing {
+    /// [`Tracer::global`] and the defaults of [`ClientConfig::new`].
+    pub fn new() -> Self {
+        Tracing {
+            config: ClientConfig::new(),
+        }
+    }
+
+    /// Uses a complete [`ClientConfig`].
+    pub fn with_config(config: ClientConfig) -> Self {
+        Tracing { config }
+    }
+
+    /// Uses this tracer (its propagators write the outgoing headers).
+    pub fn tracer(self, tracer: Tracer) -> Self {
+        Tracing {
+            config: self.config.tracer(tracer),
+        }
+    }
+
+    /// The methods recorded as themselves.
+    pub fn known_methods(self, known: KnownMethods) -> Self {
+        Tracing {
+            config: self.config.known_methods(known),
+        }
+    }
+
+    /// Records these request headers as `http.request.header.<name>`.
+    pub fn capture_request_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        Tracing {
+            config: self.config.capture_request_headers(names),
+        }
+    }
+
+    /// Records these response headers as `http.response.header.<name>`.
+    pub fn capture_response_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        Tracing {
+            config: self.config.capture_response_headers(names),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    fn start(
+        &self,
+        req: &mut reqwest::Request,
+        template: Option<&str>,
+        resend: Option<u32>,
+    ) -> ClientSpan {
+        let url = req.url();
+        let full = url.as_str().to_owned();
+        let host = url.host_str().map(str::to_owned);
+        let port = url.port_or_known_default();
+        let method = req.method().clone();
+        self.config.start(
+            &method,
+            &full,
+            host.as_deref(),
+            port,
+            template,
+            resend,
+            req.headers_mut(),
+        )
+    }
+
+    /// Sends `req` with `client` in a CLIENT span (the plain helper, without
+    /// reqwest-middleware).
+    pub async fn execute(
+        &self,
+        client: &reqwest::Client,
+        mut req: reqwest::Request,
+    ) -> reqwest::Result<reqwest::Response> {
+        let span = self.start(&mut req, None, None);
+        let res = client.execute(req).await;
+        finish(&span, &res);
+        res
+    }
+}
+
+fn finish(span: &ClientSpan, res: &reqwest::Result<reqwest::Response>) {
+    match res {
+        Ok(r) => span.record_response(r.status(), r.headers()),
+        Err(e) => span.record_error(error_type(e), &e.to_string()),
+    }
+}
+
+/// A low-cardinality `error.type` for a reqwest error.
+fn error_type(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_redirect() {
+        "redirect"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else if e.is_request() {
+        "request"
+    } else {
+        "reqwest::Error"
+    }
+}
+
+#[cfg(feature = "middleware")]
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Tracing {
+    async fn handle(
+        &self,
+        mut req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let resend = extensions.get::<ResendCount>().map_or(0, |c| c.0 + 1);
+        extensions.insert(ResendCount(resend));
+        let template = extensions.get::<UrlTemplate>().map(|t| t.0.clone());
+        let span = self.start(&mut req, template.as_deref(), Some(resend));
+        let res = next.run(req, extensions).await;
+        match &res {
+            Ok(r) => span.record_response(r.status(), r.headers()),
+            Err(reqwest_middleware::Error::Reqwest(e)) => {
+                span.record_error(error_type(e), &e.to_string())
+            }
+            Err(e) => span.record_error("reqwest_middleware::Error", &e.to_string()),
+        }
+        res
+    }
+}
