@@ -1,110 +1,614 @@
-//! The tracewire demo.
+//! The tracewire demo: four small services, each in its own process with its own
+//! `service.name`, in one trace — shown in the embedded viewer.
 //!
-//! Run: `cargo run --release -p tracewire-demo`
+//! ```text
+//! cargo run --release -p tracewire-demo
+//! ```
 //!
-//! Today it shows the propagation core end to end in one process: an inbound request arrives
-//! with W3C `traceparent`, `tracestate` and `baggage`; the root rule continues the trace; a
-//! `#[fastrace::trace]` handler makes an outgoing call; the call's headers are printed in every
-//! format (W3C, B3 single, B3 multi, Jaeger), then the recorded spans.
-#![allow(clippy::print_stdout)]
+//! ```text
+//! client ──HTTP──▶ gateway (poem) ──gRPC──▶ backend (tonic) ──HTTP, B3──▶ inventory (axum)
+//! inventory (axum) ──HTTP, Jaeger `uber-trace-id`──▶ pricing (poem)
+//! ```
+//!
+//! The program starts the viewer (UI on <http://127.0.0.1:16686/>, or a free port when that
+//! one is taken), starts itself once per service (`--role <name> ...`), sends the gateway a
+//! few requests (two that succeed, a 404 and one that fails in pricing), prints the viewer URL
+//! and serves until Ctrl-C. `--once` (or `TRACEWIRE_DEMO_ONCE=1`) waits until the traces are in
+//! the viewer, prints them as trees and exits (that is what its test runs).
+//!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set, no viewer
+//! is started: every service exports there instead (any OTLP collector, Jaeger, or
+//! `tracewire view`). Other options: `--ui-port <port>` (0: any free port), `--gateway-port
+//! <port>` (default: any free port).
 
-use std::sync::mpsc;
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use fastrace::collector::{Config, Reporter, SpanRecord};
-use http::HeaderMap;
-use tracewire_core::{Format, Propagators, Sampler, SpanKind, Tracer};
-use tracewire_http::{HeaderExtractor, HeaderInjector};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
-struct ChannelReporter(mpsc::Sender<SpanRecord>);
+use tokio::io::AsyncReadExt as _;
+use tokio::net::TcpListener;
+use tracewire_core::{Format, Propagators, Tracer};
+use tracewire_demo::{REQUESTS, SERVICES, hex_id, render_trace};
 
-impl Reporter for ChannelReporter {
-    fn report(&mut self, spans: Vec<SpanRecord>) {
-        for s in spans {
-            let _ = self.0.send(s);
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The trace-context headers the B3 and Jaeger hops' servers record as
+/// `http.request.header.<name>`, to show in the viewer which one each hop used.
+const CONTEXT_HEADERS: [&str; 3] = ["traceparent", "b3", "uber-trace-id"];
+
+/// The propagators of the backend → inventory hop (both sides).
+fn b3() -> Tracer {
+    Tracer::global().with_propagators(Propagators::new([Format::B3]))
+}
+
+/// The propagators of the inventory → pricing hop (both sides).
+fn jaeger() -> Tracer {
+    Tracer::global().with_propagators(Propagators::new([Format::Jaeger]))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The services (each runs in its own process, `--role <name>`).
+// ---------------------------------------------------------------------------------------------
+
+/// pricing (poem): `GET /price/:item`; the price of `broken` fails with a 500.
+mod pricing {
+    use poem::http::{HeaderName, StatusCode};
+    use poem::web::Path;
+    use poem::{EndpointExt as _, Route, get, handler};
+
+    #[handler]
+    async fn price(Path(item): Path<String>) -> poem::Result<String> {
+        match item.as_str() {
+            "book" => Ok("12.50".into()),
+            "lamp" => Ok("39.90".into()),
+            "broken" => Err(poem::Error::from_string(
+                "price database unavailable",
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )),
+            _ => Err(poem::Error::from_status(StatusCode::NOT_FOUND)),
         }
     }
+
+    pub(crate) async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        // Record which header carried the context: `uber-trace-id`, never `traceparent`.
+        let tracing = tracewire_poem::Tracing::new()
+            .tracer(super::jaeger())
+            .capture_request_headers(super::CONTEXT_HEADERS.map(HeaderName::from_static));
+        let app = Route::new().at("/price/:item", get(price).with(tracing));
+        poem::Server::new_with_acceptor(poem::listener::TcpAcceptor::from_tokio(listener)?)
+            .run(app)
+            .await
+    }
 }
 
-#[fastrace::trace]
-fn handle_order(tracer: &Tracer) -> HeaderMap {
-    // An outgoing call: a CLIENT span under the handler span, its context injected.
-    let call = tracer.start_child("GET", SpanKind::Client);
-    let _guard = call.span.set_local_parent();
-    let mut outbound = HeaderMap::new();
-    if let Some(cx) = &call.context {
-        tracer.inject(cx, &mut HeaderInjector(&mut outbound));
+/// inventory (axum): `GET /stock/{item}` looks the item up, then asks pricing (Jaeger hop).
+mod inventory {
+    use std::net::SocketAddr;
+
+    use axum::Router;
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderName, StatusCode};
+    use axum::routing::get;
+    use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+    use tracewire_reqwest::{Tracing, UrlTemplate};
+    use tracewire_tower::TraceLayer;
+
+    #[derive(Clone)]
+    struct App {
+        client: ClientWithMiddleware,
+        pricing: SocketAddr,
     }
-    outbound
+
+    #[fastrace::trace(short_name = true)]
+    async fn lookup_stock(item: &str) -> Option<u32> {
+        match item {
+            "book" => Some(3),
+            "lamp" => Some(7),
+            "broken" => Some(1),
+            _ => None,
+        }
+    }
+
+    async fn stock(
+        State(app): State<App>,
+        Path(item): Path<String>,
+    ) -> Result<String, (StatusCode, String)> {
+        let Some(count) = lookup_stock(&item).await else {
+            return Err((StatusCode::NOT_FOUND, format!("no such item: {item}")));
+        };
+        let url = format!("http://{}/price/{item}", app.pricing);
+        let res = app
+            .client
+            .get(url)
+            .with_extension(UrlTemplate("/price/:item".into()))
+            .send()
+            .await
+            .map_err(|e| (StatusCode::BAD_GATEWAY, format!("pricing: {e}")))?;
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err((StatusCode::BAD_GATEWAY, format!("pricing: {status} {body}")));
+        }
+        Ok(format!("{item}: {count} in stock at {body}"))
+    }
+
+    pub(crate) async fn serve(
+        listener: tokio::net::TcpListener,
+        pricing: SocketAddr,
+    ) -> std::io::Result<()> {
+        let client = ClientBuilder::new(reqwest::Client::new())
+            .with(Tracing::new().tracer(super::jaeger()))
+            .build();
+        let app = Router::new()
+            .route("/stock/{item}", get(stock))
+            .with_state(App { client, pricing })
+            // Record which header carried the context: `b3`, never `traceparent`.
+            .layer(
+                TraceLayer::new()
+                    .tracer(super::b3())
+                    .capture_request_headers(super::CONTEXT_HEADERS.map(HeaderName::from_static)),
+            );
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    }
 }
 
-fn main() {
-    let (tx, rx) = mpsc::channel();
-    fastrace::set_reporter(ChannelReporter(tx), Config::default());
+/// The generated messages, client and server of `proto/shop.proto`.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+mod pb {
+    tonic::include_proto!("shop.v1");
+}
 
-    let tracer = Tracer::new()
-        .with_propagators(Propagators::new([
-            Format::TraceContext,
-            Format::Baggage,
-            Format::B3,
-            Format::B3Multi,
-            Format::Jaeger,
-        ]))
-        .with_sampler(Sampler::default());
+/// backend (tonic): the `Checkout/Buy` RPC takes an item and asks inventory (B3 hop).
+mod backend {
+    use std::net::SocketAddr;
 
-    let mut inbound = HeaderMap::new();
-    inbound.insert(
-        "traceparent",
-        http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03"),
-    );
-    inbound.insert(
-        "tracestate",
-        http::HeaderValue::from_static("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"),
-    );
-    inbound.insert(
-        "baggage",
-        http::HeaderValue::from_static("tenant=acme,user.id=alice%20b"),
-    );
+    use super::pb::checkout_server::{Checkout, CheckoutServer};
+    use super::pb::{CheckoutReply, CheckoutRequest};
+    use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+    use tonic::transport::Server;
+    use tonic::transport::server::TcpIncoming;
+    use tonic::{Request, Response, Status};
+    use tracewire_reqwest::{Tracing, UrlTemplate};
+    use tracewire_tonic::GrpcServerLayer;
 
-    println!("inbound request headers:");
-    for (k, v) in &inbound {
-        println!("  {k}: {}", v.to_str().unwrap_or("<binary>"));
+    struct Backend {
+        client: ClientWithMiddleware,
+        inventory: SocketAddr,
     }
 
-    let outbound = {
-        let root = tracer.start_root(
-            "GET /orders/{id}",
-            SpanKind::Server,
-            &HeaderExtractor(&inbound),
+    #[tonic::async_trait]
+    impl Checkout for Backend {
+        async fn buy(
+            &self,
+            request: Request<CheckoutRequest>,
+        ) -> Result<Response<CheckoutReply>, Status> {
+            let item = request.into_inner().item;
+            let url = format!("http://{}/stock/{item}", self.inventory);
+            let res = self
+                .client
+                .get(url)
+                .with_extension(UrlTemplate("/stock/{item}".into()))
+                .send()
+                .await
+                .map_err(|e| Status::unavailable(format!("inventory: {e}")))?;
+            let status = res.status();
+            let body = res.text().await.unwrap_or_default();
+            match status.as_u16() {
+                200 => Ok(Response::new(CheckoutReply { summary: body })),
+                404 => Err(Status::not_found(body)),
+                _ => Err(Status::unavailable(format!("inventory: {status} {body}"))),
+            }
+        }
+    }
+
+    pub(crate) async fn serve(
+        listener: tokio::net::TcpListener,
+        inventory: SocketAddr,
+    ) -> Result<(), tonic::transport::Error> {
+        let client = ClientBuilder::new(reqwest::Client::new())
+            .with(Tracing::new().tracer(super::b3()))
+            .build();
+        Server::builder()
+            .layer(GrpcServerLayer::new())
+            .add_service(CheckoutServer::new(Backend { client, inventory }))
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await
+    }
+}
+
+/// gateway (poem): `GET /checkout/:item` calls the backend over gRPC.
+mod gateway {
+    use std::net::SocketAddr;
+
+    use super::pb::CheckoutRequest;
+    use super::pb::checkout_client::CheckoutClient;
+    use poem::http::StatusCode;
+    use poem::web::{Data, Path};
+    use poem::{EndpointExt as _, Route, get, handler};
+    use tonic::Code;
+    use tonic::transport::{Channel, Endpoint};
+    use tower_layer::Layer as _;
+    use tracewire_tonic::GrpcClientLayer;
+    use tracewire_tonic::client::GrpcClientService;
+
+    type Backend = CheckoutClient<GrpcClientService<Channel>>;
+
+    #[handler]
+    async fn checkout(
+        Path(item): Path<String>,
+        Data(backend): Data<&Backend>,
+    ) -> poem::Result<String> {
+        match backend.clone().buy(CheckoutRequest { item }).await {
+            Ok(reply) => Ok(reply.into_inner().summary + "\n"),
+            Err(status) => {
+                let code = match status.code() {
+                    Code::NotFound => StatusCode::NOT_FOUND,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                Err(poem::Error::from_string(status.message().to_owned(), code))
+            }
+        }
+    }
+
+    pub(crate) async fn serve(
+        listener: tokio::net::TcpListener,
+        backend: SocketAddr,
+    ) -> Result<(), super::BoxError> {
+        let endpoint = Endpoint::from_shared(format!("http://{backend}"))?;
+        let channel = endpoint.connect().await?;
+        let backend: Backend = CheckoutClient::new(
+            GrpcClientLayer::new()
+                .with_server_uri(endpoint.uri())
+                .layer(channel),
         );
-        println!(
-            "\nroot rule: {:?}, sampled: {}",
-            root.origin,
-            root.context.is_sampled()
-        );
-        let _in = root.enter();
-        handle_order(&tracer)
+        let tracing = tracewire_poem::Tracing::new();
+        let app = Route::new()
+            .at("/checkout/:item", get(checkout).with(tracing))
+            .data(backend);
+        poem::Server::new_with_acceptor(poem::listener::TcpAcceptor::from_tokio(listener)?)
+            .run(app)
+            .await?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One service process.
+// ---------------------------------------------------------------------------------------------
+
+/// Runs one service: exports under `service.name` = `role` (where the parent's environment
+/// says), prints its address on the first line of stdout, serves until stdin closes (the
+/// parent is done) or Ctrl-C, then flushes its spans.
+async fn run_service(role: &str, port: u16, next: Option<SocketAddr>) -> Result<(), BoxError> {
+    let guard = tracewire::builder().service_name(role).init();
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("{role}: cannot listen on 127.0.0.1:{port}: {e}"))?;
+    println!("{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    let next = || next.ok_or_else(|| format!("--role {role} needs --next <addr>"));
+    let serve = async {
+        let served: Result<(), BoxError> = match role {
+            "pricing" => pricing::serve(listener).await.map_err(Into::into),
+            "inventory" => inventory::serve(listener, next()?)
+                .await
+                .map_err(Into::into),
+            "backend" => backend::serve(listener, next()?).await.map_err(Into::into),
+            "gateway" => gateway::serve(listener, next()?).await,
+            other => Err(format!("unknown role {other:?}").into()),
+        };
+        served
+    };
+    let stdin_closed = async {
+        let mut sink = Vec::new();
+        let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+    };
+    let result = tokio::select! {
+        served = serve => served,
+        _ = stdin_closed => Ok(()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    drop(guard); // flush this service's spans
+    result
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent: viewer, service processes, traffic.
+// ---------------------------------------------------------------------------------------------
+
+/// The service processes; dropping this closes their stdin (they flush and exit), waits a
+/// little, then kills whatever is left — on every path out of the parent, errors included.
+#[derive(Default)]
+struct Services(Vec<(&'static str, Child)>);
+
+impl Services {
+    /// Starts `role` and reads its address from its first line of output; the rest of its
+    /// output is copied to ours, prefixed by its name.
+    fn spawn(
+        &mut self,
+        role: &'static str,
+        next: Option<SocketAddr>,
+        port: u16,
+        env: &[(&str, String)],
+    ) -> Result<SocketAddr, BoxError> {
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["--role", role, "--port", &port.to_string()]);
+        if let Some(next) = next {
+            cmd.args(["--next", &next.to_string()]);
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)))
+            .env_remove("OTEL_SERVICE_NAME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take();
+        self.0.push((role, child));
+        let mut lines = BufReader::new(stdout.ok_or("no stdout")?).lines();
+        let first = lines
+            .next()
+            .ok_or_else(|| format!("the {role} service exited before listening"))??;
+        let addr = first.trim().parse()?;
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                println!("[{role}] {line}");
+            }
+        });
+        Ok(addr)
+    }
+
+    /// Closes every stdin, waits up to `grace` for the processes to exit, kills the rest.
+    fn stop(&mut self, grace: Duration) {
+        for (_, child) in &mut self.0 {
+            drop(child.stdin.take());
+        }
+        let deadline = Instant::now() + grace;
+        for (role, child) in &mut self.0 {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    _ => {
+                        eprintln!("the {role} service did not stop in time: killing it");
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
+}
+
+struct Options {
+    once: bool,
+    ui_port: u16,
+    gateway_port: u16,
+}
+
+fn collector_endpoint() -> Option<String> {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .into_iter()
+    .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+}
+
+async fn run_parent(opts: Options) -> Result<bool, BoxError> {
+    // Where the services export: the embedded viewer, or the collector the environment names.
+    let mut env: Vec<(&str, String)> = Vec::new();
+    if std::env::var_os("OTEL_BSP_SCHEDULE_DELAY").is_none() {
+        // traces show up in the UI within half a second
+        env.push(("OTEL_BSP_SCHEDULE_DELAY", "500".into()));
+    }
+    let viewer = match collector_endpoint() {
+        Some(endpoint) => {
+            println!("OTEL_EXPORTER_OTLP_ENDPOINT is set: the services export to {endpoint}");
+            None
+        }
+        None => {
+            let viewer = tracewire_viewer::ViewerBuilder::embedded()
+                .ui(Some(opts.ui_port))
+                .start()
+                .await?;
+            let ui = viewer.addrs().ui.ok_or("the viewer has no UI address")?;
+            if opts.ui_port != 0 && ui.port() != opts.ui_port {
+                println!(
+                    "port {} is taken (another viewer or Jaeger?): the viewer is on port {} instead",
+                    opts.ui_port,
+                    ui.port()
+                );
+            }
+            // The UI port also accepts OTLP/HTTP (`POST /v1/traces`).
+            env.push(("OTEL_TRACES_EXPORTER", "otlp".into()));
+            env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{ui}")));
+            env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()));
+            Some(viewer)
+        }
     };
 
-    println!("\noutgoing call headers (every format):");
-    for (k, v) in &outbound {
-        println!("  {k}: {}", v.to_str().unwrap_or("<binary>"));
+    let result = drive(&opts, &env, viewer.as_ref()).await;
+    if let Some(viewer) = viewer {
+        viewer.shutdown().await;
+    }
+    result
+}
+
+async fn drive(
+    opts: &Options,
+    env: &[(&str, String)],
+    viewer: Option<&tracewire_viewer::RunningViewer>,
+) -> Result<bool, BoxError> {
+    let gateway_port = opts.gateway_port;
+    let (mut services, gateway) = tokio::task::spawn_blocking({
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        move || -> Result<(Services, SocketAddr), BoxError> {
+            let env: Vec<(&str, String)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            let mut services = Services::default();
+            let pricing = services.spawn("pricing", None, 0, &env)?;
+            let inventory = services.spawn("inventory", Some(pricing), 0, &env)?;
+            let backend = services.spawn("backend", Some(inventory), 0, &env)?;
+            let gateway = services.spawn("gateway", Some(backend), gateway_port, &env)?;
+            Ok((services, gateway))
+        }
+    })
+    .await??;
+    println!(
+        "services: gateway (poem) http://{gateway} → backend (tonic, gRPC) → inventory (axum, B3) → pricing (poem, Jaeger)"
+    );
+
+    // Some traffic, from a client that is not traced: each request starts a trace at the gateway.
+    let client = reqwest::Client::new();
+    let mut as_expected = true;
+    for (path, expected) in REQUESTS {
+        let res = client.get(format!("http://{gateway}{path}")).send().await?;
+        let status = res.status().as_u16();
+        let body = res.text().await.unwrap_or_default();
+        println!("GET {path} -> {status} {}", body.trim());
+        if status != expected {
+            eprintln!("expected {expected} for {path}");
+            as_expected = false;
+        }
     }
 
-    fastrace::flush();
-    println!("\nrecorded spans:");
-    let mut spans: Vec<SpanRecord> = rx.try_iter().collect();
-    spans.sort_by_key(|s| s.begin_time_unix_ns);
-    for s in spans {
-        println!(
-            "  {:<18} trace={:032x} span={:016x} parent={:016x} {:>7.1}µs",
-            s.name,
-            s.trace_id.0,
-            s.span_id.0,
-            s.parent_id.0,
-            s.duration_ns as f64 / 1000.0
+    if !opts.once {
+        if let Some(viewer) = viewer {
+            if let Some(url) = viewer.ui_url() {
+                println!("\nSee the traces: {url}");
+            }
+        }
+        println!("Send more: curl http://{gateway}/checkout/book (or lamp, unicorn, broken)");
+        println!("Ctrl-C to stop.");
+        let _ = tokio::signal::ctrl_c().await;
+        tokio::task::spawn_blocking(move || services.stop(Duration::from_secs(10))).await?;
+        return Ok(as_expected);
+    }
+
+    // --once: the services flush as they exit; then the traces are complete.
+    tokio::task::spawn_blocking(move || services.stop(Duration::from_secs(20))).await?;
+    let Some(viewer) = viewer else {
+        println!("done: the traces are in the collector");
+        return Ok(as_expected);
+    };
+    let traces = settled_traces(viewer.store()).await;
+    let mut all_services = true;
+    for (id, spans) in &traces {
+        println!("\ntrace {}", hex_id(id));
+        print!("{}", render_trace(spans));
+    }
+    for service in SERVICES {
+        if !viewer.store().services().iter().any(|s| s == service) {
+            eprintln!("no span of service {service} in the viewer");
+            all_services = false;
+        }
+    }
+    let complete = traces.len() == REQUESTS.len();
+    if !complete {
+        eprintln!(
+            "{} traces in the viewer, expected {}",
+            traces.len(),
+            REQUESTS.len()
         );
-        for (k, v) in &s.properties {
-            println!("      {k} = {v}");
+    }
+    if let Some(url) = viewer.ui_url() {
+        println!("\nviewer: {url} (stopping: --once)");
+    }
+    Ok(as_expected && all_services && complete)
+}
+
+/// The traces in `store`, oldest first, once the span count has stopped changing (at most
+/// 10 s).
+async fn settled_traces(
+    store: &tracewire_viewer::Store,
+) -> Vec<([u8; 16], Vec<tracewire_viewer::store::StoredSpan>)> {
+    let query = tracewire_viewer::Query {
+        limit: 0,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = None;
+    loop {
+        let spans = store.stats().spans;
+        if last == Some(spans) || Instant::now() > deadline {
+            break;
+        }
+        last = Some(spans);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut traces = store.search_traces(&query);
+    traces.sort_by_key(|(_, spans)| {
+        spans
+            .iter()
+            .map(|s| s.span.start_time_unix_nano)
+            .min()
+            .unwrap_or(0)
+    });
+    traces
+}
+
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = if let Some(role) = arg_value(&args, "--role") {
+        let next = arg_value(&args, "--next").and_then(|a| a.parse().ok());
+        let port = arg_value(&args, "--port").and_then(|p| p.parse().ok());
+        runtime
+            .block_on(run_service(&role, port.unwrap_or(0), next))
+            .map(|()| true)
+    } else {
+        let port = |name: &str, default: u16| -> Result<u16, BoxError> {
+            arg_value(&args, name).map_or(Ok(default), |p| {
+                p.parse().map_err(|e| format!("{name} {p}: {e}").into())
+            })
+        };
+        let opts = port("--ui-port", tracewire_viewer::UI_PORT).and_then(|ui_port| {
+            Ok(Options {
+                once: args.iter().any(|a| a == "--once")
+                    || std::env::var("TRACEWIRE_DEMO_ONCE").is_ok_and(|v| v == "1"),
+                ui_port,
+                gateway_port: port("--gateway-port", 0)?,
+            })
+        });
+        opts.and_then(|opts| runtime.block_on(run_parent(opts)))
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,209 @@
+#![doc = include_str!("../README.md")]
+//!
+//! ## This library
+//!
+//! Support code of the tracewire demo binary (`cargo run --release -p tracewire-demo`): how
+//! a trace from the viewer's store is printed, shared by the binary's summary and its
+//! end-to-end test. See `demo/README.md` for what the demo shows.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+use tracewire_core::semconv;
+use tracewire_export::proto::common::v1::{AnyValue, any_value};
+use tracewire_export::proto::trace::v1::span::SpanKind;
+use tracewire_export::proto::trace::v1::status::StatusCode;
+use tracewire_viewer::store::StoredSpan;
+
+/// The services of the demo, in call order.
+pub const SERVICES: [&str; 4] = ["gateway", "backend", "inventory", "pricing"];
+
+/// The paths the demo asks its gateway for: two that succeed, one unknown item (404 from
+/// the inventory, NOT_FOUND over gRPC) and one whose pricing fails (500 → 502, an error
+/// all the way up).
+pub const REQUESTS: [(&str, u16); 4] = [
+    ("/checkout/book", 200),
+    ("/checkout/lamp", 200),
+    ("/checkout/unicorn", 404),
+    ("/checkout/broken", 502),
+];
+
+fn kind_name(kind: i32) -> &'static str {
+    match SpanKind::try_from(kind) {
+        Ok(SpanKind::Server) => "server",
+        Ok(SpanKind::Client) => "client",
+        Ok(SpanKind::Producer) => "producer",
+        Ok(SpanKind::Consumer) => "consumer",
+        Ok(SpanKind::Internal) => "internal",
+        _ => "unspecified",
+    }
+}
+
+fn value_text(v: &AnyValue) -> String {
+    match &v.value {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// One line per span, indented by parent, children in start order:
+/// `service: name [kind] key=value ... ERROR`, with the HTTP / gRPC status code when the span
+/// has one and the names (not the values) of captured request headers
+/// (`http.request.header.b3=…`). A span whose parent is not in the trace is shown at the top level with
+/// `(orphan)`: in the demo every trace must have exactly one root and no orphan.
+pub fn render_trace(spans: &[StoredSpan]) -> String {
+    let ids: HashSet<&[u8]> = spans.iter().map(|s| s.span.span_id.as_slice()).collect();
+    let mut children: HashMap<&[u8], Vec<&StoredSpan>> = HashMap::new();
+    let mut roots = Vec::new();
+    for s in spans {
+        let parent = s.span.parent_span_id.as_slice();
+        if !parent.is_empty() && ids.contains(parent) {
+            children.entry(parent).or_default().push(s);
+        } else {
+            roots.push(s);
+        }
+    }
+    let by_start = |v: &mut Vec<&StoredSpan>| {
+        v.sort_by_key(|s| (s.span.start_time_unix_nano, s.span.end_time_unix_nano))
+    };
+    by_start(&mut roots);
+    children.values_mut().for_each(by_start);
+
+    let mut out = String::new();
+    let mut stack: Vec<(&StoredSpan, usize)> = roots.into_iter().rev().map(|s| (s, 0)).collect();
+    while let Some((s, depth)) = stack.pop() {
+        let span = &s.span;
+        let _ = write!(
+            out,
+            "{:indent$}{}: {} [{}]",
+            "",
+            s.origin.service,
+            span.name,
+            kind_name(span.kind),
+            indent = depth * 2
+        );
+        if depth == 0 && !span.parent_span_id.is_empty() {
+            out.push_str(" (orphan)");
+        }
+        for a in &span.attributes {
+            if a.key == semconv::HTTP_RESPONSE_STATUS_CODE || a.key == semconv::RPC_GRPC_STATUS_CODE
+            {
+                if let Some(v) = &a.value {
+                    let _ = write!(out, " {}={}", a.key, value_text(v));
+                }
+            } else if a.key.starts_with("http.request.header.") {
+                // which propagation header was present (its value changes every run)
+                let _ = write!(out, " {}=…", a.key);
+            }
+        }
+        if span.status.as_ref().map(|st| st.code) == Some(StatusCode::Error as i32) {
+            out.push_str(" ERROR");
+        }
+        out.push('\n');
+        if let Some(kids) = children.get(span.span_id.as_slice()) {
+            stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
+        }
+    }
+    out
+}
+
+/// The trace ids in lowercase hex.
+pub fn hex_id(id: &[u8]) -> String {
+    id.iter()
+        .fold(String::with_capacity(id.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
+    use tracewire_export::proto::common::v1::KeyValue;
+    use tracewire_export::proto::resource::v1::Resource;
+    use tracewire_export::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+    use tracewire_viewer::Store;
+
+    use super::*;
+
+    fn kv(key: &str, value: any_value::Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
+    }
+
+    fn span(id: u8, parent: u8, name: &str, kind: SpanKind, start: u64) -> Span {
+        Span {
+            trace_id: vec![7; 16],
+            span_id: vec![id; 8],
+            parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
+            name: name.into(),
+            kind: kind as i32,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + 10,
+            ..Default::default()
+        }
+    }
+
+    fn batch(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv(
+                        "service.name",
+                        any_value::Value::StringValue(service.into()),
+                    )],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn renders_a_tree_across_services_in_start_order() {
+        let store = Store::default();
+        let mut root = span(1, 0, "GET /a", SpanKind::Server, 100);
+        root.attributes = vec![kv(
+            semconv::HTTP_RESPONSE_STATUS_CODE,
+            any_value::Value::IntValue(502),
+        )];
+        root.status = Some(Status {
+            code: StatusCode::Error as i32,
+            ..Default::default()
+        });
+        let late = span(3, 1, "late", SpanKind::Internal, 300);
+        let early = span(2, 1, "early", SpanKind::Client, 200);
+        store.ingest(batch("front", vec![late, root, early]));
+        let mut remote = span(4, 2, "GET /b", SpanKind::Server, 250);
+        remote.attributes = vec![kv(
+            "http.request.header.b3",
+            any_value::Value::StringValue("x".into()),
+        )];
+        // its parent (9) never arrives
+        let orphan = span(5, 9, "lost", SpanKind::Server, 50);
+        store.ingest(batch("back", vec![remote, orphan]));
+
+        let spans = store.trace(&[7; 16]).unwrap();
+        assert_eq!(
+            render_trace(&spans),
+            "back: lost [server] (orphan)\n\
+             front: GET /a [server] http.response.status_code=502 ERROR\n\
+             \x20 front: early [client]\n\
+             \x20   back: GET /b [server] http.request.header.b3=…\n\
+             \x20 front: late [internal]\n"
+        );
+        assert_eq!(hex_id(&[0xab, 0x01]), "ab01");
+    }
+}
