@@ -1,0 +1,406 @@
+//! gRPC: the per-call overhead of tracewire-tonic's server and client layers, next to an
+//! uninstrumented call and to fastrace-tonic (the peer), side by side in one run.
+//!
+//! Run: `cargo bench -p tracewire-benches --bench grpc` (results: `BENCHMARKS.md`, `## gRPC`).
+//!
+//! | group | what one iteration is |
+//! |---|---|
+//! | `grpc/server` | a unary request through the server layer to a handler answering like tonic (headers, one message, trailers with `grpc-status: 0`), the response body read to its end — in-process, no network |
+//! | `grpc/client` | the same through the client layer, made inside a caller's span (a root span + attached context, created in every iteration of every function) |
+//! | `grpc/call` | a real unary call: tonic client → HTTP/2 over loopback → tonic server, both layers (or neither) installed, on one current-thread runtime |
+//!
+//! Functions: `bare` (no layer; `grpc/call` measures it again last, as `bare-repeat`, to
+//! show how much the machine drifted during the group), `fastrace-tonic` (`FastraceServerLayer` /
+//! `FastraceClientLayer`), `tracewire-sampled`, `tracewire-unsampled` (the inbound/caller context
+//! is unsampled: a no-op span, the context still propagated). fastrace-tonic always samples
+//! (it starts a random root when nothing arrives) and ends its server span with the response
+//! headers, so it records less than tracewire does (no attributes, no status, no stream end).
+//!
+//! Time is the CPU time of the benchmarking thread (see `ThreadCpu`): on the shared 2-core
+//! machine wall-clock medians swing with other jobs; in `grpc/call` both ends run on that
+//! thread, so the CPU time covers client and server. Spans go to a reporter that drops them.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{Criterion, Throughput};
+use fastrace::collector::{Config, Reporter, SpanContext, SpanId, SpanRecord, TraceId};
+use fastrace::prelude::Span;
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body::{Body, Frame};
+use tower_layer::Layer;
+use tower_service::Service;
+use tracewire_core::{Pairs, Sampler, SpanKind, TraceContext, Tracer};
+use tracewire_tonic::{GrpcClientLayer, GrpcServerLayer};
+
+const PATH_URI: &str = "http://127.0.0.1:50051/tracewire.test.v1.Echo/Unary";
+const SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+const FUNCTIONS: [&str; 5] = [
+    "bare",
+    "fastrace-tonic",
+    "tracewire-sampled",
+    "tracewire-unsampled",
+    "bare-repeat",
+];
+
+struct DropAll;
+
+impl Reporter for DropAll {
+    fn report(&mut self, spans: Vec<SpanRecord>) {
+        black_box(spans);
+    }
+}
+
+/// A unary gRPC response body: one message, then trailers with `grpc-status: 0`.
+struct UnaryBody {
+    step: u8,
+}
+
+impl Body for UnaryBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.step += 1;
+        Poll::Ready(match self.step {
+            1 => Some(Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x04\n\x02hi")))),
+            2 => {
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                Some(Ok(Frame::trailers(trailers)))
+            }
+            _ => None,
+        })
+    }
+}
+
+/// The handler (server group) or the transport (client group): answers at once.
+#[derive(Clone, Copy)]
+struct Answer;
+
+impl<B> Service<Request<B>> for Answer {
+    type Response = Response<UnaryBody>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<UnaryBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        black_box(req);
+        let mut res = Response::new(UnaryBody { step: 0 });
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        std::future::ready(Ok(res))
+    }
+}
+
+/// A request as tonic's client sends it (plus a `traceparent` on the server side).
+fn request(traceparent: Option<&'static str>) -> Request<()> {
+    let mut req = Request::post(PATH_URI);
+    req = req
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("user-agent", "tonic/0.14.9");
+    if let Some(tp) = traceparent {
+        req = req.header("traceparent", tp);
+    }
+    req.body(()).unwrap_or_default()
+}
+
+/// Calls `svc` and reads the response body to its end; everything is ready at once, so a
+/// no-op waker drives it.
+fn drive<S, B>(svc: &mut S, req: Request<()>)
+where
+    S: Service<Request<()>, Response = Response<B>>,
+    B: Body,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut fut = pin!(svc.call(req));
+    let Poll::Ready(Ok(res)) = fut.as_mut().poll(&mut cx) else {
+        unreachable!("the handler answers at once")
+    };
+    let mut body = pin!(res.into_body());
+    while let Poll::Ready(Some(frame)) = body.as_mut().poll_frame(&mut cx) {
+        black_box(frame.is_ok());
+    }
+}
+
+fn tracer() -> Tracer {
+    Tracer::new()
+}
+
+fn bench_server(c: &mut Criterion<ThreadCpu>) {
+    let mut g = c.benchmark_group("grpc/server");
+    let mut bare = Answer;
+    g.bench_function("bare", |b| {
+        b.iter(|| drive(&mut bare, request(Some(SAMPLED))))
+    });
+    let mut peer = fastrace_tonic::FastraceServerLayer::default().layer(Answer);
+    g.bench_function("fastrace-tonic", |b| {
+        b.iter(|| drive(&mut peer, request(Some(SAMPLED))))
+    });
+    let mut tw = GrpcServerLayer::new().with_tracer(tracer()).layer(Answer);
+    g.bench_function("tracewire-sampled", |b| {
+        b.iter(|| drive(&mut tw, request(Some(SAMPLED))))
+    });
+    g.bench_function("tracewire-unsampled", |b| {
+        b.iter(|| drive(&mut tw, request(Some(UNSAMPLED))))
+    });
+    g.finish();
+    fastrace::flush();
+}
+
+/// Runs `f` inside a caller's span and context (sampled or not), as a handler would.
+fn in_caller<R>(sampled: bool, f: impl FnOnce() -> R) -> R {
+    let cx = TraceContext::new(
+        TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+        SpanId(0x00f0_67aa_0ba9_02b7),
+        sampled,
+    );
+    let root = if sampled {
+        Span::root("caller", SpanContext::from(&cx))
+    } else {
+        Span::noop()
+    };
+    let _parent = root.set_local_parent();
+    let _cx = cx.attach();
+    f()
+}
+
+fn bench_client(c: &mut Criterion<ThreadCpu>) {
+    let mut g = c.benchmark_group("grpc/client");
+    let mut bare = Answer;
+    g.bench_function("bare", |b| {
+        b.iter(|| in_caller(true, || drive(&mut bare, request(None))))
+    });
+    let mut peer = fastrace_tonic::FastraceClientLayer.layer(Answer);
+    g.bench_function("fastrace-tonic", |b| {
+        b.iter(|| in_caller(true, || drive(&mut peer, request(None))))
+    });
+    let mut tw = GrpcClientLayer::new()
+        .with_tracer(tracer())
+        .with_server_address("127.0.0.1", Some(50051))
+        .layer(Answer);
+    g.bench_function("tracewire-sampled", |b| {
+        b.iter(|| in_caller(true, || drive(&mut tw, request(None))))
+    });
+    g.bench_function("tracewire-unsampled", |b| {
+        b.iter(|| in_caller(false, || drive(&mut tw, request(None))))
+    });
+    g.finish();
+    fastrace::flush();
+}
+
+mod call {
+    pub(super) use tracewire_tonic_testproto::EchoService;
+    use tracewire_tonic_testproto::pb::EchoRequest;
+    pub(super) use tracewire_tonic_testproto::pb::echo_server::EchoServer;
+
+    /// Starts a server behind `$layer` and returns a connected channel to it.
+    macro_rules! start {
+        ($rt:expr, $layer:expr) => {
+            $rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .unwrap_or_else(|e| panic!("bind: {e}"));
+                let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+                tokio::spawn(
+                    tonic::transport::Server::builder()
+                        .layer($layer)
+                        .add_service(EchoServer::new(EchoService))
+                        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+                );
+                tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .connect()
+                    .await
+                    .unwrap_or_else(|e| panic!("connect: {e}"))
+            })
+        };
+    }
+    pub(super) use start;
+
+    pub(super) fn request() -> EchoRequest {
+        EchoRequest {
+            message: "hi".into(),
+            ..Default::default()
+        }
+    }
+}
+
+fn bench_call(c: &mut Criterion<ThreadCpu>) {
+    use call::{EchoServer, EchoService};
+    use tracewire_tonic_testproto::pb::echo_client::EchoClient;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let root = |sampled: bool| {
+        let t = if sampled {
+            tracer()
+        } else {
+            tracer().with_sampler(Sampler::AlwaysOff)
+        };
+        t.start_root("caller", SpanKind::Internal, &Pairs::new())
+    };
+    let mut g = c.benchmark_group("grpc/call");
+    g.measurement_time(Duration::from_secs(8));
+
+    let mut bare = EchoClient::new(call::start!(rt, tower_layer::Identity::new()));
+    let channel = call::start!(rt, fastrace_tonic::FastraceServerLayer::default());
+    let mut peer = EchoClient::new(fastrace_tonic::FastraceClientLayer.layer(channel));
+    let channel = call::start!(rt, GrpcServerLayer::new().with_tracer(tracer()));
+    let mut tw = EchoClient::new(GrpcClientLayer::new().with_tracer(tracer()).layer(channel));
+
+    g.bench_function("bare", |b| {
+        b.iter(|| {
+            rt.block_on(root(true).instrument(bare.unary(call::request())))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+    });
+    g.bench_function("fastrace-tonic", |b| {
+        b.iter(|| {
+            rt.block_on(root(true).instrument(peer.unary(call::request())))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+    });
+    for (name, sampled) in [("tracewire-sampled", true), ("tracewire-unsampled", false)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(root(sampled).instrument(tw.unary(call::request())))
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+        });
+    }
+    // The uninstrumented call once more, last: how far the machine drifted during the group.
+    g.bench_function("bare-repeat", |b| {
+        b.iter(|| {
+            rt.block_on(root(true).instrument(bare.unary(call::request())))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+    });
+    g.finish();
+    fastrace::flush();
+}
+
+/// Where criterion writes its results: the workspace target directory, as criterion finds it.
+fn criterion_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
+        .join("criterion")
+}
+
+/// The median (ns) criterion recorded for `group/function`, if this run measured it.
+fn median_ns(group: &str, function: &str) -> Option<f64> {
+    let dir = |s: &str| s.replace(['/', '\\', ':', '*', '?', '"', '<', '>', '|'], "_");
+    let path = criterion_dir().join(dir(group)).join(dir(function));
+    let json = std::fs::read_to_string(path.join("new").join("estimates.json")).ok()?;
+    let median = &json[json.find("\"median\"")?..];
+    let point = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = point.find([',', '}'])?;
+    point[..end].trim().parse().ok()
+}
+
+fn print_summary() {
+    eprintln!();
+    eprintln!(
+        "| group | function | median (ns) | / bare | overhead over bare (ns) | / fastrace-tonic |"
+    );
+    eprintln!("|---|---|---:|---:|---:|---:|");
+    for group in ["grpc/server", "grpc/client", "grpc/call"] {
+        let bare = median_ns(group, "bare");
+        let peer = median_ns(group, "fastrace-tonic");
+        for f in FUNCTIONS {
+            let Some(m) = median_ns(group, f) else {
+                continue;
+            };
+            let ratio = |base: Option<f64>| {
+                base.filter(|b| *b > 0.0)
+                    .map_or_else(|| "n/a".to_owned(), |b| format!("{:.2}x", m / b))
+            };
+            let over = bare.map_or_else(|| "n/a".to_owned(), |b| format!("{:.0}", m - b));
+            eprintln!(
+                "| {group} | {f} | {m:.0} | {} | {over} | {} |",
+                ratio(bare),
+                ratio(peer)
+            );
+        }
+    }
+}
+
+/// Criterion measurement: CPU time of the benchmarking thread (`CLOCK_THREAD_CPUTIME_ID`)
+/// instead of wall-clock time, so that other jobs on the shared machine do not swing the
+/// medians. Time the thread spends descheduled or waiting is not counted.
+struct ThreadCpu;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = cpu_time::ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> cpu_time::ThreadTime {
+        cpu_time::ThreadTime::now()
+    }
+    fn end(&self, start: cpu_time::ThreadTime) -> Duration {
+        start.elapsed()
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, d: &Duration) -> f64 {
+        d.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &Nanos
+    }
+}
+
+struct Nanos;
+
+impl ValueFormatter for Nanos {
+    fn scale_values(&self, _typical: f64, _values: &mut [f64]) -> &'static str {
+        "ns (cpu)"
+    }
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        _t: &Throughput,
+        _values: &mut [f64],
+    ) -> &'static str {
+        "ns (cpu)"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+fn main() {
+    fastrace::set_reporter(DropAll, Config::default());
+    let mut c = Criterion::default()
+        .with_measurement(ThreadCpu)
+        .configure_from_args();
+    bench_server(&mut c);
+    bench_client(&mut c);
+    bench_call(&mut c);
+    c.final_summary();
+    print_summary();
+}
