@@ -162,14 +162,25 @@ impl OtlpHttpExporter {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let body = match tokio::time::timeout(self.timeout, resp.into_body().collect()).await {
             Ok(Ok(b)) => b.to_bytes(),
             _ => Bytes::new(),
         };
         classify(status, retry_after, &body, self.json)
     }
+}
+
+/// Reads `Retry-After` in either form RFC 9110 allows: delay seconds (`120`) or an HTTP-date
+/// (`Wed, 21 Oct 2026 07:28:00 GMT`, turned into the delay from `now`; a date in the past means
+/// "retry now"). Anything else is ignored (the exporter's own backoff applies).
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Turns a response into the export result (see [`OtlpHttpExporter`]).
@@ -248,6 +259,26 @@ impl SpanExporter for OtlpHttpExporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_http_date() {
+        let now = httpdate::parse_http_date("Sat, 21 Nov 2026 10:00:00 GMT")
+            .unwrap_or(std::time::UNIX_EPOCH);
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sat, 21 Nov 2026 10:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sat, 21 Nov 2026 09:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
 
     #[test]
     fn classifies_statuses() {
