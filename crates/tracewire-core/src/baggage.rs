@@ -456,9 +456,12 @@ impl Baggage {
     }
 }
 
-/// Percent-encodes a baggage value (exposed for the Jaeger `uberctx-*` headers).
-pub(crate) fn encode_value(value: &str) -> Cow<'_, str> {
-    utf8_percent_encode(value, ENCODE).into()
+/// Percent-encodes a baggage value (exposed for the Jaeger `uberctx-*` headers), into a
+/// `String` of exactly the encoded length (so a header value takes it without reallocating).
+pub(crate) fn encode_value(value: &str) -> String {
+    let mut out = String::with_capacity(encoded_value_len(value));
+    out.extend(utf8_percent_encode(value, ENCODE));
+    out
 }
 
 impl fmt::Debug for Baggage {

@@ -28,6 +28,34 @@ pub trait Extractor {
 
     /// Every key (used for prefixed keys such as Jaeger's `uberctx-*`).
     fn keys(&self) -> Self::Keys<'_>;
+
+    /// Every key that starts with `prefix` (ASCII case-insensitive), in [`keys`](Self::keys)
+    /// order, paired with its first value as [`get`](Self::get) returns it (keys whose first
+    /// value is skipped by `get` are skipped). The key is yielded whole, prefix included.
+    ///
+    /// The default calls `keys()` and then `get(key)` for each match. A carrier that can walk
+    /// its `(key, value)` entries directly should override it with one pass (Jaeger's
+    /// `uberctx-*` baggage extraction goes through this method).
+    ///
+    /// ```
+    /// use tracewire_core::{Extractor, Pairs};
+    ///
+    /// let p = Pairs::from_pairs([("Uberctx-User", "alice"), ("host", "x"), ("uberctx-t", "1")]);
+    /// let found: Vec<_> = p.get_prefixed("uberctx-").collect();
+    /// assert_eq!(found, [("Uberctx-User", "alice"), ("uberctx-t", "1")]);
+    /// ```
+    fn get_prefixed<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.keys().filter_map(move |k| {
+            let head = k.get(..prefix.len())?;
+            if !head.eq_ignore_ascii_case(prefix) {
+                return None;
+            }
+            Some((k, self.get(k)?))
+        })
+    }
 }
 
 /// Write access to a carrier.

@@ -136,6 +136,52 @@ pub fn is_valid_value(value: &str) -> bool {
         && b.last().is_some_and(|&c| is_nblk(c))
 }
 
+/// True when `line` is a valid `tracestate` in canonical form: 1 to 8 members
+/// `key=value` joined by single commas, no white space around members or keys, no empty
+/// members, no duplicate keys. One pass over the bytes. `false` says nothing about validity:
+/// the general parser then decides (more than 8 members are valid, for one).
+fn is_canonical_line(line: &str) -> bool {
+    let b = line.as_bytes();
+    let mut keys: [&[u8]; 8] = [&[]; 8];
+    let mut count = 0;
+    let mut i = 0;
+    loop {
+        // Key: `[a-z0-9]` then key characters, up to `=`.
+        let key_start = i;
+        if !matches!(b.get(i), Some(b'a'..=b'z' | b'0'..=b'9')) {
+            return false;
+        }
+        i += 1;
+        while i < b.len() && is_keychar(b[i]) {
+            i += 1;
+        }
+        if i - key_start > MAX_KEY_LEN || b.get(i) != Some(&b'=') {
+            return false;
+        }
+        let key = &b[key_start..i];
+        i += 1;
+        // Value: value characters up to `,` or the end, the last one not blank.
+        let value_start = i;
+        while i < b.len() && CLASSES[b[i] as usize] & 4 != 0 {
+            i += 1;
+        }
+        if i == value_start || i - value_start > MAX_VALUE_LEN || !is_nblk(b[i - 1]) {
+            return false;
+        }
+        if count == keys.len() || keys[..count].contains(&key) {
+            return false;
+        }
+        keys[count] = key;
+        count += 1;
+        match b.get(i) {
+            None => return true,
+            // A member must follow the comma (`,` at the end is an empty member).
+            Some(b',') if i + 1 < b.len() => i += 1,
+            Some(_) => return false,
+        }
+    }
+}
+
 #[inline]
 fn trim_ows(s: &str) -> &str {
     let ows = |c: &u8| *c == b' ' || *c == b'\t';
@@ -157,6 +203,26 @@ impl TraceState {
     pub fn parse_lines<'a, I>(lines: I) -> Result<TraceState, InvalidTraceState>
     where
         I: IntoIterator<Item = &'a str>,
+    {
+        // The common case, one canonical line, is checked in one fused pass; anything else
+        // (several lines, white space, empty members, any error) goes through the general
+        // parser below, which gives the same result for canonical lines.
+        let mut lines = lines.into_iter();
+        let Some(first) = lines.next() else {
+            return Ok(TraceState(None));
+        };
+        match lines.next() {
+            None if is_canonical_line(first) => Ok(TraceState(Some(Arc::from(first)))),
+            None => Self::parse_general(std::iter::once(first)),
+            Some(second) => Self::parse_general([first, second].into_iter().chain(lines)),
+        }
+    }
+
+    /// The general parser: any number of lines, white space, empty members, and the precise
+    /// error for invalid input.
+    fn parse_general<'a, I>(lines: I) -> Result<TraceState, InvalidTraceState>
+    where
+        I: Iterator<Item = &'a str>,
     {
         // One pass validates and remembers the members (borrowed: the first 8 on the stack,
         // more in a `Vec`); the state is then built with one allocation — none beyond the
@@ -456,5 +522,50 @@ mod tests {
     fn empty_is_empty() {
         assert!(TraceState::parse("").unwrap().is_empty());
         assert!(TraceState::parse(" , ").unwrap().is_empty());
+    }
+
+    #[test]
+    fn canonical_fast_path_cases() {
+        for ok in [
+            "a=1",
+            "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+            "t@v=x y",
+            "a= b",
+        ] {
+            assert!(is_canonical_line(ok), "{ok}");
+        }
+        for other in [
+            "",
+            "a=1,",
+            ",a=1",
+            "a=1,,b=2",
+            " a=1",
+            "a=1 ",
+            "a =1",
+            "a=",
+            "A=1",
+            "a=1,a=2",
+            "a=b=c",
+            "a",
+            "a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9",
+        ] {
+            assert!(!is_canonical_line(other), "{other}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// One line, mostly near-valid: the fused canonical check plus the general parser
+        /// give exactly what the general parser alone gives (state or error kind).
+        #[test]
+        fn fast_path_agrees_with_the_general_parser(
+            line in "([a-z0-9@*_/-]{0,4}[= ,\tA!~]?[a-zA-Z0-9 =,~!]{0,5}[,]?){0,11}",
+        ) {
+            proptest::prop_assert_eq!(
+                TraceState::parse_lines([line.as_str()]),
+                TraceState::parse_general(std::iter::once(line.as_str()))
+            );
+        }
     }
 }

@@ -84,15 +84,13 @@ pub(crate) fn extract_debug_id<E: Extractor + ?Sized>(carrier: &E) -> Option<Str
 /// Reads every `uberctx-{key}` header as baggage (values percent-decoded; undecodable values
 /// and keys that are not tokens are dropped).
 pub(crate) fn extract_baggage<E: Extractor + ?Sized>(carrier: &E) -> Baggage {
-    let pairs = carrier.keys().filter_map(|k| {
-        let prefix = k.get(..UBERCTX_PREFIX.len())?;
-        if !prefix.eq_ignore_ascii_case(UBERCTX_PREFIX) {
-            return None;
-        }
-        let key = &k[UBERCTX_PREFIX.len()..];
-        let value = carrier.get(k)?;
-        Some((key, decode(value.trim())?))
-    });
+    let pairs = carrier
+        .get_prefixed(UBERCTX_PREFIX)
+        .filter_map(|(k, value)| {
+            // `get_prefixed` matched the ASCII prefix, so this is a char boundary.
+            let key = k.get(UBERCTX_PREFIX.len()..)?;
+            Some((key, decode(value.trim())?))
+        });
     Baggage::from_pairs(pairs)
 }
 
@@ -124,7 +122,7 @@ pub(crate) fn inject_baggage<I: Injector + ?Sized>(baggage: &Baggage, carrier: &
         name.clear();
         name.push_str(UBERCTX_PREFIX);
         name.push_str(m.key());
-        carrier.set_dynamic(&name, baggage::encode_value(m.value()).into_owned());
+        carrier.set_dynamic(&name, baggage::encode_value(m.value()));
     }
 }
 
