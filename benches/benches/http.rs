@@ -13,6 +13,9 @@
 //! so every stack continues a trace (the common case behind a gateway) and a few ordinary
 //! headers. The response body is read to the end, so spans that end with the body are
 //! measured whole.
+//!
+//! `HTTP_BENCH_PROFILE=<stack>:<n>` runs one stack `n` times without criterion, for
+//! `valgrind --tool=callgrind` instruction counts (see `profile` and BENCHMARKS.md).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -378,8 +381,95 @@ fn print_summary() {
     }
 }
 
+/// `HTTP_BENCH_PROFILE=<stack>[:n]` (`axum-` or `poem-` + `baseline`, `sampled`, `unsampled`,
+/// `fastrace`; `axum-otel-instrumentation-tower`): run that stack `n` times (default 10000)
+/// and exit, without criterion — a fixed workload for
+/// `valgrind --tool=callgrind` (instruction counts do not depend on the machine's load):
+///
+/// ```text
+/// HTTP_BENCH_PROFILE=axum-unsampled:2000 valgrind --tool=callgrind target/release/deps/http-<hash>
+/// ```
+fn profile(spec: &str) {
+    let (stack, n) = spec.split_once(':').unwrap_or((spec, "10000"));
+    let n: usize = n.parse().unwrap();
+    let rt = runtime();
+    let axum = |sampled: Option<bool>| match sampled {
+        None => routes(),
+        Some(s) => routes().layer(tracewire_tower::TraceLayer::new().tracer(tracer(s))),
+    };
+    let run_axum = |app: Router| {
+        for _ in 0..n {
+            rt.block_on(call_axum(&app));
+        }
+    };
+    let run_poem = |sampled: Option<Option<bool>>| {
+        use poem::{Endpoint, EndpointExt, Route, get, handler};
+        #[handler]
+        fn hello() -> &'static str {
+            "hello"
+        }
+        let ep: poem::endpoint::BoxEndpoint<'static> = match sampled {
+            None => Route::new().at("/users/:id", get(hello)).boxed(),
+            Some(None) => Route::new()
+                .at(
+                    "/users/:id",
+                    get(hello).with(fastrace_poem::FastraceMiddleware::default()),
+                )
+                .boxed(),
+            Some(Some(s)) => Route::new()
+                .at(
+                    "/users/:id",
+                    get(hello).with(tracewire_poem::Tracing::new().tracer(tracer(s))),
+                )
+                .boxed(),
+        };
+        for _ in 0..n {
+            rt.block_on(async {
+                let req = poem::Request::builder()
+                    .uri(http::Uri::from_static("/users/7?page=2"))
+                    .header("host", "api.example:8080")
+                    .header("user-agent", "bench/1.0")
+                    .header("accept", "*/*")
+                    .header("traceparent", TRACEPARENT)
+                    .finish();
+                let mut res = ep.get_response(req).await;
+                black_box(res.take_body().into_bytes().await.unwrap());
+            });
+        }
+    };
+    match stack {
+        "axum-baseline" => run_axum(axum(None)),
+        "axum-sampled" => run_axum(axum(Some(true))),
+        "axum-unsampled" => run_axum(axum(Some(false))),
+        "axum-fastrace" => run_axum(routes().layer(fastrace_axum::FastraceLayer::default())),
+        "axum-otel-instrumentation-tower" => {
+            let provider = otel::provider();
+            opentelemetry::global::set_tracer_provider(provider.clone());
+            run_axum(
+                routes().layer(
+                    opentelemetry_instrumentation_tower::http::server::LayerBuilder::builder()
+                        .with_metrics(false)
+                        .build()
+                        .unwrap(),
+                ),
+            );
+            let _ = provider.shutdown();
+        }
+        "poem-baseline" => run_poem(None),
+        "poem-sampled" => run_poem(Some(Some(true))),
+        "poem-unsampled" => run_poem(Some(Some(false))),
+        "poem-fastrace" => run_poem(Some(None)),
+        other => panic!("unknown stack {other}"),
+    }
+    fastrace::flush();
+}
+
 fn main() {
     setup();
+    if let Ok(spec) = std::env::var("HTTP_BENCH_PROFILE") {
+        profile(&spec);
+        return;
+    }
     let mut c = Criterion::default()
         .with_measurement(ThreadCpu)
         .warm_up_time(Duration::from_millis(700))

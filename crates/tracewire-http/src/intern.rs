@@ -2,6 +2,7 @@
 //! name or copy its route: both come from the application's route table, a small and fixed
 //! set. Bounded: past [`MAX_ROUTES`] distinct routes, callers fall back to allocating.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -30,8 +31,31 @@ impl Entry {
 
 static ROUTES: RwLock<Option<HashMap<Box<str>, &'static Entry>>> = RwLock::new(None);
 
+thread_local! {
+    /// The last route this thread looked up: a server thread sees the same few routes over
+    /// and over, and a hit skips the lock and the hash.
+    static LAST_ROUTE: Cell<Option<&'static Entry>> = const { Cell::new(None) };
+    /// The last value looked up per cached [`Values`] set (see `Values::slot`).
+    static LAST_VALUES: [Cell<Option<&'static str>>; SLOTS] =
+        const { [const { Cell::new(None) }; SLOTS] };
+}
+
+/// How many [`Values`] sets have a per-thread last-value cache.
+const SLOTS: usize = 2;
+
 /// The interned entry for `route`, creating it if there is room.
 pub(crate) fn route(route: &str) -> Option<&'static Entry> {
+    if let Some(e) = LAST_ROUTE.try_with(Cell::get).ok().flatten() {
+        if e.route == route {
+            return Some(e);
+        }
+    }
+    let e = route_slow(route)?;
+    let _ = LAST_ROUTE.try_with(|c| c.set(Some(e)));
+    Some(e)
+}
+
+fn route_slow(route: &str) -> Option<&'static Entry> {
     if let Ok(map) = ROUTES.read() {
         if let Some(e) = map.as_ref().and_then(|m| m.get(route)) {
             return Some(e);
@@ -62,13 +86,26 @@ pub(crate) fn route(route: &str) -> Option<&'static Entry> {
 pub(crate) struct Values {
     map: RwLock<Option<HashMap<Box<str>, &'static str>>>,
     cap: usize,
+    /// This set's per-thread last-value cache, if it has one (index into `LAST_VALUES`).
+    slot: Option<usize>,
 }
 
 impl Values {
+    #[cfg(test)]
     pub(crate) const fn new(cap: usize) -> Self {
         Values {
             map: RwLock::new(None),
             cap,
+            slot: None,
+        }
+    }
+
+    /// A set whose last value per thread is cached in `slot` (one set per slot).
+    const fn cached(cap: usize, slot: usize) -> Self {
+        Values {
+            map: RwLock::new(None),
+            cap,
+            slot: Some(slot),
         }
     }
 
@@ -78,6 +115,19 @@ impl Values {
         if value.len() > 256 {
             return None;
         }
+        let Some(slot) = self.slot.filter(|s| *s < SLOTS) else {
+            return self.get_slow(value);
+        };
+        let last = LAST_VALUES.try_with(|c| c[slot].get()).ok().flatten();
+        if let Some(v) = last.filter(|v| *v == value) {
+            return Some(v);
+        }
+        let v = self.get_slow(value)?;
+        let _ = LAST_VALUES.try_with(|c| c[slot].set(Some(v)));
+        Some(v)
+    }
+
+    fn get_slow(&self, value: &str) -> Option<&'static str> {
         if let Ok(map) = self.map.read() {
             if let Some(v) = map.as_ref().and_then(|m| m.get(value)) {
                 return Some(v);
@@ -101,9 +151,9 @@ impl Values {
 }
 
 /// `server.address` values (the `Host` names a server answers to).
-pub(crate) static HOSTS: Values = Values::new(64);
+pub(crate) static HOSTS: Values = Values::cached(64, 0);
 /// `user_agent.original` values.
-pub(crate) static USER_AGENTS: Values = Values::new(256);
+pub(crate) static USER_AGENTS: Values = Values::cached(256, 1);
 
 /// `value` interned in `set`, else owned.
 pub(crate) fn cow(set: &Values, value: &str) -> std::borrow::Cow<'static, str> {
@@ -126,6 +176,23 @@ mod tests {
         assert_eq!(set.get("c"), None, "full");
         assert_eq!(set.get(&"x".repeat(300)), None, "too long");
         assert!(matches!(cow(&set, "c"), std::borrow::Cow::Owned(_)));
+    }
+
+    #[test]
+    fn per_thread_cache_returns_the_interned_values() {
+        let set = Values::cached(2, 0);
+        let a = set.get("a").unwrap();
+        assert!(std::ptr::eq(a, set.get("a").unwrap()), "cache hit");
+        let b = set.get("b").unwrap();
+        assert_eq!(set.get("c"), None, "full: not cached either");
+        assert!(std::ptr::eq(a, set.get("a").unwrap()), "after a miss");
+        assert!(std::ptr::eq(b, set.get("b").unwrap()));
+        let r1 = route("/cache/{a}").unwrap();
+        let r2 = route("/cache/{b}").unwrap();
+        assert!(std::ptr::eq(r1, route("/cache/{a}").unwrap()));
+        assert!(std::ptr::eq(r2, route("/cache/{b}").unwrap()));
+        assert_eq!(r2.route, "/cache/{b}");
+        assert_eq!(r1.name("POST"), Some("POST /cache/{a}"));
     }
 
     #[test]

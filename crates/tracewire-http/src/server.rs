@@ -52,6 +52,17 @@ struct Inner {
     inject_response_headers: bool,
     scheme: &'static str,
     exclude: Option<Exclude>,
+    /// What [`ServerSpan::span`] lends when the request is not sampled.
+    noop: NoopSpan,
+}
+
+/// A no-op fastrace span (`Span` is not `Clone`; a clone is another no-op span).
+struct NoopSpan(Span);
+
+impl Clone for NoopSpan {
+    fn clone(&self) -> Self {
+        NoopSpan(Span::noop())
+    }
 }
 
 /// Options of an HTTP server integration (poem, tower/axum/hyper): the [`Tracer`], and what to
@@ -125,6 +136,7 @@ impl ServerConfig {
                 inject_response_headers: false,
                 scheme: "http",
                 exclude: None,
+                noop: NoopSpan(Span::noop()),
             }),
         }
     }
@@ -248,10 +260,11 @@ impl ServerConfig {
             .start_root(name, SpanKind::Server, &HeaderExtractor(head.headers));
         let sampled = root.context.is_sampled();
         let span = if sampled {
-            root.span
-                .with_properties(|| self.request_properties(head, method, route))
+            Some(Box::new(root.span.with_properties(|| {
+                self.request_properties(head, method, route)
+            })))
         } else {
-            root.span
+            None
         };
         Some(ServerSpan {
             span,
@@ -517,7 +530,10 @@ impl<F: std::future::Future> std::future::Future for InServerSpan<'_, F> {
 /// server shut down), it records the request as aborted: status `ERROR`, `error.type` =
 /// [`ABORTED`](crate::ABORTED).
 pub struct ServerSpan {
-    span: Span,
+    /// The recorded span, boxed: `None` when not sampled. Boxing keeps `ServerSpan` (moved
+    /// into the framework's response future and then into the body) small: a fastrace
+    /// `Span` is ~190 bytes, copied on every move.
+    span: Option<Box<Span>>,
     context: TraceContext,
     sampled: bool,
     pub(crate) body_size: u64,
@@ -546,7 +562,7 @@ impl ServerSpan {
     /// The fastrace span (a no-op span when not sampled). Set it as the local parent while the
     /// handler runs, so handler spans nest under it.
     pub fn span(&self) -> &Span {
-        &self.span
+        self.span.as_deref().unwrap_or(&self.config.inner.noop.0)
     }
 
     /// True when the request is sampled (attributes are recorded).
@@ -560,7 +576,7 @@ impl ServerSpan {
     pub fn in_span<F: std::future::Future>(&self, fut: F) -> InServerSpan<'_, F> {
         InServerSpan {
             inner: fut.with_trace_context(self.context.clone()),
-            span: &self.span,
+            span: self.span(),
         }
     }
 
@@ -568,7 +584,7 @@ impl ServerSpan {
     pub fn record_route(&self, route: &str) {
         if self.sampled {
             let route = route.to_owned();
-            self.span.add_property(|| (semconv::HTTP_ROUTE, route));
+            self.span().add_property(|| (semconv::HTTP_ROUTE, route));
         }
     }
 
@@ -593,7 +609,7 @@ impl ServerSpan {
         }
         let code = status_str(status);
         if status.is_server_error() {
-            self.span.add_properties(|| {
+            self.span().add_properties(|| {
                 [
                     (semconv::HTTP_RESPONSE_STATUS_CODE, code.clone()),
                     (
@@ -604,11 +620,11 @@ impl ServerSpan {
                 ]
             });
         } else {
-            self.span
+            self.span()
                 .add_property(|| (semconv::HTTP_RESPONSE_STATUS_CODE, code));
         }
         if !inner.response_headers.is_empty() {
-            self.span
+            self.span()
                 .add_properties(|| inner.response_headers.properties(headers));
         }
     }
@@ -620,7 +636,7 @@ impl ServerSpan {
             return;
         }
         let (t, d) = (error_type.to_owned(), description.to_owned());
-        self.span.add_properties(|| {
+        self.span().add_properties(|| {
             [
                 (semconv::OTEL_STATUS_CODE, semconv::STATUS_ERROR.to_owned()),
                 (semconv::OTEL_STATUS_DESCRIPTION, d),
@@ -647,7 +663,7 @@ impl ServerSpan {
         self.done = true;
         if self.sampled && self.config.inner.body_sizes {
             let size = self.body_size;
-            self.span
+            self.span()
                 .add_property(|| (semconv::HTTP_RESPONSE_BODY_SIZE, size.to_string()));
         }
     }

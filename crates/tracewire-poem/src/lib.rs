@@ -163,6 +163,11 @@ impl<E: Endpoint> Endpoint for TracingEndpoint<E> {
                 }
                 let status = resp.status();
                 span.record_response(status, resp.headers_mut());
+                if !span.is_sampled() {
+                    // Nothing is recorded for an unsampled request: keep the body as it is.
+                    span.end();
+                    return Ok(resp);
+                }
                 // poem bodies are already boxed: re-boxing the traced body costs one allocation.
                 let body: BoxBody<Bytes, std::io::Error> = resp.take_body().into();
                 resp.set_body(BoxBody::new(span.wrap_body(body)));

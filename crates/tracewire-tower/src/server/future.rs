@@ -77,7 +77,14 @@ where
                     Ok(mut response) => {
                         let status = response.status();
                         span.record_response(status, response.headers_mut());
-                        Ok(response.map(|b| span.wrap_body(b)))
+                        if span.is_sampled() {
+                            Ok(response.map(|b| span.wrap_body(b)))
+                        } else {
+                            // Nothing is recorded for an unsampled request: the span (a
+                            // no-op) need not travel with the body.
+                            span.end();
+                            Ok(response.map(TracedBody::untraced))
+                        }
                     }
                     Err(e) => {
                         span.record_error(std::any::type_name::<E>(), &e.to_string());
