@@ -20,4 +20,4 @@ else
     cargo test --workspace --no-fail-fast --lib --bins --tests --examples
 fi
 # nextest does not run doctests.
-cargo test --workspace --doc
+cargo test --workspace --doc --exclude tracewire-benches

@@ -68,6 +68,28 @@ impl Extractor for HeaderExtractor<'_> {
     fn keys(&self) -> KeyStrs<'_> {
         self.0.keys().map(HeaderName::as_str)
     }
+
+    /// One pass over the map (the default looks each key up again): `HeaderMap::iter` yields
+    /// every value of a name consecutively, so the first value of each name is the one whose
+    /// name differs from the previous entry's.
+    fn get_prefixed<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let mut previous: Option<&HeaderName> = None;
+        self.0.iter().filter_map(move |(name, value)| {
+            if previous.is_some_and(|p| p == name) {
+                return None;
+            }
+            previous = Some(name);
+            let key = name.as_str();
+            let head = key.get(..prefix.len())?;
+            if !head.eq_ignore_ascii_case(prefix) {
+                return None;
+            }
+            Some((key, value.to_str().ok()?))
+        })
+    }
 }
 
 /// Writes propagation headers into an [`http::HeaderMap`], replacing earlier values.
@@ -137,6 +159,27 @@ impl Injector for HeaderInjector<'_> {
 mod tests {
     use super::*;
     use tracewire_core::{Format, Propagators, TraceContext};
+
+    #[test]
+    fn get_prefixed_yields_the_first_value_of_each_matching_name() {
+        let mut h = HeaderMap::new();
+        h.append("uberctx-user", HeaderValue::from_static("alice"));
+        h.append("uberctx-user", HeaderValue::from_static("bob"));
+        h.append("x-other", HeaderValue::from_static("x"));
+        h.append("uberctx-tier", HeaderValue::from_static("gold"));
+        let e = HeaderExtractor(&h);
+        let mut got: Vec<_> = e.get_prefixed("uberctx-").collect();
+        got.sort_unstable();
+        assert_eq!(got, [("uberctx-tier", "gold"), ("uberctx-user", "alice")]);
+        // Same answer as the trait's default (keys + get).
+        let mut default: Vec<_> = e
+            .keys()
+            .filter(|k| k.starts_with("uberctx-"))
+            .filter_map(|k| Some((k, e.get(k)?)))
+            .collect();
+        default.sort_unstable();
+        assert_eq!(got, default);
+    }
 
     #[test]
     fn extractor_is_case_insensitive_and_multi_valued() {
