@@ -11,6 +11,9 @@
 //! Run: `cargo bench -p tracewire-benches --bench export`
 #![allow(missing_docs, unsafe_code, clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+use common::ThreadCpu;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::borrow::Cow;
 use std::hint::black_box;
@@ -18,7 +21,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BatchSize, Criterion, Throughput};
 use fastrace::collector::{
     Config, EventRecord, Reporter as _, SpanContext, SpanId, SpanRecord, TraceId,
@@ -281,54 +283,6 @@ fn instrumented_thread(c: &mut Criterion<ThreadCpu>) {
     g.bench_function("fastrace-opentelemetry", |b| b.iter(traced_request));
     g.finish();
     fastrace::flush();
-}
-
-/// Criterion measurement: CPU time of the benchmarking thread, so other jobs on the shared
-/// 2-core machine do not swing the medians (and, for `instrumented_thread`, exactly the cost
-/// paid by the traced thread; the collector and export threads are not counted).
-struct ThreadCpu;
-
-impl Measurement for ThreadCpu {
-    type Intermediate = cpu_time::ThreadTime;
-    type Value = Duration;
-
-    fn start(&self) -> cpu_time::ThreadTime {
-        cpu_time::ThreadTime::now()
-    }
-    fn end(&self, start: cpu_time::ThreadTime) -> Duration {
-        start.elapsed()
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, d: &Duration) -> f64 {
-        d.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &Nanos
-    }
-}
-
-struct Nanos;
-
-impl ValueFormatter for Nanos {
-    fn scale_values(&self, _typical: f64, _values: &mut [f64]) -> &'static str {
-        "ns (cpu)"
-    }
-    fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
-        if let Throughput::Elements(n) = t {
-            for v in values.iter_mut() {
-                *v = *n as f64 * 1e9 / *v;
-            }
-        }
-        "elem/s (cpu)"
-    }
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
-    }
 }
 
 /// Median thread-CPU time of `f` over `runs` runs, each on a fresh clone of the input.

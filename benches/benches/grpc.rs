@@ -20,6 +20,9 @@
 //! machine wall-clock medians swing with other jobs; in `grpc/call` both ends run on that
 //! thread, so the CPU time covers client and server. Spans go to a reporter that drops them.
 
+mod common;
+use common::ThreadCpu;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
@@ -29,8 +32,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use criterion::measurement::{Measurement, ValueFormatter};
-use criterion::{Criterion, Throughput};
+use criterion::Criterion;
 use fastrace::collector::{Config, Reporter, SpanContext, SpanId, SpanRecord, TraceId};
 use fastrace::prelude::Span;
 use http::{HeaderMap, HeaderValue, Request, Response};
@@ -342,54 +344,6 @@ fn print_summary() {
                 ratio(peer)
             );
         }
-    }
-}
-
-/// Criterion measurement: CPU time of the benchmarking thread (`CLOCK_THREAD_CPUTIME_ID`)
-/// instead of wall-clock time, so that other jobs on the shared machine do not swing the
-/// medians. Time the thread spends descheduled or waiting is not counted.
-struct ThreadCpu;
-
-impl Measurement for ThreadCpu {
-    type Intermediate = cpu_time::ThreadTime;
-    type Value = Duration;
-
-    fn start(&self) -> cpu_time::ThreadTime {
-        cpu_time::ThreadTime::now()
-    }
-    fn end(&self, start: cpu_time::ThreadTime) -> Duration {
-        start.elapsed()
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, d: &Duration) -> f64 {
-        d.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &Nanos
-    }
-}
-
-struct Nanos;
-
-impl ValueFormatter for Nanos {
-    fn scale_values(&self, _typical: f64, _values: &mut [f64]) -> &'static str {
-        "ns (cpu)"
-    }
-    fn scale_throughputs(
-        &self,
-        _typical: f64,
-        _t: &Throughput,
-        _values: &mut [f64],
-    ) -> &'static str {
-        "ns (cpu)"
-    }
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
     }
 }
 

@@ -18,6 +18,9 @@
 //! `valgrind --tool=callgrind` instruction counts (see `profile` and BENCHMARKS.md).
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod common;
+use common::ThreadCpu;
+
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,8 +28,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body as AxumBody;
 use axum::routing::get;
-use criterion::measurement::{Measurement, ValueFormatter};
-use criterion::{Criterion, Throughput};
+use criterion::Criterion;
 use fastrace::collector::{Config, Reporter, SpanRecord};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -275,55 +277,6 @@ fn setup() {
         Discard,
         Config::default().report_interval(Duration::from_millis(10)),
     );
-}
-
-/// Criterion measurement: CPU time of the benchmarking thread (`CLOCK_THREAD_CPUTIME_ID`),
-/// as in the `propagation` bench: on the shared 2-core machine, wall-clock medians swing 2-3x
-/// with other jobs. Background threads (fastrace's collector, the OpenTelemetry batch
-/// processor) are not counted for any stack: this measures the cost on the request path.
-struct ThreadCpu;
-
-impl Measurement for ThreadCpu {
-    type Intermediate = cpu_time::ThreadTime;
-    type Value = Duration;
-
-    fn start(&self) -> cpu_time::ThreadTime {
-        cpu_time::ThreadTime::now()
-    }
-    fn end(&self, start: cpu_time::ThreadTime) -> Duration {
-        start.elapsed()
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, d: &Duration) -> f64 {
-        d.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &Nanos
-    }
-}
-
-struct Nanos;
-
-impl ValueFormatter for Nanos {
-    fn scale_values(&self, _typical: f64, _values: &mut [f64]) -> &'static str {
-        "ns (cpu)"
-    }
-    fn scale_throughputs(
-        &self,
-        _typical: f64,
-        _t: &Throughput,
-        _values: &mut [f64],
-    ) -> &'static str {
-        "ns (cpu)"
-    }
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
-    }
 }
 
 fn criterion_dir() -> PathBuf {

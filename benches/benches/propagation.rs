@@ -26,12 +26,14 @@
 // code); they are still the peers for those formats.
 #![allow(deprecated)]
 
+mod common;
+use common::ThreadCpu;
+
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter};
-use criterion::{Criterion, Throughput};
+use criterion::Criterion;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::Context as OtelContext;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
@@ -774,56 +776,6 @@ fn print_summary() {
     eprintln!("|---|---:|---:|");
     for (name, e, i) in carrier_floor() {
         eprintln!("| {name} | {e:.0} | {i:.0} |");
-    }
-}
-
-/// Criterion measurement: CPU time of the benchmarking thread (`CLOCK_THREAD_CPUTIME_ID`)
-/// instead of wall-clock time. On the shared 2-core machine other jobs preempt the bench
-/// thread; wall-clock medians then swing 2-3x between two benches of one run, which makes
-/// ratios meaningless. Time the thread spends descheduled is not counted here.
-struct ThreadCpu;
-
-impl Measurement for ThreadCpu {
-    type Intermediate = cpu_time::ThreadTime;
-    type Value = Duration;
-
-    fn start(&self) -> cpu_time::ThreadTime {
-        cpu_time::ThreadTime::now()
-    }
-    fn end(&self, start: cpu_time::ThreadTime) -> Duration {
-        start.elapsed()
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, d: &Duration) -> f64 {
-        d.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &Nanos
-    }
-}
-
-/// Every value in ns (the propagation benches are all in the 10 ns – 10 µs range).
-struct Nanos;
-
-impl ValueFormatter for Nanos {
-    fn scale_values(&self, _typical: f64, _values: &mut [f64]) -> &'static str {
-        "ns (cpu)"
-    }
-    fn scale_throughputs(
-        &self,
-        _typical: f64,
-        _t: &Throughput,
-        _values: &mut [f64],
-    ) -> &'static str {
-        "ns (cpu)"
-    }
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
     }
 }
 

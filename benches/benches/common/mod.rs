@@ -1,0 +1,58 @@
+//! Shared by every bench: criterion measures the benchmarking thread's CPU time.
+
+use std::time::Duration;
+
+use criterion::Throughput;
+use criterion::measurement::{Measurement, ValueFormatter};
+
+/// Criterion measurement: CPU time of the benchmarking thread (`CLOCK_THREAD_CPUTIME_ID`)
+/// instead of wall-clock time. On the shared 2-core machine other jobs preempt the bench thread
+/// and wall-clock medians swing 2-3x between two benches of one run, which makes ratios
+/// meaningless. Time the thread spends descheduled or waiting is not counted, and neither are
+/// background threads (fastrace's collector, export workers): this is the cost on the measured
+/// thread.
+pub(crate) struct ThreadCpu;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = cpu_time::ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> cpu_time::ThreadTime {
+        cpu_time::ThreadTime::now()
+    }
+    fn end(&self, start: cpu_time::ThreadTime) -> Duration {
+        start.elapsed()
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, d: &Duration) -> f64 {
+        d.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &Nanos
+    }
+}
+
+/// Formats values as CPU nanoseconds (and element throughput per CPU second).
+pub(crate) struct Nanos;
+
+impl ValueFormatter for Nanos {
+    fn scale_values(&self, _typical: f64, _values: &mut [f64]) -> &'static str {
+        "ns (cpu)"
+    }
+    fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        if let Throughput::Elements(n) = t {
+            for v in values.iter_mut() {
+                *v = *n as f64 * 1e9 / *v;
+            }
+        }
+        "elem/s (cpu)"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
