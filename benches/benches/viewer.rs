@@ -6,8 +6,8 @@
 //!    and `prost` decoding alone (the floor every OTLP receiver pays).
 //! 2. `viewer_search`: latency of searches over a store of 1M spans (100 000 traces): the
 //!    Jaeger-style service + operation query (limit 20), a rare tag, a free-text miss (a full
-//!    scan, the worst case), an error-status + duration query, and the same Jaeger query over
-//!    HTTP (`/api/traces`).
+//!    scan of every trace's search text, the worst case), an error-status + duration query, and
+//!    the same Jaeger query over HTTP (`/api/traces`).
 //! 3. Memory per stored span: a counting allocator measures live heap bytes before and after
 //!    filling the 1M-span store (printed).
 //!

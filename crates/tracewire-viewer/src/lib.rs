@@ -8,6 +8,7 @@ pub mod query;
 mod receive;
 mod server;
 pub mod store;
+mod text;
 mod util;
 
 pub use exporter::StoreExporter;

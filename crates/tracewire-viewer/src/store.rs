@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 use crate::bloom::{self, Bloom};
 use crate::persist::Persist;
 use crate::query::Query;
+use crate::text::{self, TextQuery};
 use crate::util;
 
 /// A 16-byte trace id.
@@ -105,9 +106,34 @@ struct Trace {
     end_ns: u64,
     services: Vec<u32>,
     bloom: Bloom,
+    /// Lowercase search text of every span (see [`crate::text`]).
+    text: Vec<u8>,
+}
+
+/// Accounted bytes of a trace's search text: its heap capacity plus allocator overhead.
+fn text_bytes(capacity: usize) -> usize {
+    if capacity == 0 {
+        0
+    } else {
+        capacity + PER_ALLOCATION
+    }
 }
 
 impl Trace {
+    /// Frees the search text's spare capacity, or rebuilds it from the spans when `rebuild`;
+    /// returns the change in accounted bytes.
+    fn finish_text(&mut self, rebuild: bool) -> isize {
+        let before = text_bytes(self.text.capacity());
+        if rebuild {
+            self.text = text::build(&self.spans);
+        } else {
+            self.text.shrink_to_fit();
+        }
+        let after = text_bytes(self.text.capacity());
+        self.bytes = (self.bytes as isize + after as isize - before as isize).max(0) as usize;
+        after as isize - before as isize
+    }
+
     fn summary(&self, services: &[Arc<str>]) -> TraceSummary {
         let ids: HashSet<&[u8]> = self
             .spans
@@ -342,6 +368,22 @@ impl Inner {
     }
 }
 
+/// Traces whose search texts are brought towards the cache together before they are scanned.
+const WARM_AHEAD: usize = 16;
+
+/// Reads one byte per cache line of each text, so the CPU has many independent memory loads in
+/// flight instead of paying one memory latency after another when the texts are then scanned
+/// (they live at unrelated heap addresses).
+fn warm<'a>(texts: impl Iterator<Item = &'a [u8]>) {
+    let mut x = 0u8;
+    for t in texts {
+        for b in t.iter().step_by(64) {
+            x ^= *b;
+        }
+    }
+    std::hint::black_box(x);
+}
+
 /// The bounded, indexed, thread-safe trace store. Cheap to share behind an [`Arc`].
 pub struct Store {
     inner: RwLock<Inner>,
@@ -464,6 +506,9 @@ impl Store {
         let mut out = IngestOutcome::default();
         let live = self.live.receiver_count() > 0;
         let mut touched: Vec<(TraceId, bool)> = Vec::new();
+        // fields of the search texts touched by this batch (dropped at its end); `None`: a span
+        // was replaced, so the text is rebuilt once at the end of the batch
+        let mut fields: HashMap<TraceId, Option<text::Fields>> = HashMap::new();
         let mut inner = self.write();
         for rs in request.resource_spans {
             let service = util::service_name(rs.resource.as_ref());
@@ -496,11 +541,19 @@ impl Store {
                         continue;
                     }
                     out.accepted += 1;
-                    let is_new = self.insert(&mut inner, tid, span, &origin);
+                    let is_new = self.insert(&mut inner, tid, span, &origin, &mut fields);
                     if live && !touched.iter().any(|(t, _)| *t == tid) {
                         touched.push((tid, is_new));
                     }
                 }
+            }
+        }
+        // the search texts grew by appends: give their spare capacity back (or rebuild them)
+        // once per batch
+        for (tid, f) in fields {
+            if let Some(t) = inner.traces.get_mut(&tid) {
+                let delta = t.finish_text(f.is_none());
+                inner.bytes = (inner.bytes as isize + delta).max(0) as usize;
             }
         }
         while inner.traces.len() > self.config.max_traces || inner.bytes > self.config.max_bytes {
@@ -527,7 +580,14 @@ impl Store {
     }
 
     /// Inserts one valid span; returns whether its trace is new.
-    fn insert(&self, inner: &mut Inner, tid: TraceId, span: Span, origin: &Arc<Origin>) -> bool {
+    fn insert(
+        &self,
+        inner: &mut Inner,
+        tid: TraceId,
+        span: Span,
+        origin: &Arc<Origin>,
+        fields: &mut HashMap<TraceId, Option<text::Fields>>,
+    ) -> bool {
         let bytes = span_bytes(&span);
         let kind_bit = 1u8 << (span.kind.clamp(0, 7) as u8);
         if let Some(ops) = inner.operations.get_mut(origin.service_id as usize) {
@@ -576,6 +636,7 @@ impl Store {
                     end_ns: end,
                     services: Vec::new(),
                     bloom: Bloom::default(),
+                    text: Vec::new(),
                 },
             );
         }
@@ -598,6 +659,7 @@ impl Store {
         }
         let mut delta_bytes = bytes as isize;
         let mut delta_spans = 1isize;
+        let text_before = text_bytes(trace.text.capacity()) as isize;
         if let Some(old) = trace.spans.iter_mut().find(|s| {
             s.span.span_id == stored.span.span_id && s.origin.service_id == origin.service_id
         }) {
@@ -605,9 +667,17 @@ impl Store {
             delta_bytes -= old.bytes as isize;
             delta_spans = 0;
             *old = stored;
+            fields.insert(tid, None);
         } else {
+            let f = fields
+                .entry(tid)
+                .or_insert_with(|| Some(text::Fields::of(&trace.text)));
+            if let Some(f) = f {
+                text::push_span(&mut trace.text, f, &stored);
+            }
             trace.spans.push(stored);
         }
+        delta_bytes += text_bytes(trace.text.capacity()) as isize - text_before;
         trace.bytes = (trace.bytes as isize + delta_bytes).max(0) as usize;
         inner.bytes = (inner.bytes as isize + delta_bytes).max(0) as usize;
         inner.spans = (inner.spans as isize + delta_spans).max(0) as usize;
@@ -706,7 +776,7 @@ impl Store {
             },
             None => None,
         };
-        let text = query.text.as_ref().map(|t| t.to_lowercase());
+        let text = query.text.as_deref().map(TextQuery::new);
         // attribute terms the Bloom filters can rule out (not the span-field pseudo keys)
         let bloom_terms: Vec<&(String, Option<String>)> = query
             .span
@@ -719,7 +789,8 @@ impl Store {
         } else {
             query.limit
         };
-        let matches = |t: &Trace| -> bool {
+        // conditions on the trace's own fields (no pointer chasing)
+        let cheap = |t: &Trace| -> bool {
             if query.start_ns.is_some_and(|s| t.end_ns < s)
                 || query.end_ns.is_some_and(|e| t.start_ns > e)
             {
@@ -742,17 +813,18 @@ impl Store {
             {
                 return false;
             }
-            if !query.span.is_empty() && !t.spans.iter().any(|s| query.span.matches(s, service_id))
-            {
-                return false;
-            }
+            true
+        };
+        let costly = |t: &Trace| -> bool {
+            // one sequential scan of the trace's search text, before the walk over its spans
             if let Some(text) = &text {
-                if !t.spans.iter().any(|s| crate::query::contains_text(s, text)) {
+                if !text.matches(&t.text, &t.spans) {
                     return false;
                 }
             }
-            true
+            query.span.is_empty() || t.spans.iter().any(|s| query.span.matches(s, service_id))
         };
+        let matches = |t: &Trace| cheap(t) && costly(t);
         let mut hits: Vec<(u64, TraceId)> = Vec::new();
         if bloom_terms.is_empty() && text.is_none() {
             // Usually many hits: walk newest first and stop at the limit.
@@ -769,12 +841,25 @@ impl Store {
         } else {
             // Selective (attribute or text): likely a full scan, so walk the table in memory
             // order (no lookups), then keep the `limit` newest arrivals.
-            let mut all: Vec<(u64, u64, TraceId)> = inner
-                .traces
-                .values()
-                .filter(|t| matches(t))
-                .map(|t| (t.seq, t.start_ns, t.id))
-                .collect();
+            let mut all: Vec<(u64, u64, TraceId)> = Vec::new();
+            let mut candidates: Vec<&Trace> = Vec::with_capacity(WARM_AHEAD);
+            let mut traces = inner.traces.values();
+            loop {
+                candidates.clear();
+                candidates.extend(traces.by_ref().filter(|t| cheap(t)).take(WARM_AHEAD));
+                if candidates.is_empty() {
+                    break;
+                }
+                if text.is_some() {
+                    warm(candidates.iter().map(|t| t.text.as_slice()));
+                }
+                all.extend(
+                    candidates
+                        .iter()
+                        .filter(|t| costly(t))
+                        .map(|t| (t.seq, t.start_ns, t.id)),
+                );
+            }
             all.sort_unstable_by_key(|h| std::cmp::Reverse(h.0));
             all.truncate(limit);
             hits = all.into_iter().map(|(_, start, id)| (start, id)).collect();
