@@ -15,6 +15,12 @@ use tracewire_export::proto::trace::v1::span::SpanKind;
 use tracewire_export::proto::trace::v1::status::StatusCode;
 use tracewire_viewer::store::StoredSpan;
 
+/// The repository README's examples, compiled as doctests here (this crate has every
+/// dependency they use) so they cannot drift from the real API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct RepositoryReadme;
+
 /// The services of the demo, in call order.
 pub const SERVICES: [&str; 4] = ["gateway", "backend", "inventory", "pricing"];
 
