@@ -253,11 +253,6 @@ pub trait FutureExt: Future + Sized {
 
 impl<F: Future> FutureExt for F {}
 
-/// Calls `f` with the attached context (without fastrace's local parent), avoiding a clone.
-pub fn with_attached<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
-    CURRENT.with(|c| f(c.borrow().as_ref()))
-}
-
 /// Runs `f` with the context in `slot` attached, without cloning it: the context is moved in
 /// for the call and back into `slot` after (what [`WithContext`] does on every poll). For code
 /// that keeps a context across many polls outside a future — a response body, a stream.
