@@ -116,6 +116,24 @@ impl Sampler {
         Sampler::Custom(Arc::new(rule))
     }
 
+    /// True when a decision may read the span name (a [`Sampler::Custom`] rule anywhere in
+    /// this sampler). The root rule builds the name for the sampler only then.
+    pub fn uses_name(&self) -> bool {
+        match self {
+            Sampler::AlwaysOn | Sampler::AlwaysOff | Sampler::TraceIdRatio(_) => false,
+            Sampler::ParentBased(pb) => [
+                &pb.root,
+                &pb.remote_parent_sampled,
+                &pb.remote_parent_not_sampled,
+                &pb.local_parent_sampled,
+                &pb.local_parent_not_sampled,
+            ]
+            .into_iter()
+            .any(Sampler::uses_name),
+            Sampler::Custom(_) => true,
+        }
+    }
+
     /// The decision for a span named `name` in `trace_id` under `parent`.
     pub fn should_sample(
         &self,

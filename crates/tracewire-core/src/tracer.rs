@@ -230,7 +230,28 @@ impl Tracer {
         kind: SpanKind,
         carrier: &E,
     ) -> Root {
-        self.start_root_from(name, kind, self.extract(carrier))
+        let name = name.into();
+        self.root_rule(|| name, kind, self.extract(carrier))
+    }
+
+    /// [`start_root`](Tracer::start_root) with the span name computed only when it is needed:
+    /// when the span is recorded, or when a [`Sampler::Custom`] rule asks for it. An unsampled
+    /// request then never builds its name (route lookups, formatting, an allocation).
+    ///
+    /// ```
+    /// use tracewire_core::{Pairs, Sampler, SpanKind, Tracer};
+    ///
+    /// let tracer = Tracer::new().with_sampler(Sampler::AlwaysOff);
+    /// let root = tracer.start_root_lazy(|| unreachable!("not sampled, never named"), SpanKind::Server, &Pairs::new());
+    /// assert!(!root.context.is_sampled());
+    /// ```
+    pub fn start_root_lazy<E: Extractor + ?Sized>(
+        &self,
+        name: impl FnOnce() -> Cow<'static, str>,
+        kind: SpanKind,
+        carrier: &E,
+    ) -> Root {
+        self.root_rule(name, kind, self.extract(carrier))
     }
 
     /// **The root rule**, from an already extracted carrier:
@@ -254,6 +275,18 @@ impl Tracer {
         extracted: Extracted,
     ) -> Root {
         let name = name.into();
+        self.root_rule(|| name, kind, extracted)
+    }
+
+    /// The one implementation of the root rule behind every `start_root*` method. The name is
+    /// built at most once, and only for a custom sampler or a recorded span.
+    fn root_rule(
+        &self,
+        name: impl FnOnce() -> Cow<'static, str>,
+        kind: SpanKind,
+        extracted: Extracted,
+    ) -> Root {
+        let mut name = LazyName::new(name);
         let inner = &*self.inner;
         let baggage = if inner.drop_inbound_baggage {
             Baggage::empty()
@@ -267,7 +300,7 @@ impl Tracer {
                     _ => Sampling::from_bool(inner.sampler.should_sample(
                         Some(&remote),
                         remote.trace_id,
-                        &name,
+                        name.for_sampler(&inner.sampler),
                     )),
                 };
                 let parent = remote.span_id;
@@ -283,12 +316,18 @@ impl Tracer {
                 let trace_id = new_trace_id();
                 let sampling = match extracted.sampling_only {
                     Some(decided) if !inner.force_new_trace => match decided {
-                        Sampling::Deferred => {
-                            Sampling::from_bool(inner.sampler.should_sample(None, trace_id, &name))
-                        }
+                        Sampling::Deferred => Sampling::from_bool(inner.sampler.should_sample(
+                            None,
+                            trace_id,
+                            name.for_sampler(&inner.sampler),
+                        )),
                         other => other,
                     },
-                    _ => Sampling::from_bool(inner.sampler.should_sample(None, trace_id, &name)),
+                    _ => Sampling::from_bool(inner.sampler.should_sample(
+                        None,
+                        trace_id,
+                        name.for_sampler(&inner.sampler),
+                    )),
                 };
                 let cx = TraceContext {
                     trace_id,
@@ -318,7 +357,7 @@ impl Tracer {
 
         let debug_id = extracted.debug_id.filter(|_| origin == Origin::NewRoot);
         let mut span = Span::root(
-            name,
+            name.into_name(),
             SpanContext {
                 trace_id: context.trace_id,
                 span_id: parent_id,
@@ -408,6 +447,39 @@ fn flags_str(flags: u8) -> &'static str {
     }
 }
 
+/// A span name that is built on first use ([`Tracer::start_root_lazy`]).
+struct LazyName<F> {
+    build: Option<F>,
+    built: Option<Cow<'static, str>>,
+}
+
+impl<F: FnOnce() -> Cow<'static, str>> LazyName<F> {
+    fn new(build: F) -> Self {
+        LazyName {
+            build: Some(build),
+            built: None,
+        }
+    }
+
+    /// What the sampler sees: the name if it may read it, else `""` (nothing is built).
+    fn for_sampler(&mut self, sampler: &Sampler) -> &str {
+        if !sampler.uses_name() {
+            return "";
+        }
+        let build = &mut self.build;
+        self.built
+            .get_or_insert_with(|| build.take().map_or(Cow::Borrowed(""), |f| f()))
+    }
+
+    fn into_name(self) -> Cow<'static, str> {
+        match (self.built, self.build) {
+            (Some(name), _) => name,
+            (None, Some(f)) => f(),
+            (None, None) => Cow::Borrowed(""),
+        }
+    }
+}
+
 /// A new random, non-zero trace id (all 128 bits random, so the W3C random flag holds).
 pub fn new_trace_id() -> TraceId {
     loop {
@@ -449,6 +521,60 @@ mod tests {
         let (cx, origin) = (root.context.clone(), root.origin.clone());
         drop(root);
         (cx, origin, cap.finish())
+    }
+
+    /// A rule that samples spans whose name starts with `GET`.
+    struct GetsOnly;
+
+    impl crate::sampling::ShouldSample for GetsOnly {
+        fn should_sample(&self, _: Option<&TraceContext>, _: TraceId, name: &str) -> bool {
+            name.starts_with("GET")
+        }
+        fn description(&self) -> String {
+            "GetsOnly".into()
+        }
+    }
+
+    #[test]
+    fn lazy_name_is_built_once_and_only_when_needed() {
+        let built = std::cell::Cell::new(0);
+        let name = || {
+            built.set(built.get() + 1);
+            Cow::Borrowed("GET /lazy")
+        };
+        let carrier = Pairs::from_pairs([("traceparent", TP)]);
+        // Built-in samplers never read the name: unsampled, it is never built.
+        let root = tracer(Sampler::AlwaysOff).start_root_lazy(name, SpanKind::Server, &carrier);
+        assert!(!root.context.is_sampled());
+        assert_eq!(built.get(), 0);
+        // Sampled: built once, for the span.
+        let cap = tracewire_test::capture();
+        drop(tracer(Sampler::AlwaysOn).start_root_lazy(name, SpanKind::Server, &carrier));
+        assert_eq!(built.get(), 1);
+        assert_eq!(
+            cap.finish().tree(&[]),
+            "GET /lazy [server] (parent: 00f067aa0ba902b7)\n"
+        );
+        // A custom rule reads it (also under parent-based), and the span reuses it.
+        for sampler in [
+            Sampler::custom(GetsOnly),
+            Sampler::parent_based(Sampler::custom(GetsOnly)),
+        ] {
+            assert!(sampler.uses_name());
+            built.set(0);
+            let root =
+                tracer(sampler.clone()).start_root_lazy(name, SpanKind::Server, &Pairs::new());
+            assert!(root.context.is_sampled());
+            drop(root);
+            assert_eq!(built.get(), 1);
+            let root = tracer(sampler).start_root_lazy(
+                || Cow::Borrowed("POST /x"),
+                SpanKind::Server,
+                &Pairs::new(),
+            );
+            assert!(!root.context.is_sampled(), "the rule saw the real name");
+        }
+        assert!(!Sampler::parent_based(Sampler::AlwaysOn).uses_name());
     }
 
     fn outbound(t: &Tracer, cx: &TraceContext) -> Pairs {
