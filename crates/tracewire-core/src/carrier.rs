@@ -56,6 +56,26 @@ pub trait Extractor {
             Some((k, self.get(k)?))
         })
     }
+
+    /// One pass over every entry, for carriers that can walk their `(key, value)` entries
+    /// directly: [`Propagators::extract`](crate::Propagators::extract) then makes no lookup
+    /// per header (for an `http::HeaderMap`, each lookup hashes the name).
+    ///
+    /// For each entry, in carrier order, `pick` gets the key — which must be **lowercase**;
+    /// carriers whose keys are not lowercase by construction keep the default — and when it
+    /// returns `Some(slot)`, `take(slot, key, value)` gets the value, unless it is one that
+    /// [`get_all`](Self::get_all) skips. Values of one key keep their order. Returns `true`
+    /// when the pass was made; the default makes none and returns `false`, and the
+    /// propagators use [`get`](Self::get) / [`get_all`](Self::get_all) /
+    /// [`get_prefixed`](Self::get_prefixed) instead. Both ways must give the same result.
+    fn visit<'a>(
+        &'a self,
+        pick: impl FnMut(&str) -> Option<u8>,
+        take: impl FnMut(u8, &'a str, &'a str),
+    ) -> bool {
+        let _ = (pick, take);
+        false
+    }
 }
 
 /// Write access to a carrier.

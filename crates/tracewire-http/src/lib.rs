@@ -46,7 +46,7 @@ impl Extractor for HeaderExtractor<'_> {
         Self: 'b;
 
     fn get_all(&self, key: &str) -> ValueStrs<'_> {
-        let to_str: fn(&HeaderValue) -> Option<&str> = |v| v.to_str().ok();
+        let to_str: fn(&HeaderValue) -> Option<&str> = value_str;
         let values = match known_name(key) {
             Some(name) => self.0.get_all(name),
             None => self.0.get_all(key),
@@ -55,14 +55,9 @@ impl Extractor for HeaderExtractor<'_> {
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        // The propagation formats ask for their own (lowercase) names: look those up by a
-        // pre-built `HeaderName`, skipping the parse/validation of a `&str` key (about a
-        // quarter of the root rule's cost).
-        let value = match known_name(key) {
-            Some(name) => self.0.get(name),
-            None => self.0.get(key),
-        };
-        value.and_then(|v| v.to_str().ok())
+        // The first *readable* value, as the trait's default: a `HeaderMap::get` would stop
+        // at an opaque first value.
+        self.get_all(key).next()
     }
 
     fn keys(&self) -> KeyStrs<'_> {
@@ -70,26 +65,67 @@ impl Extractor for HeaderExtractor<'_> {
     }
 
     /// One pass over the map (the default looks each key up again): `HeaderMap::iter` yields
-    /// every value of a name consecutively, so the first value of each name is the one whose
-    /// name differs from the previous entry's.
+    /// every value of a name consecutively, so a name is done once one of its values was
+    /// yielded (its first readable one, as [`get`](Extractor::get) returns).
     fn get_prefixed<'a>(
         &'a self,
         prefix: &'a str,
     ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        let mut previous: Option<&HeaderName> = None;
+        let mut done: Option<&HeaderName> = None;
         self.0.iter().filter_map(move |(name, value)| {
-            if previous.is_some_and(|p| p == name) {
+            if done.is_some_and(|d| d == name) {
                 return None;
             }
-            previous = Some(name);
             let key = name.as_str();
             let head = key.get(..prefix.len())?;
             if !head.eq_ignore_ascii_case(prefix) {
                 return None;
             }
-            Some((key, value.to_str().ok()?))
+            let value = value_str(value)?;
+            done = Some(name);
+            Some((key, value))
         })
     }
+
+    /// One pass over the map, no hashing: header names are lowercase, and
+    /// `HeaderMap::iter` yields each value of a name right after the previous one.
+    fn visit<'a>(
+        &'a self,
+        mut pick: impl FnMut(&str) -> Option<u8>,
+        mut take: impl FnMut(u8, &'a str, &'a str),
+    ) -> bool {
+        let mut previous: Option<(&HeaderName, Option<u8>)> = None;
+        for (name, value) in self.0.iter() {
+            // A name's extra values come next to it, behind the same `&HeaderName`.
+            let slot = match previous {
+                Some((p, slot)) if std::ptr::eq(p, name) => slot,
+                _ => pick(name.as_str()),
+            };
+            previous = Some((name, slot));
+            if let Some(slot) = slot {
+                if let Some(v) = value_str(value) {
+                    take(slot, name.as_str(), v);
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The value as text if it is visible ASCII (and tab), as `HeaderValue::to_str` decides, but
+/// checked with one OR-reduction over the bytes (it vectorizes; `to_str` tests byte by byte,
+/// and `str::from_utf8` would validate the same bytes a second time).
+fn value_str(value: &HeaderValue) -> Option<&str> {
+    let bytes = value.as_bytes();
+    let invalid = bytes.iter().fold(0u8, |acc, &b| {
+        acc | u8::from(b < b' ' && b != b'\t') | u8::from(b > b'~')
+    });
+    if invalid != 0 {
+        return None;
+    }
+    // SAFETY: every byte is below 0x7f (checked just above), and ASCII is valid UTF-8.
+    #[allow(unsafe_code)]
+    Some(unsafe { std::str::from_utf8_unchecked(bytes) })
 }
 
 /// Writes propagation headers into an [`http::HeaderMap`], replacing earlier values.

@@ -13,6 +13,7 @@
 //! baggage-carrying format; injection writes every configured format.
 
 pub mod b3;
+mod fields;
 pub mod jaeger;
 pub mod w3c;
 
@@ -97,6 +98,8 @@ pub struct Extracted {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Propagators {
     formats: Vec<Format>,
+    /// The headers those formats read (see `fields`).
+    wanted: u16,
 }
 
 impl Default for Propagators {
@@ -118,13 +121,17 @@ impl Propagators {
                 out.push(f);
             }
         }
-        Propagators { formats: out }
+        Propagators {
+            wanted: fields::wanted(&out),
+            formats: out,
+        }
     }
 
     /// No propagation at all (`OTEL_PROPAGATORS=none`).
     pub fn none() -> Self {
         Propagators {
             formats: Vec::new(),
+            wanted: 0,
         }
     }
 
@@ -194,7 +201,14 @@ impl Propagators {
 
     /// Reads whatever the carrier holds. Never fails: malformed input yields no context (and a
     /// `log::debug!` line saying why).
+    ///
+    /// A carrier that supports [`Extractor::visit`] is walked once; any other is asked for
+    /// each header the formats read.
     pub fn extract<E: Extractor + ?Sized>(&self, carrier: &E) -> Extracted {
+        if self.formats.is_empty() {
+            return Extracted::default();
+        }
+        let carrier = &fields::Fields::read(carrier, self.wanted);
         let mut out = Extracted::default();
         for &format in &self.formats {
             match format {
