@@ -87,29 +87,41 @@ impl Extractor for HeaderExtractor<'_> {
         })
     }
 
-    /// One pass over the map, no hashing: header names are lowercase, and
-    /// `HeaderMap::iter` yields each value of a name right after the previous one.
+    /// One pass over the map, no hashing: see [`visit_headers`].
     fn visit<'a>(
         &'a self,
-        mut pick: impl FnMut(&str) -> Option<u8>,
-        mut take: impl FnMut(u8, &'a str, &'a str),
+        pick: impl FnMut(&str) -> Option<u8>,
+        take: impl FnMut(u8, &'a str, &'a str),
     ) -> bool {
-        let mut previous: Option<(&HeaderName, Option<u8>)> = None;
-        for (name, value) in self.0.iter() {
-            // A name's extra values come next to it, behind the same `&HeaderName`.
-            let slot = match previous {
-                Some((p, slot)) if std::ptr::eq(p, name) => slot,
-                _ => pick(name.as_str()),
-            };
-            previous = Some((name, slot));
-            if let Some(slot) = slot {
-                if let Some(v) = value_str(value) {
-                    take(slot, name.as_str(), v);
-                }
+        visit_headers(self.0, pick, take)
+    }
+}
+
+/// [`Extractor::visit`] over an [`http::HeaderMap`], for carriers built on one (tonic's
+/// metadata, broker headers in HTTP form): one walk of the entries, no hashing. Header names
+/// are lowercase, and `HeaderMap::iter` yields each value of a name right after the previous
+/// one; values that are not visible ASCII are skipped, as [`HeaderExtractor::get_all`] skips
+/// them. Always returns `true`.
+pub fn visit_headers<'a>(
+    map: &'a HeaderMap,
+    mut pick: impl FnMut(&str) -> Option<u8>,
+    mut take: impl FnMut(u8, &'a str, &'a str),
+) -> bool {
+    let mut previous: Option<(&HeaderName, Option<u8>)> = None;
+    for (name, value) in map.iter() {
+        // A name's extra values come next to it, behind the same `&HeaderName`.
+        let slot = match previous {
+            Some((p, slot)) if std::ptr::eq(p, name) => slot,
+            _ => pick(name.as_str()),
+        };
+        previous = Some((name, slot));
+        if let Some(slot) = slot {
+            if let Some(v) = value_str(value) {
+                take(slot, name.as_str(), v);
             }
         }
-        true
     }
+    true
 }
 
 /// The value as text if it is visible ASCII (and tab), as `HeaderValue::to_str` decides, but

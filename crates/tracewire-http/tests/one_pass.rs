@@ -86,17 +86,15 @@ fn header_map() -> impl Strategy<Value = HeaderMap> {
         4 => proptest::sample::select(VALUES).prop_map(|v| v.as_bytes().to_vec()),
         1 => proptest::collection::vec(any::<u8>(), 0..24),
     ];
-    proptest::collection::vec((proptest::sample::select(NAMES), value), 0..10).prop_map(
-        |entries| {
-            let mut h = HeaderMap::new();
-            for (name, value) in entries {
-                if let Ok(v) = HeaderValue::from_bytes(&value) {
-                    h.append(HeaderName::from_static(name), v);
-                }
+    proptest::collection::vec((proptest::sample::select(NAMES), value), 0..10).prop_map(|entries| {
+        let mut h = HeaderMap::new();
+        for (name, value) in entries {
+            if let Ok(v) = HeaderValue::from_bytes(&value) {
+                h.append(HeaderName::from_static(name), v);
             }
-            h
-        },
-    )
+        }
+        h
+    })
 }
 
 fn configurations() -> Vec<Propagators> {
@@ -146,7 +144,11 @@ fn one_pass_reads_joined_and_repeated_headers() {
     let cx = e.context.unwrap();
     assert_eq!(cx.trace_state.header_value(), "a=1,b=2");
     assert_eq!(
-        (e.baggage.get("k"), e.baggage.get("l"), e.baggage.get("user")),
+        (
+            e.baggage.get("k"),
+            e.baggage.get("l"),
+            e.baggage.get("user")
+        ),
         (Some("v"), Some("w"), Some("alice"))
     );
 }

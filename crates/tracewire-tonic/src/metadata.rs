@@ -82,6 +82,19 @@ impl<'m> GrpcHeaders<'m> {
     }
 }
 
+/// One walk of the map ([`tracewire_http::visit_headers`]), binary keys skipped.
+fn visit_text<'a>(
+    map: &'a HeaderMap,
+    mut pick: impl FnMut(&str) -> Option<u8>,
+    take: impl FnMut(u8, &'a str, &'a str),
+) -> bool {
+    tracewire_http::visit_headers(
+        map,
+        |key| if is_binary(key) { None } else { pick(key) },
+        take,
+    )
+}
+
 impl Extractor for GrpcHeaders<'_> {
     type Values<'b>
         = MetadataValues<'b>
@@ -98,6 +111,14 @@ impl Extractor for GrpcHeaders<'_> {
 
     fn keys(&self) -> MetadataKeys<'_> {
         self.key_strs()
+    }
+
+    fn visit<'a>(
+        &'a self,
+        pick: impl FnMut(&str) -> Option<u8>,
+        take: impl FnMut(u8, &'a str, &'a str),
+    ) -> bool {
+        visit_text(self.0, pick, take)
     }
 }
 
@@ -117,6 +138,14 @@ impl Extractor for MetadataExtractor<'_> {
 
     fn keys(&self) -> MetadataKeys<'_> {
         GrpcHeaders(self.0.as_ref()).key_strs()
+    }
+
+    fn visit<'a>(
+        &'a self,
+        pick: impl FnMut(&str) -> Option<u8>,
+        take: impl FnMut(u8, &'a str, &'a str),
+    ) -> bool {
+        visit_text(self.0.as_ref(), pick, take)
     }
 }
 
@@ -152,6 +181,27 @@ mod tests {
         assert_eq!(e.get("TraceState"), Some("a=1"));
         assert_eq!(e.get("trace-bin"), None);
         assert_eq!(e.keys().collect::<Vec<_>>(), ["tracestate"]);
+    }
+
+    #[test]
+    fn one_walk_skips_binary_keys_like_the_lookups() {
+        let mut m = MetadataMap::new();
+        m.append("uberctx-user", MetadataValue::from_static("alice"));
+        m.append_bin("uberctx-key-bin", BinaryMetadataValue::from_bytes(b"\x00"));
+        m.append(
+            "uber-trace-id",
+            MetadataValue::from_static("4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1"),
+        );
+        let walked = Propagators::all().extract(&MetadataExtractor(&m));
+        assert!(walked.context.is_some());
+        assert_eq!(
+            walked.baggage.len(),
+            1,
+            "the binary uberctx key is not baggage"
+        );
+        assert_eq!(walked.baggage.get("user"), Some("alice"));
+        // The raw request headers (what the server layer reads) walk the same way.
+        assert_eq!(Propagators::all().extract(&GrpcHeaders(m.as_ref())), walked);
     }
 
     #[test]

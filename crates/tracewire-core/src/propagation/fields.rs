@@ -84,9 +84,7 @@ impl<'a, E: Extractor + ?Sized> Fields<'a, E> {
         let walked = carrier.visit(
             |key| match slot(key) {
                 Some(s) => (wanted & 1 << s != 0).then_some(s),
-                None if jaeger_baggage && key.starts_with(jaeger::UBERCTX_PREFIX) => {
-                    Some(PREFIXED)
-                }
+                None if jaeger_baggage && key.starts_with(jaeger::UBERCTX_PREFIX) => Some(PREFIXED),
                 None => None,
             },
             |s, key, value| {

@@ -84,8 +84,8 @@ where
         if config.is_excluded(path) {
             return ResponseFuture::new(self.inner.call(req), None);
         }
-        let root = config.tracer.start_root(
-            record::span_name(path),
+        let root = config.tracer.start_root_lazy(
+            || record::span_name(path),
             SpanKind::Server,
             &GrpcHeaders(req.headers()),
         );

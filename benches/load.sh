@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# End-to-end load run for BENCHMARKS.md ("HTTP servers"): the hello-world axum server of
+# `benches/examples/http_load.rs` in each tracing mode, loaded by wrk over loopback, modes
+# interleaved round by round so drift on the machine hits every mode alike.
+#
+# The server (all its threads: the tokio worker, fastrace's collector, the export worker) is
+# pinned to one CPU and wrk to another, so whatever tracing costs in the background threads is
+# paid out of the server's CPU, as it would be on a busy host.
+#
+#   bash benches/load.sh                      # every mode, 3 rounds of 8 s
+#   ROUNDS=5 SECS=10 MODES="plain tracewire" bash benches/load.sh
+#
+# Needs wrk (Debian: `apt-get install wrk`) and at least 2 CPUs.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-8}
+CONNS=${CONNS:-32}
+MODES=${MODES:-"plain tracewire tracewire-discard tracewire-unsampled fastrace-axum otel-instrumentation-tower"}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+ADDR=127.0.0.1:18081
+
+if ! command -v wrk >/dev/null; then
+    echo "wrk is not installed (Debian: apt-get install wrk)" >&2
+    exit 1
+fi
+cd "$(dirname "$0")/.."
+cargo build --release -q -p tracewire-benches --example http_load
+BIN="${CARGO_TARGET_DIR:-target}/release/examples/http_load"
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+echo "load: $ROUNDS round(s) x ${SECS}s per mode, $CONNS connections; server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+for round in $(seq 1 "$ROUNDS"); do
+    for mode in $MODES; do
+        taskset -c "$SERVER_CPU" "$BIN" "$mode" "$ADDR" >"$OUT/server.log" 2>&1 &
+        server=$!
+        for _ in $(seq 1 50); do
+            curl -sf "http://$ADDR/hello/world" >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d1s "http://$ADDR/hello/world" >/dev/null
+        rps=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${SECS}s" "http://$ADDR/hello/world" |
+            awk '/Requests\/sec/ {print $2}')
+        kill -TERM "$server"
+        wait "$server" || true
+        spans=$(awk '/spans exported/ {print $3}' "$OUT/server.log")
+        echo "round $round  $mode  ${rps} req/s${spans:+  ($spans spans exported)}"
+        echo "$mode $rps" >>"$OUT/results"
+    done
+done
+
+echo
+echo "| mode | median req/s | ratio to plain |"
+echo "|---|---:|---:|"
+plain=$(awk '$1 == "plain" {print $2}' "$OUT/results" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+for mode in $MODES; do
+    median=$(awk -v m="$mode" '$1 == m {print $2}' "$OUT/results" | sort -n |
+        awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    ratio=$(awk -v a="$median" -v b="${plain:-0}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')
+    echo "| $mode | $median | $ratio |"
+done
