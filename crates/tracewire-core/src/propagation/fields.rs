@@ -27,9 +27,25 @@ const NAMES: [&str; 10] = [
 /// The slot of Jaeger's `uberctx-*` headers.
 const PREFIXED: u8 = NAMES.len() as u8;
 
+/// The lengths of the names in [`NAMES`], as a bit set: most keys of a carrier are rejected
+/// by their length alone.
+const LENGTHS: u32 = {
+    let mut bits = 0u32;
+    let mut i = 0;
+    while i < NAMES.len() {
+        bits |= 1 << NAMES[i].len();
+        i += 1;
+    }
+    bits
+};
+
 /// The slot of a header name (lowercase, as the propagators and walkable carriers spell it).
 /// A `match` on strings compiles to a switch on the length and one comparison.
+#[inline]
 fn slot(key: &str) -> Option<u8> {
+    if key.len() >= 32 || LENGTHS >> key.len() & 1 == 0 {
+        return None;
+    }
     Some(match key {
         w3c::TRACEPARENT => 0,
         w3c::TRACESTATE => 1,
