@@ -21,7 +21,7 @@ pub use server::{
 };
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use tracewire_core::propagation::{b3, jaeger, w3c};
+use tracewire_core::propagation;
 use tracewire_core::{Extractor, Injector};
 
 /// Reads propagation headers from an [`http::HeaderMap`]. Values that are not visible ASCII
@@ -144,38 +144,24 @@ fn value_str(value: &HeaderValue) -> Option<&str> {
 #[derive(Debug)]
 pub struct HeaderInjector<'a>(pub &'a mut HeaderMap);
 
-/// Header names of the propagation formats, built at compile time (no allocation per use).
-/// Matches the exact (lowercase) names only; other spellings go through `HeaderName` parsing.
+/// Header names of the propagation formats (`tracewire_core::propagation::HEADERS`, in that
+/// order), built at compile time: no parse or allocation per use. Matches the exact
+/// (lowercase) names only; other spellings go through `HeaderName` parsing.
 fn known_name(key: &str) -> Option<&'static HeaderName> {
-    static NAMES: [HeaderName; 11] = [
-        HeaderName::from_static(w3c::TRACEPARENT),
-        HeaderName::from_static(w3c::TRACESTATE),
-        HeaderName::from_static(w3c::BAGGAGE),
-        HeaderName::from_static(b3::B3),
-        HeaderName::from_static(b3::X_B3_TRACE_ID),
-        HeaderName::from_static(b3::X_B3_SPAN_ID),
-        HeaderName::from_static(b3::X_B3_PARENT_SPAN_ID),
-        HeaderName::from_static(b3::X_B3_SAMPLED),
-        HeaderName::from_static(b3::X_B3_FLAGS),
-        HeaderName::from_static(jaeger::UBER_TRACE_ID),
-        HeaderName::from_static(jaeger::JAEGER_DEBUG_ID),
+    const H: [&str; 10] = propagation::HEADERS;
+    static NAMES: [HeaderName; 10] = [
+        HeaderName::from_static(H[0]),
+        HeaderName::from_static(H[1]),
+        HeaderName::from_static(H[2]),
+        HeaderName::from_static(H[3]),
+        HeaderName::from_static(H[4]),
+        HeaderName::from_static(H[5]),
+        HeaderName::from_static(H[6]),
+        HeaderName::from_static(H[7]),
+        HeaderName::from_static(H[8]),
+        HeaderName::from_static(H[9]),
     ];
-    // A `match` compiles to a switch on the length and one comparison.
-    let i = match key {
-        w3c::TRACEPARENT => 0,
-        w3c::TRACESTATE => 1,
-        w3c::BAGGAGE => 2,
-        b3::B3 => 3,
-        b3::X_B3_TRACE_ID => 4,
-        b3::X_B3_SPAN_ID => 5,
-        b3::X_B3_PARENT_SPAN_ID => 6,
-        b3::X_B3_SAMPLED => 7,
-        b3::X_B3_FLAGS => 8,
-        jaeger::UBER_TRACE_ID => 9,
-        jaeger::JAEGER_DEBUG_ID => 10,
-        _ => return None,
-    };
-    NAMES.get(i)
+    NAMES.get(propagation::header_slot(key)?)
 }
 
 impl HeaderInjector<'_> {
@@ -244,19 +230,7 @@ mod tests {
 
     #[test]
     fn known_names_match_their_keys() {
-        for key in [
-            w3c::TRACEPARENT,
-            w3c::TRACESTATE,
-            w3c::BAGGAGE,
-            b3::B3,
-            b3::X_B3_TRACE_ID,
-            b3::X_B3_SPAN_ID,
-            b3::X_B3_PARENT_SPAN_ID,
-            b3::X_B3_SAMPLED,
-            b3::X_B3_FLAGS,
-            jaeger::UBER_TRACE_ID,
-            jaeger::JAEGER_DEBUG_ID,
-        ] {
+        for key in propagation::HEADERS {
             assert_eq!(known_name(key).map(HeaderName::as_str), Some(key));
         }
         assert!(known_name("Traceparent").is_none());

@@ -10,8 +10,10 @@ use crate::carrier::Extractor;
 
 use super::{Format, b3, jaeger, w3c};
 
-/// The headers the formats read; a header's slot is its index here.
-const NAMES: [&str; 10] = [
+/// Every header name the formats read or write (`uberctx-*` aside), lowercase; a header's
+/// slot is its index here. Carriers may pre-build their own name type per slot (see
+/// [`header_slot`]).
+pub const HEADERS: [&str; 10] = [
     w3c::TRACEPARENT,
     w3c::TRACESTATE,
     w3c::BAGGAGE,
@@ -25,19 +27,32 @@ const NAMES: [&str; 10] = [
 ];
 
 /// The slot of Jaeger's `uberctx-*` headers.
-const PREFIXED: u8 = NAMES.len() as u8;
+const PREFIXED: u8 = HEADERS.len() as u8;
 
-/// The lengths of the names in [`NAMES`], as a bit set: most keys of a carrier are rejected
+/// The lengths of the names in [`HEADERS`], as a bit set: most keys of a carrier are rejected
 /// by their length alone.
 const LENGTHS: u32 = {
     let mut bits = 0u32;
     let mut i = 0;
-    while i < NAMES.len() {
-        bits |= 1 << NAMES[i].len();
+    while i < HEADERS.len() {
+        bits |= 1 << HEADERS[i].len();
         i += 1;
     }
     bits
 };
+
+/// The index in [`HEADERS`] of a propagation header name (exact, lowercase spelling).
+///
+/// ```
+/// use tracewire_core::propagation::{HEADERS, header_slot};
+///
+/// assert_eq!(header_slot("traceparent").map(|i| HEADERS[i]), Some("traceparent"));
+/// assert_eq!(header_slot("Traceparent"), None);
+/// ```
+#[inline]
+pub fn header_slot(key: &str) -> Option<usize> {
+    slot(key).map(usize::from)
+}
 
 /// The slot of a header name (lowercase, as the propagators and walkable carriers spell it).
 /// A `match` on strings compiles to a switch on the length and one comparison.
@@ -77,7 +92,7 @@ pub(super) fn wanted(formats: &[Format]) -> u16 {
 #[derive(Default)]
 struct Found<'a> {
     /// The first value of each slot.
-    first: [Option<&'a str>; NAMES.len()],
+    first: [Option<&'a str>; HEADERS.len()],
     /// Slots that had more than one value (read again through the carrier, in order).
     more: u16,
     /// Each `uberctx-*` key once, with its first value.

@@ -17,6 +17,8 @@ mod fields;
 pub mod jaeger;
 pub mod w3c;
 
+pub use fields::{HEADERS, header_slot};
+
 use crate::baggage::Baggage;
 use crate::carrier::{Extractor, Injector};
 use crate::context::{Sampling, TraceContext};
