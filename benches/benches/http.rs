@@ -34,16 +34,19 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tracewire_core::{Propagators, Sampler, Tracer};
 
-const AXUM: [&str; 6] = [
+const AXUM: [&str; 8] = [
     "baseline (no tracing)",
+    "empty layer (the floor of any Router::layer)",
+    "fastrace root span alone (the engine's floor)",
     "tracewire sampled",
     "tracewire unsampled",
     "fastrace-axum",
     "tower-http TraceLayer + tracing-opentelemetry",
     "opentelemetry-instrumentation-tower",
 ];
-const POEM: [&str; 4] = [
+const POEM: [&str; 5] = [
     "baseline (no tracing)",
+    "empty middleware (the floor of any with/around)",
     "tracewire sampled",
     "tracewire unsampled",
     "fastrace-poem",
@@ -83,6 +86,13 @@ fn routes() -> Router {
     Router::new().route("/users/{id}", get(|| async { "hello" }))
 }
 
+/// The router as `axum::serve` runs it: `into_make_service` calls `with_state`, which turns
+/// every handler into a route once; a `Router` called directly (`oneshot`) would do that, and
+/// apply its layers, on every request.
+fn served(router: Router) -> Router {
+    router.with_state(())
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -117,26 +127,71 @@ mod otel {
     }
 }
 
+/// A fastrace root span around the inner service and nothing else (see `axum_stacks`).
+#[derive(Clone)]
+struct EngineFloor<S>(S);
+
+impl<S, B> tower::Service<http::Request<B>> for EngineFloor<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = fastrace::future::InSpan<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        use fastrace::future::FutureExt as _;
+        let span = fastrace::Span::root(
+            "GET /users/{id}",
+            fastrace::collector::SpanContext::random(),
+        );
+        self.0.call(req).in_span(span)
+    }
+}
+
 fn axum_stacks(c: &mut Criterion<ThreadCpu>) {
     let rt = runtime();
     let mut g = c.benchmark_group("http/axum");
 
-    let plain = routes();
+    let plain = served(routes());
     g.bench_function("baseline (no tracing)", |b| {
         b.iter(|| rt.block_on(call_axum(&plain)))
     });
 
-    let sampled = routes().layer(tracewire_tower::TraceLayer::new().tracer(tracer(true)));
+    // A layer that adds nothing (`layer_fn(|s| s)`): what axum's own per-layer plumbing costs,
+    // the floor under any middleware added with `Router::layer`.
+    let empty = served(routes().layer(tower::layer::layer_fn(|s| s)));
+    g.bench_function("empty layer (the floor of any Router::layer)", |b| {
+        b.iter(|| rt.block_on(call_axum(&empty)))
+    });
+
+    // The least any fastrace-based layer does for a sampled request: one root span, the
+    // local parent set on every poll, the span submitted when the future completes. No
+    // extraction, no attributes.
+    let floor = served(routes().layer(tower::layer::layer_fn(EngineFloor)));
+    g.bench_function("fastrace root span alone (the engine's floor)", |b| {
+        b.iter(|| rt.block_on(call_axum(&floor)))
+    });
+
+    let sampled = served(routes().layer(tracewire_tower::TraceLayer::axum().tracer(tracer(true))));
     g.bench_function("tracewire sampled", |b| {
         b.iter(|| rt.block_on(call_axum(&sampled)))
     });
 
-    let unsampled = routes().layer(tracewire_tower::TraceLayer::new().tracer(tracer(false)));
+    let unsampled =
+        served(routes().layer(tracewire_tower::TraceLayer::axum().tracer(tracer(false))));
     g.bench_function("tracewire unsampled", |b| {
         b.iter(|| rt.block_on(call_axum(&unsampled)))
     });
 
-    let fastrace = routes().layer(fastrace_axum::FastraceLayer::default());
+    let fastrace = served(routes().layer(fastrace_axum::FastraceLayer::default()));
     g.bench_function("fastrace-axum", |b| {
         b.iter(|| rt.block_on(call_axum(&fastrace)))
     });
@@ -151,7 +206,7 @@ fn axum_stacks(c: &mut Criterion<ThreadCpu>) {
         opentelemetry::global::set_text_map_propagator(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
-        let app = routes().layer(tower_http::trace::TraceLayer::new_for_http());
+        let app = served(routes().layer(tower_http::trace::TraceLayer::new_for_http()));
         tracing::subscriber::with_default(subscriber, || {
             g.bench_function("tower-http TraceLayer + tracing-opentelemetry", |b| {
                 b.iter(|| rt.block_on(call_axum(&app)))
@@ -164,11 +219,13 @@ fn axum_stacks(c: &mut Criterion<ThreadCpu>) {
     {
         let provider = otel::provider();
         opentelemetry::global::set_tracer_provider(provider.clone());
-        let app = routes().layer(
-            opentelemetry_instrumentation_tower::http::server::LayerBuilder::builder()
-                .with_metrics(false)
-                .build()
-                .unwrap(),
+        let app = served(
+            routes().layer(
+                opentelemetry_instrumentation_tower::http::server::LayerBuilder::builder()
+                    .with_metrics(false)
+                    .build()
+                    .unwrap(),
+            ),
         );
         g.bench_function("opentelemetry-instrumentation-tower", |b| {
             b.iter(|| rt.block_on(call_axum(&app)))
@@ -207,6 +264,14 @@ fn poem_stacks(c: &mut Criterion<ThreadCpu>) {
     let plain = Route::new().at("/users/:id", get(hello)).into_endpoint();
     g.bench_function("baseline (no tracing)", |b| {
         b.iter(|| rt.block_on(call(&plain)))
+    });
+    // A middleware that adds nothing but the wrapping itself.
+    let empty = Route::new().at(
+        "/users/:id",
+        get(hello).around(|ep, req| async move { ep.call(req).await }),
+    );
+    g.bench_function("empty middleware (the floor of any with/around)", |b| {
+        b.iter(|| rt.block_on(call(&empty)))
     });
     let sampled = Route::new().at(
         "/users/:id",
@@ -315,7 +380,7 @@ fn print_summary() {
         let Some(base) = median_ns(group, names[0]) else {
             continue;
         };
-        let ours = median_ns(group, names[1]).map(|v| v - base);
+        let ours = median_ns(group, "tracewire sampled").map(|v| v - base);
         eprintln!(
             "\n{group}\n| stack | median ns (cpu) | added ns | overhead vs tracewire sampled |"
         );
@@ -335,8 +400,11 @@ fn print_summary() {
 }
 
 /// `HTTP_BENCH_PROFILE=<stack>[:n]` (`axum-` or `poem-` + `baseline`, `sampled`, `unsampled`,
-/// `fastrace`; `axum-otel-instrumentation-tower`): run that stack `n` times (default 10000)
-/// and exit, without criterion — a fixed workload for
+/// `fastrace`; `axum-otel-instrumentation-tower`; `axum-engine-floor`, a bare fastrace root
+/// span around the route; `axum-noop-layer`, the floor any
+/// `Router::layer` costs, with a layer that does nothing; `axum-sampled-generic` and
+/// `axum-unsampled-generic`, `TraceLayer::new()` whose `TracedBody` axum boxes again): run
+/// that stack `n` times (default 10000) and exit, without criterion — a fixed workload for
 /// `valgrind --tool=callgrind` (instruction counts do not depend on the machine's load):
 ///
 /// ```text
@@ -348,9 +416,11 @@ fn profile(spec: &str) {
     let rt = runtime();
     let axum = |sampled: Option<bool>| match sampled {
         None => routes(),
-        Some(s) => routes().layer(tracewire_tower::TraceLayer::new().tracer(tracer(s))),
+        Some(s) => routes().layer(tracewire_tower::TraceLayer::axum().tracer(tracer(s))),
     };
+    let generic = |s: bool| routes().layer(tracewire_tower::TraceLayer::new().tracer(tracer(s)));
     let run_axum = |app: Router| {
+        let app = served(app);
         for _ in 0..n {
             rt.block_on(call_axum(&app));
         }
@@ -395,6 +465,10 @@ fn profile(spec: &str) {
         "axum-sampled" => run_axum(axum(Some(true))),
         "axum-unsampled" => run_axum(axum(Some(false))),
         "axum-fastrace" => run_axum(routes().layer(fastrace_axum::FastraceLayer::default())),
+        "axum-noop-layer" => run_axum(routes().layer(tower::layer::layer_fn(|s| s))),
+        "axum-engine-floor" => run_axum(routes().layer(tower::layer::layer_fn(EngineFloor))),
+        "axum-sampled-generic" => run_axum(generic(true)),
+        "axum-unsampled-generic" => run_axum(generic(false)),
         "axum-otel-instrumentation-tower" => {
             let provider = otel::provider();
             opentelemetry::global::set_tracer_provider(provider.clone());

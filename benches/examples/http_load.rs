@@ -4,7 +4,7 @@
 //! | mode | what traces the request |
 //! |---|---|
 //! | `plain` | nothing |
-//! | `tracewire` | `tracewire_tower::TraceLayer`, 100 % sampled, every span exported through `tracewire-export`'s pipeline (OTLP mapping, batching) into an in-process sink that counts them |
+//! | `tracewire` | `tracewire_tower::TraceLayer::axum()`, 100 % sampled, every span exported through `tracewire-export`'s pipeline (OTLP mapping, batching) into an in-process sink that counts them |
 //! | `tracewire-discard` | the same layer, spans handed to fastrace's collector and dropped by its reporter |
 //! | `tracewire-unsampled` | the same layer, `Sampler::AlwaysOff` (context still propagated) |
 //! | `fastrace-axum` | `fastrace_axum::FastraceLayer` (the engine's own axum layer), spans dropped by the same reporter |
@@ -87,7 +87,7 @@ fn main() -> std::io::Result<()> {
     let exported = Arc::new(AtomicU64::new(0));
 
     let app = Router::new().route("/hello/{name}", get(|| async { "Hello, world!" }));
-    let layer = |sampler| TraceLayer::new().tracer(Tracer::new().with_sampler(sampler));
+    let layer = |sampler| TraceLayer::axum().tracer(Tracer::new().with_sampler(sampler));
     let mut pipeline = None;
     let mut otel = None;
     let app = match mode.as_str() {

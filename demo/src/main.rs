@@ -147,7 +147,7 @@ mod inventory {
             .with_state(App { client, pricing })
             // Record which header carried the context: `b3`, never `traceparent`.
             .layer(
-                TraceLayer::new()
+                TraceLayer::axum()
                     .tracer(super::b3())
                     .capture_request_headers(super::CONTEXT_HEADERS.map(HeaderName::from_static)),
             );

@@ -83,7 +83,7 @@ where
             Poll::Pending => {}
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(span), Some(data)) = (this.span.as_mut(), frame.data_ref()) {
-                    span.body_size += data.remaining() as u64;
+                    span.add_body_bytes(data.remaining());
                 }
                 if this.inner.is_end_stream() {
                     if let Some(mut span) = this.span.take() {

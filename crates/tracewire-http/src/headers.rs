@@ -49,6 +49,11 @@ impl HeaderCapture {
         self.names.is_empty()
     }
 
+    /// How many headers are captured (at most one attribute each).
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
     /// The properties for the headers present in `headers`.
     pub fn properties<'a>(
         &'a self,

@@ -1,6 +1,7 @@
 //! Span names and routes as `&'static str`, so a sampled request does not format its span
 //! name or copy its route: both come from the application's route table, a small and fixed
-//! set. Bounded: past [`MAX_ROUTES`] distinct routes, callers fall back to allocating.
+//! set. Bounded: past [`MAX_ROUTES`] distinct routes, callers fall back to allocating. The
+//! same for `Host` values (split into address and port once) and user agents.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -38,10 +39,12 @@ thread_local! {
     /// The last value looked up per cached [`Values`] set (see `Values::slot`).
     static LAST_VALUES: [Cell<Option<&'static str>>; SLOTS] =
         const { [const { Cell::new(None) }; SLOTS] };
+    /// The last `Host` this thread looked up.
+    static LAST_HOST: Cell<Option<&'static Host>> = const { Cell::new(None) };
 }
 
 /// How many [`Values`] sets have a per-thread last-value cache.
-const SLOTS: usize = 2;
+const SLOTS: usize = 1;
 
 /// The interned entry for `route`, creating it if there is room.
 pub(crate) fn route(route: &str) -> Option<&'static Entry> {
@@ -150,10 +153,65 @@ impl Values {
     }
 }
 
-/// `server.address` values (the `Host` names a server answers to).
-pub(crate) static HOSTS: Values = Values::cached(64, 0);
 /// `user_agent.original` values.
-pub(crate) static USER_AGENTS: Values = Values::cached(256, 1);
+pub(crate) static USER_AGENTS: Values = Values::cached(256, 0);
+
+/// The most `Host` values interned.
+const MAX_HOSTS: usize = 64;
+
+/// A `Host` value (or request-target authority), split into `server.address` and
+/// `server.port` once.
+pub(crate) struct Host {
+    raw: &'static str,
+    pub(crate) address: &'static str,
+    pub(crate) port: Option<u16>,
+}
+
+static HOSTS: RwLock<Option<HashMap<Box<str>, &'static Host>>> = RwLock::new(None);
+
+/// The interned, split `Host` value; `None` when it names no host, or when the set is full
+/// (the caller splits it itself).
+pub(crate) fn host(raw: &str) -> Option<&'static Host> {
+    if let Some(h) = LAST_HOST.try_with(Cell::get).ok().flatten() {
+        if h.raw == raw {
+            return Some(h);
+        }
+    }
+    let h = host_slow(raw)?;
+    let _ = LAST_HOST.try_with(|c| c.set(Some(h)));
+    Some(h)
+}
+
+fn host_slow(raw: &str) -> Option<&'static Host> {
+    if raw.len() > 256 {
+        return None;
+    }
+    if let Ok(map) = HOSTS.read() {
+        if let Some(h) = map.as_ref().and_then(|m| m.get(raw)) {
+            return Some(h);
+        }
+    }
+    let mut map = match HOSTS.write() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let map = map.get_or_insert_with(HashMap::new);
+    if let Some(h) = map.get(raw) {
+        return Some(h);
+    }
+    if map.len() >= MAX_HOSTS {
+        return None;
+    }
+    let leaked: &'static str = Box::leak(raw.to_owned().into_boxed_str());
+    let (address, port) = crate::server::split_host_port(leaked)?;
+    let h: &'static Host = Box::leak(Box::new(Host {
+        raw: leaked,
+        address,
+        port,
+    }));
+    map.insert(raw.into(), h);
+    Some(h)
+}
 
 /// `value` interned in `set`, else owned.
 pub(crate) fn cow(set: &Values, value: &str) -> std::borrow::Cow<'static, str> {
@@ -193,6 +251,23 @@ mod tests {
         assert!(std::ptr::eq(r2, route("/cache/{b}").unwrap()));
         assert_eq!(r2.route, "/cache/{b}");
         assert_eq!(r1.name("POST"), Some("POST /cache/{a}"));
+    }
+
+    #[test]
+    fn hosts_are_split_once() {
+        let a = host("api.example:8080").unwrap();
+        assert_eq!((a.address, a.port), ("api.example", Some(8080)));
+        assert!(
+            std::ptr::eq(a, host("api.example:8080").unwrap()),
+            "cache hit"
+        );
+        let b = host("[::1]").unwrap();
+        assert_eq!((b.address, b.port), ("::1", None));
+        assert!(
+            std::ptr::eq(a, host("api.example:8080").unwrap()),
+            "after a miss"
+        );
+        assert!(host("").is_none(), "no host");
     }
 
     #[test]

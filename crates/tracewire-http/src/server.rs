@@ -2,13 +2,15 @@
 //! one request from its head to the last byte of its response.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use fastrace::Span;
+use fastrace::collector::{SpanId, TraceId};
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri, Version};
-use tracewire_core::context::{FutureExt as _, WithContext};
+use tracewire_core::context;
 use tracewire_core::{SpanKind, TraceContext, Tracer, semconv};
 
 use crate::body::TracedBody;
@@ -33,10 +35,30 @@ pub struct RequestHead<'a> {
     pub peer: Option<SocketAddr>,
 }
 
-/// Put in a request's extensions by the first tracewire server layer that handles it, so a
-/// second (stacked) tracewire server layer creates no second server span.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ServerSpanMarker;
+thread_local! {
+    /// True while a tracewire server span's request is handled on this thread: set around
+    /// the inner service's `call` and every poll of its future (see [`ServerSpan::scope`]).
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets [`ACTIVE`] and restores the previous value when dropped (also on unwind).
+struct ActiveGuard {
+    prev: bool,
+}
+
+impl ActiveGuard {
+    fn enter() -> Self {
+        ActiveGuard {
+            prev: ACTIVE.try_with(|a| a.replace(true)).unwrap_or(false),
+        }
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let _ = ACTIVE.try_with(|a| a.set(self.prev));
+    }
+}
 
 type Exclude = Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>;
 
@@ -52,17 +74,6 @@ struct Inner {
     inject_response_headers: bool,
     scheme: &'static str,
     exclude: Option<Exclude>,
-    /// What [`ServerSpan::span`] lends when the request is not sampled.
-    noop: NoopSpan,
-}
-
-/// A no-op fastrace span (`Span` is not `Clone`; a clone is another no-op span).
-struct NoopSpan(Span);
-
-impl Clone for NoopSpan {
-    fn clone(&self) -> Self {
-        NoopSpan(Span::noop())
-    }
 }
 
 /// Options of an HTTP server integration (poem, tower/axum/hyper): the [`Tracer`], and what to
@@ -136,7 +147,6 @@ impl ServerConfig {
                 inject_response_headers: false,
                 scheme: "http",
                 exclude: None,
-                noop: NoopSpan(Span::noop()),
             }),
         }
     }
@@ -230,51 +240,122 @@ impl ServerConfig {
         self.inner.exclude.as_ref().is_some_and(|f| f(head))
     }
 
-    /// Starts the server span of a request (through [`Tracer::start_root`], the one root rule),
-    /// named by [`server_span_name`] and carrying every request attribute, or `None` when the
-    /// request is excluded. `route` is the framework's route template, if one matched.
+    /// Starts the server span of a request (through [`Tracer::start_root_lazy`], the one root
+    /// rule), named by [`server_span_name`] and carrying every request attribute, or `None`
+    /// when the request is excluded. `route` is the framework's route template, if one matched.
     pub fn start(&self, head: &RequestHead<'_>, route: Option<&str>) -> Option<ServerSpan> {
-        if self.is_excluded(head) {
-            return None;
-        }
+        self.start_with(head.headers, || (*head, route))
+    }
+
+    /// [`start`](ServerConfig::start) reading the request head and route only when they are
+    /// needed: for the [exclude](ServerConfig::exclude) predicate, for a custom sampler (which
+    /// sees the span name), and for a sampled request's name and attributes. An unsampled
+    /// request costs the root rule (extracting `headers`) and nothing else, so `head` can do
+    /// the framework's lookups (matched route, original URI, peer address) lazily. `headers`
+    /// are the request headers (the same map as the head's).
+    ///
+    /// `head` is called at most once.
+    ///
+    /// ```
+    /// use http::{HeaderMap, Method, Uri, Version};
+    /// use tracewire_core::{Sampler, Tracer};
+    /// use tracewire_http::{RequestHead, ServerConfig};
+    ///
+    /// let config = ServerConfig::new().tracer(Tracer::new().with_sampler(Sampler::AlwaysOff));
+    /// let (uri, headers): (Uri, HeaderMap) = ("/users/7".parse().unwrap(), HeaderMap::new());
+    /// let span = config
+    ///     .start_with(&headers, || unreachable!("not sampled, nothing excluded: never read"))
+    ///     .unwrap();
+    /// assert!(!span.is_sampled());
+    /// ```
+    pub fn start_with<'a, H>(&self, headers: &HeaderMap, head: H) -> Option<ServerSpan>
+    where
+        H: Fn() -> (RequestHead<'a>, Option<&'a str>),
+    {
         let inner = &*self.inner;
-        let method = inner.known_methods.normalize(head.method);
-        let shown = if method.is_other() {
-            "HTTP"
-        } else {
-            method.method
-        };
-        let interned = route
-            .filter(|r| !r.is_empty())
-            .and_then(crate::intern::route);
-        let name = match interned.and_then(|e| e.name(shown)) {
-            Some(name) => Cow::Borrowed(name),
-            None => server_span_name(method, route),
-        };
-        let route = match interned {
-            Some(e) => Some(Cow::Borrowed(e.route)),
-            None => route.map(|r| Cow::Owned(r.to_owned())),
-        };
-        let root = inner
-            .tracer
-            .start_root(name, SpanKind::Server, &HeaderExtractor(head.headers));
-        let sampled = root.context.is_sampled();
-        let span = if sampled {
-            Some(Box::new(root.span.with_properties(|| {
-                self.request_properties(head, method, route)
-            })))
-        } else {
-            None
+        let mut seen = None;
+        if let Some(exclude) = &inner.exclude {
+            if exclude(&seen.get_or_insert_with(&head).0) {
+                return None;
+            }
+        }
+        // The name, built by the root rule only for a recorded span or a custom sampler; the
+        // normalised method and interned route come back out for the attributes.
+        let mut named = None;
+        let root = inner.tracer.start_root_lazy(
+            || {
+                let (h, route) = *seen.get_or_insert_with(&head);
+                let (name, method, route) = self.name(h.method, route);
+                named = Some((method, route));
+                name
+            },
+            SpanKind::Server,
+            &HeaderExtractor(headers),
+        );
+        if !root.context.is_sampled() {
+            return Some(ServerSpan {
+                recorded: None,
+                context: Some(root.context),
+                // Unsampled, the response only needs the configuration to inject headers.
+                config: inner.inject_response_headers.then(|| self.clone()),
+                sampled: false,
+                bodiless: false,
+                done: false,
+            });
+        }
+        let (h, route) = *seen.get_or_insert_with(&head);
+        let (method, route) = match named {
+            Some(named) => named,
+            None => {
+                let (_, method, route) = self.name(h.method, route);
+                (method, route)
+            }
         };
         Some(ServerSpan {
-            span,
-            context: root.context,
-            sampled,
-            body_size: 0,
-            bodiless: head.method == Method::HEAD,
+            recorded: Some(Box::new(Recorded {
+                span: root.span,
+                properties: self.request_properties(&h, method, route),
+                body_size: 0,
+            })),
+            context: Some(root.context),
+            config: Some(self.clone()),
+            sampled: true,
+            bodiless: h.method == Method::HEAD,
             done: false,
-            config: self.clone(),
         })
+    }
+
+    /// The span name, the normalised method and the route as an attribute value (interned
+    /// when there is room).
+    fn name<'m>(
+        &'m self,
+        method: &'m Method,
+        route: Option<&str>,
+    ) -> (Cow<'static, str>, Normalized<'m>, Option<Cow<'static, str>>) {
+        let method = self.inner.known_methods.normalize(method);
+        let route = route.filter(|r| !r.is_empty());
+        let Some(route) = route else {
+            return (server_span_name(method, None), method, None);
+        };
+        match crate::intern::route(route) {
+            Some(e) => {
+                let shown = if method.is_other() {
+                    "HTTP"
+                } else {
+                    method.method
+                };
+                let name = match e.name(shown) {
+                    Some(name) => Cow::Borrowed(name),
+                    None => server_span_name(method, Some(route)),
+                };
+                (name, method, Some(Cow::Borrowed(e.route)))
+            }
+            None => (
+                server_span_name(method, Some(route)),
+                method,
+                Some(Cow::Owned(route.to_owned())),
+            ),
+        }
     }
 
     /// The request attributes. Values repeated across requests (method, scheme, route, host,
@@ -287,7 +368,10 @@ impl ServerConfig {
         route: Option<Cow<'static, str>>,
     ) -> Vec<(Cow<'static, str>, Cow<'static, str>)> {
         let inner = &*self.inner;
-        let mut p: Vec<(Cow<'static, str>, Cow<'static, str>)> = Vec::with_capacity(16);
+        // Room for the response attributes too: the list goes to fastrace once, at the end.
+        // (20 entries are 960 bytes: still a small, thread-cached allocation.)
+        let mut p: Properties =
+            Vec::with_capacity(20 + inner.request_headers.len() + inner.response_headers.len());
         let mut put = |k: &'static str, v: Cow<'static, str>| p.push((Cow::Borrowed(k), v));
         put(semconv::HTTP_REQUEST_METHOD, static_or_owned(method.method));
         if let Some(orig) = method.original {
@@ -296,12 +380,26 @@ impl ServerConfig {
                 Cow::Owned(orig.to_owned()),
             );
         }
-        put(semconv::URL_PATH, Cow::Owned(head.uri.path().to_owned()));
+        let path = head.uri.path();
+        put(
+            semconv::URL_PATH,
+            match &route {
+                // A route without parameters is its own path: share the interned string.
+                Some(Cow::Borrowed(r)) if *r == path => Cow::Borrowed(r),
+                _ => Cow::Owned(path.to_owned()),
+            },
+        );
         if let Some(q) = head.uri.query() {
             put(semconv::URL_QUERY, Cow::Owned(redact_query(q).into_owned()));
         }
-        let scheme = head.uri.scheme_str().unwrap_or(inner.scheme);
-        put(semconv::URL_SCHEME, static_or_owned(scheme));
+        let scheme = head.uri.scheme_str();
+        put(
+            semconv::URL_SCHEME,
+            match scheme {
+                Some(s) => static_or_owned(s),
+                None => Cow::Borrowed(inner.scheme),
+            },
+        );
         if let Some(route) = route {
             put(semconv::HTTP_ROUTE, route);
         }
@@ -310,12 +408,14 @@ impl ServerConfig {
                 .get(http::header::HOST)
                 .and_then(|h| h.to_str().ok())
         });
-        if let Some((address, port)) = host.and_then(split_host_port) {
-            put(
-                semconv::SERVER_ADDRESS,
-                crate::intern::cow(&crate::intern::HOSTS, address),
-            );
-            let port = port.or(match scheme {
+        // Interned whole and split once; past the interner's bound, split here.
+        let split = host.and_then(|h| match crate::intern::host(h) {
+            Some(h) => Some((Cow::Borrowed(h.address), h.port)),
+            None => split_host_port(h).map(|(a, p)| (Cow::Owned(a.to_owned()), p)),
+        });
+        if let Some((address, port)) = split {
+            put(semconv::SERVER_ADDRESS, address);
+            let port = port.or(match scheme.unwrap_or(inner.scheme) {
                 "https" => Some(443),
                 "http" => Some(80),
                 _ => None,
@@ -407,14 +507,24 @@ pub fn server_span_name(method: Normalized<'_>, route: Option<&str>) -> Cow<'sta
 
 /// The standard method names as `&'static str` (no allocation), others owned.
 pub(crate) fn static_or_owned(s: &str) -> Cow<'static, str> {
-    const STATIC: [&str; 14] = [
-        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "HTTP",
-        "_OTHER", "http", "https", "",
-    ];
-    match STATIC.iter().find(|x| **x == s) {
-        Some(x) => Cow::Borrowed(x),
-        None => Cow::Owned(s.to_owned()),
-    }
+    // A `match` compiles to a switch on the length and one comparison.
+    Cow::Borrowed(match s {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        "HTTP" => "HTTP",
+        "_OTHER" => "_OTHER",
+        "http" => "http",
+        "https" => "https",
+        "" => "",
+        _ => return Cow::Owned(s.to_owned()),
+    })
 }
 
 /// A status code as a string, without allocating for the common ones.
@@ -501,11 +611,11 @@ pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
 }
 
 pin_project_lite::pin_project! {
-    /// Made by [`ServerSpan::in_span`].
+    /// Made by [`ServerSpan::in_span`]: polls the handler inside [`ServerSpan::scope`].
     pub struct InServerSpan<'a, F> {
         #[pin]
-        inner: WithContext<F>,
-        span: &'a Span,
+        inner: F,
+        span: &'a mut ServerSpan,
     }
 }
 
@@ -517,31 +627,47 @@ impl<F: std::future::Future> std::future::Future for InServerSpan<'_, F> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
         let this = self.project();
-        let _parent = this.span.set_local_parent();
-        this.inner.poll(cx)
+        let inner = this.inner;
+        this.span.scope(|| inner.poll(cx))
     }
 }
 
-/// The span of one server request. Made by [`ServerConfig::start`]; the integration records
-/// the response on it, then either [moves it into the response body](ServerSpan::wrap_body)
-/// so it ends when the body has been sent, or [ends](ServerSpan::end) it.
+/// The span of one server request. Made by [`ServerConfig::start`]; the integration runs the
+/// handler in its [`scope`](ServerSpan::scope), records the response on it, then either
+/// [moves it into the response body](ServerSpan::wrap_body) so it ends when the body has been
+/// sent, or [ends](ServerSpan::end) it.
 ///
 /// Dropped without either (the request future was dropped: the client went away, or the
 /// server shut down), it records the request as aborted: status `ERROR`, `error.type` =
 /// [`ABORTED`](crate::ABORTED).
+///
+/// Small when the request is not sampled (the context, a flag or two), since integrations
+/// move it through the framework's response future: what a sampled request records lives
+/// behind one box.
 pub struct ServerSpan {
-    /// The recorded span, boxed: `None` when not sampled. Boxing keeps `ServerSpan` (moved
-    /// into the framework's response future and then into the body) small: a fastrace
-    /// `Span` is ~190 bytes, copied on every move.
-    span: Option<Box<Span>>,
-    context: TraceContext,
+    /// `None` when not sampled.
+    recorded: Option<Box<Recorded>>,
+    /// `None` only while lent to the thread by [`ServerSpan::scope`].
+    context: Option<TraceContext>,
+    /// Kept when the response needs it: a sampled request, or trace headers to inject.
+    config: Option<ServerConfig>,
     sampled: bool,
-    pub(crate) body_size: u64,
     /// A HEAD request, or a status that has no body (1xx, 204, 304): the server drops the
     /// body unsent, which completes the response.
     pub(crate) bodiless: bool,
     done: bool,
-    config: ServerConfig,
+}
+
+type Properties = Vec<(Cow<'static, str>, Cow<'static, str>)>;
+
+/// What a sampled request records. The attributes are collected here and handed to fastrace
+/// in one piece when the span ends: adding them to the fastrace span as they come would grow
+/// its list (and `Span::add_properties(&self)` submits a separate record through the
+/// collector on every call).
+struct Recorded {
+    span: Span,
+    properties: Properties,
+    body_size: u64,
 }
 
 impl fmt::Debug for ServerSpan {
@@ -553,16 +679,26 @@ impl fmt::Debug for ServerSpan {
     }
 }
 
+/// What [`ServerSpan::span`] lends when the request is not sampled.
+static NOOP_SPAN: LazyLock<Span> = LazyLock::new(Span::noop);
+
+/// What [`ServerSpan::context`] lends in the (unobservable) moment its context is attached.
+static NO_CONTEXT: LazyLock<TraceContext> =
+    LazyLock::new(|| TraceContext::new(TraceId(0), SpanId(0), false));
+
 impl ServerSpan {
-    /// The server span's context: attach it while the handler runs.
+    /// The server span's context (propagated by outgoing calls while the handler runs in
+    /// [`scope`](ServerSpan::scope)).
     pub fn context(&self) -> &TraceContext {
-        &self.context
+        self.context.as_ref().unwrap_or(&NO_CONTEXT)
     }
 
-    /// The fastrace span (a no-op span when not sampled). Set it as the local parent while the
-    /// handler runs, so handler spans nest under it.
+    /// The fastrace span (a no-op span when not sampled, or once ended).
     pub fn span(&self) -> &Span {
-        self.span.as_deref().unwrap_or(&self.config.inner.noop.0)
+        match &self.recorded {
+            Some(r) => &r.span,
+            None => &NOOP_SPAN,
+        }
     }
 
     /// True when the request is sampled (attributes are recorded).
@@ -570,22 +706,69 @@ impl ServerSpan {
         self.sampled
     }
 
-    /// Runs `fut` (the handler) with this span as fastrace's local parent and its context
-    /// attached on every poll, borrowing the span so it can outlive the handler and end with
-    /// the response body.
-    pub fn in_span<F: std::future::Future>(&self, fut: F) -> InServerSpan<'_, F> {
+    /// True while the request of a tracewire server span is being handled on this thread,
+    /// inside [`ServerSpan::scope`] (which integrations put around the inner service's call
+    /// and every poll of the handler). A server integration that finds it set is stacked
+    /// inside another one (two tracewire layers, or poem behind a tower layer) and makes no
+    /// second span: one thread-local read, where marking the request (an extension insert)
+    /// would cost an allocation or a rehash.
+    ///
+    /// It is per thread. A middleware between the two layers that moves the request to
+    /// another task (spawns it) hides the outer span, and the inner layer traces the request
+    /// again; a handler that calls another traced service in-process (`oneshot` on the same
+    /// task) gets no second server span, its work nests under this one.
+    pub fn active() -> bool {
+        ACTIVE.try_with(Cell::get).unwrap_or(false)
+    }
+
+    /// Runs `f` as part of the request: this span as fastrace's local parent (when sampled),
+    /// its context attached (moved in for the call and back out: no clone), and
+    /// [`ServerSpan::active`] set. Integrations call the inner service and poll its future in
+    /// it; restored on return and on unwind.
+    pub fn scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let _active = ActiveGuard::enter();
+        let _parent = self.recorded.as_ref().map(|r| r.span.set_local_parent());
+        context::scope(&mut self.context, f)
+    }
+
+    /// Runs `f` with only [`ServerSpan::active`] set: neither the context nor the fastrace
+    /// parent. For an integration whose inner service does no request work in its `call` (an
+    /// axum route defers everything to its future), so that a tracewire layer reached
+    /// synchronously from there still sees the request as traced.
+    pub fn mark_active<R>(f: impl FnOnce() -> R) -> R {
+        let _active = ActiveGuard::enter();
+        f()
+    }
+
+    /// Runs `fut` (the handler) in [`scope`](ServerSpan::scope) on every poll, borrowing the
+    /// span so it can outlive the handler and end with the response body.
+    pub fn in_span<F: std::future::Future>(&mut self, fut: F) -> InServerSpan<'_, F> {
         InServerSpan {
-            inner: fut.with_trace_context(self.context.clone()),
-            span: self.span(),
+            inner: fut,
+            span: self,
+        }
+    }
+
+    /// Adds attributes (nothing when not sampled).
+    fn add_properties<I>(&mut self, properties: impl FnOnce() -> I)
+    where
+        I: IntoIterator<Item = (Cow<'static, str>, Cow<'static, str>)>,
+    {
+        if let Some(r) = self.recorded.as_deref_mut() {
+            r.properties.extend(properties());
+        }
+    }
+
+    /// Counts response body bytes (for `http.response.body.size`).
+    pub(crate) fn add_body_bytes(&mut self, n: usize) {
+        if let Some(r) = self.recorded.as_deref_mut() {
+            r.body_size += n as u64;
         }
     }
 
     /// Records `http.route` when the framework learns the route after the span started.
-    pub fn record_route(&self, route: &str) {
-        if self.sampled {
-            let route = route.to_owned();
-            self.span().add_property(|| (semconv::HTTP_ROUTE, route));
-        }
+    pub fn record_route(&mut self, route: &str) {
+        self.add_properties(|| [(Cow::Borrowed(semconv::HTTP_ROUTE), route_cow(route))]);
     }
 
     /// Records the response head: `http.response.status_code`, status `ERROR` and
@@ -598,49 +781,50 @@ impl ServerSpan {
         {
             self.bodiless = true;
         }
-        let inner = &*self.config.inner;
-        if inner.inject_response_headers {
-            inner
-                .tracer
-                .inject(&self.context, &mut HeaderInjector(headers));
-        }
-        if !self.sampled {
+        let Some(config) = &self.config else {
             return;
+        };
+        let inner = &*config.inner;
+        if inner.inject_response_headers {
+            if let Some(cx) = &self.context {
+                inner.tracer.inject(cx, &mut HeaderInjector(headers));
+            }
         }
+        let Some(r) = self.recorded.as_deref_mut() else {
+            return;
+        };
         let code = status_str(status);
+        let p = &mut r.properties;
         if status.is_server_error() {
-            self.span().add_properties(|| {
-                [
-                    (semconv::HTTP_RESPONSE_STATUS_CODE, code.clone()),
-                    (
-                        semconv::OTEL_STATUS_CODE,
-                        Cow::Borrowed(semconv::STATUS_ERROR),
-                    ),
-                    (semconv::ERROR_TYPE, code),
-                ]
-            });
-        } else {
-            self.span()
-                .add_property(|| (semconv::HTTP_RESPONSE_STATUS_CODE, code));
+            p.push((
+                Cow::Borrowed(semconv::OTEL_STATUS_CODE),
+                Cow::Borrowed(semconv::STATUS_ERROR),
+            ));
+            p.push((Cow::Borrowed(semconv::ERROR_TYPE), code.clone()));
         }
+        p.push((Cow::Borrowed(semconv::HTTP_RESPONSE_STATUS_CODE), code));
         if !inner.response_headers.is_empty() {
-            self.span()
-                .add_properties(|| inner.response_headers.properties(headers));
+            p.extend(inner.response_headers.properties(headers));
         }
     }
 
     /// Records a failure: status `ERROR` with `description`, and `error.type` (a low
     /// cardinality identifier: an error type name, or a status code).
-    pub fn record_error(&self, error_type: &str, description: &str) {
-        if !self.sampled {
-            return;
-        }
-        let (t, d) = (error_type.to_owned(), description.to_owned());
-        self.span().add_properties(|| {
+    pub fn record_error(&mut self, error_type: &str, description: &str) {
+        self.add_properties(|| {
             [
-                (semconv::OTEL_STATUS_CODE, semconv::STATUS_ERROR.to_owned()),
-                (semconv::OTEL_STATUS_DESCRIPTION, d),
-                (semconv::ERROR_TYPE, t),
+                (
+                    Cow::Borrowed(semconv::OTEL_STATUS_CODE),
+                    Cow::Borrowed(semconv::STATUS_ERROR),
+                ),
+                (
+                    Cow::Borrowed(semconv::OTEL_STATUS_DESCRIPTION),
+                    Cow::Owned(description.to_owned()),
+                ),
+                (
+                    Cow::Borrowed(semconv::ERROR_TYPE),
+                    Cow::Owned(error_type.to_owned()),
+                ),
             ]
         });
     }
@@ -661,11 +845,29 @@ impl ServerSpan {
             return;
         }
         self.done = true;
-        if self.sampled && self.config.inner.body_sizes {
-            let size = self.body_size;
-            self.span()
-                .add_property(|| (semconv::HTTP_RESPONSE_BODY_SIZE, size.to_string()));
+        if let Some(r) = self.recorded.take() {
+            let Recorded {
+                span,
+                mut properties,
+                body_size,
+            } = *r;
+            if self.config.as_ref().is_some_and(|c| c.inner.body_sizes) {
+                properties.push((
+                    Cow::Borrowed(semconv::HTTP_RESPONSE_BODY_SIZE),
+                    Cow::Owned(body_size.to_string()),
+                ));
+            }
+            // One exactly sized copy into the span's own list; the span ends here.
+            drop(span.with_properties(|| properties));
         }
+    }
+}
+
+/// A route as a property value: interned when there is room.
+fn route_cow(route: &str) -> Cow<'static, str> {
+    match crate::intern::route(route) {
+        Some(e) => Cow::Borrowed(e.route),
+        None => Cow::Owned(route.to_owned()),
     }
 }
 
@@ -810,6 +1012,99 @@ mod tests {
         let flags = u8::from_str_radix(&tp[tp.len() - 2..], 16).unwrap();
         assert_eq!(flags & 1, 0, "{tp}");
         assert!(cap.finish().is_empty());
+    }
+
+    #[test]
+    fn start_with_reads_the_head_only_when_needed_and_once() {
+        let cap = tracewire_test::capture();
+        let (uri, h) = head_parts();
+        let calls = Cell::new(0);
+        let head = || {
+            calls.set(calls.get() + 1);
+            let head = RequestHead {
+                method: &Method::GET,
+                uri: &uri,
+                version: Version::HTTP_11,
+                headers: &h,
+                peer: None,
+            };
+            (head, Some("/users/{id}"))
+        };
+        let off = ServerConfig::new().tracer(Tracer::new().with_sampler(Sampler::AlwaysOff));
+        assert!(!off.start_with(&h, head).unwrap().is_sampled());
+        assert_eq!(calls.get(), 0, "unsampled, nothing excluded: never read");
+        let off = off.exclude(|h| h.uri.path() == "/nowhere");
+        drop(off.start_with(&h, head));
+        assert_eq!(calls.get(), 1, "read for the predicate");
+        let on = ServerConfig::new()
+            .tracer(Tracer::new().with_sampler(Sampler::AlwaysOn))
+            .exclude(|h| h.uri.path() == "/nowhere");
+        calls.set(0);
+        let mut span = on.start_with(&h, head).unwrap();
+        assert_eq!(
+            calls.get(),
+            1,
+            "predicate, name and attributes share one read"
+        );
+        span.record_response(StatusCode::OK, &mut HeaderMap::new());
+        span.end();
+        assert_eq!(
+            cap.finish().tree(&["http.route", "url.path"]),
+            "GET /users/{id} [server] http.route=/users/{id} url.path=/users/7\n"
+        );
+    }
+
+    #[test]
+    fn scope_attaches_the_context_marks_the_thread_and_restores_both() {
+        let config = ServerConfig::new().tracer(Tracer::new().with_sampler(Sampler::AlwaysOff));
+        let (uri, h) = head_parts();
+        let head = RequestHead {
+            method: &Method::GET,
+            uri: &uri,
+            version: Version::HTTP_11,
+            headers: &h,
+            peer: None,
+        };
+        let mut span = config.start(&head, None).unwrap();
+        let id = span.context().trace_id;
+        assert!(!ServerSpan::active());
+        let seen = span.scope(|| (ServerSpan::active(), TraceContext::current()));
+        assert!(seen.0);
+        assert_eq!(seen.1.map(|c| c.trace_id), Some(id));
+        assert_eq!(span.context().trace_id, id, "given back");
+        assert!(!ServerSpan::active() && TraceContext::current().is_none());
+        assert!(ServerSpan::mark_active(ServerSpan::active));
+        assert!(
+            TraceContext::current().is_none(),
+            "marking attaches nothing"
+        );
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            span.scope(|| panic!("handler bug"))
+        }));
+        assert!(caught.is_err());
+        assert!(!ServerSpan::active() && TraceContext::current().is_none());
+    }
+
+    #[test]
+    fn a_static_route_is_its_own_path() {
+        let cap = tracewire_test::capture();
+        let config = ServerConfig::new().tracer(Tracer::new().with_sampler(Sampler::AlwaysOn));
+        let uri: Uri = "/health".parse().unwrap();
+        let h = HeaderMap::new();
+        let head = RequestHead {
+            method: &Method::GET,
+            uri: &uri,
+            version: Version::HTTP_11,
+            headers: &h,
+            peer: None,
+        };
+        config.start(&head, Some("/health")).unwrap().end();
+        config.start(&head, Some("/{page}")).unwrap().end();
+        assert_eq!(
+            cap.finish().tree(&["http.route", "url.path"]),
+            "GET /health [server] http.route=/health url.path=/health\n\
+             GET /{page} [server] http.route=/{page} url.path=/health\n"
+        );
     }
 
     #[test]

@@ -4,12 +4,14 @@ use bytes::Bytes;
 use http::HeaderName;
 use http_body_util::combinators::BoxBody;
 use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tracewire_core::Tracer;
 
 use poem::{EndpointExt as _, IntoEndpoint};
-use tracewire_http::{KnownMethods, RequestHead, ServerConfig, ServerSpanMarker, TrustedProxies};
+use tracewire_http::{KnownMethods, RequestHead, ServerConfig, ServerSpan, TrustedProxies};
 
 pub use tracewire_http::ServerConfig as Config;
 
@@ -130,33 +132,39 @@ pub struct TracingEndpoint<E> {
 impl<E: Endpoint> Endpoint for TracingEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> Result<Response> {
-        if req.extensions().get::<ServerSpanMarker>().is_some() {
-            return self.inner.call(req).await.map(IntoResponse::into_response);
+    async fn call(&self, req: Request) -> Result<Response> {
+        let mut known_route = false;
+        let mut span = None;
+        // Stacked inside another tracewire server layer: that one traces the request.
+        if !ServerSpan::active() {
+            if let Some(Routed(flag)) = req.extensions().get::<Routed>() {
+                flag.store(true, Ordering::Relaxed);
+            }
+            let route = req.data::<PathPattern>().map(|p| &*p.0);
+            known_route = route.is_some();
+            // The head is read only when needed: exclusion, a custom sampler, a sampled request.
+            span = self.config.start_with(req.headers(), || {
+                let head = RequestHead {
+                    method: req.method(),
+                    uri: req.original_uri(),
+                    version: req.version(),
+                    headers: req.headers(),
+                    peer: req.remote_addr().as_socket_addr().copied(),
+                };
+                (head, route)
+            });
         }
-        if let Some(Routed(flag)) = req.extensions().get::<Routed>() {
-            flag.store(true, Ordering::Relaxed);
-        }
-        let route = req.data::<PathPattern>().map(|p| p.0.clone());
-        let span = {
-            let head = RequestHead {
-                method: req.method(),
-                uri: req.original_uri(),
-                version: req.version(),
-                headers: req.headers(),
-                peer: req.remote_addr().as_socket_addr().copied(),
-            };
-            self.config.start(&head, route.as_deref())
-        };
+        // One call site and one await for every case, polled in place: the inner future (which
+        // holds the request) is moved as little as possible.
+        let inner = std::pin::pin!(self.inner.call(req));
+        let result = poll_in_scope(span.as_mut(), inner).await;
         let Some(mut span) = span else {
-            return self.inner.call(req).await.map(IntoResponse::into_response);
+            return result.map(IntoResponse::into_response);
         };
-        req.extensions_mut().insert(ServerSpanMarker);
-        let result = span.in_span(self.inner.call(req)).await;
         match result {
             Ok(resp) => {
                 let mut resp = resp.into_response();
-                if route.is_none() {
+                if !known_route {
                     if let Some(p) = resp.data::<PathPattern>() {
                         span.record_route(&p.0);
                     }
@@ -174,7 +182,7 @@ impl<E: Endpoint> Endpoint for TracingEndpoint<E> {
                 Ok(resp)
             }
             Err(err) => {
-                if route.is_none() {
+                if !known_route {
                     if let Some(p) = err.data::<PathPattern>() {
                         span.record_route(&p.0);
                     }
@@ -189,6 +197,17 @@ impl<E: Endpoint> Endpoint for TracingEndpoint<E> {
             }
         }
     }
+}
+
+/// Polls `fut` in the span's scope, if there is a span.
+fn poll_in_scope<'a, F: Future>(
+    mut span: Option<&'a mut ServerSpan>,
+    mut fut: Pin<&'a mut F>,
+) -> impl Future<Output = F::Output> + 'a {
+    std::future::poll_fn(move |cx| match span.as_deref_mut() {
+        Some(span) => span.scope(|| fut.as_mut().poll(cx)),
+        None => fut.as_mut().poll(cx),
+    })
 }
 
 /// Set by a per-route [`Tracing`] inside a [`TracedRoute`] when it traces the request.
@@ -279,9 +298,7 @@ impl Endpoint for TracedRoute {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> Result<Response> {
-        if req.extensions().get::<ServerSpanMarker>().is_some()
-            || req.extensions().get::<Routed>().is_some()
-        {
+        if ServerSpan::active() || req.extensions().get::<Routed>().is_some() {
             // Traced further out, or a nested table (the outer one handles misses).
             return self.route.call(req).await;
         }

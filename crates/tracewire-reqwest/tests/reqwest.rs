@@ -257,7 +257,7 @@ async fn client_to_poem_a_to_axum_b_is_one_trace() {
     let b = serve_axum(
         Router::new()
             .route("/echo", get(echo))
-            .layer(TraceLayer::new().tracer(tracer())),
+            .layer(TraceLayer::axum().tracer(tracer())),
     )
     .await;
     let a_app = poem::Route::new()

@@ -43,6 +43,7 @@ use tracewire_tonic_testproto::pb::EchoRequest;
 use tracewire_tonic_testproto::pb::echo_client::EchoClient;
 use tracewire_tonic_testproto::pb::echo_server::EchoServer;
 use tracewire_tower::TraceLayer;
+use tracewire_tower::server::Axum;
 
 /// The gateway's gRPC client for the backend, traced by [`GrpcClientLayer`].
 pub type Backend = EchoClient<GrpcClientService<Channel>>;
@@ -73,7 +74,7 @@ pub async fn connect_backend(
 
 /// The gateway: `GET /greet/{name}` asks the backend, behind tracewire-tower's HTTP
 /// [`TraceLayer`].
-pub fn gateway(backend: Backend, layer: TraceLayer) -> Router {
+pub fn gateway(backend: Backend, layer: TraceLayer<Axum>) -> Router {
     Router::new()
         .route("/greet/{name}", get(greet))
         .with_state(backend)
@@ -173,7 +174,7 @@ async fn run_gateway(once: bool) -> Result<(), Box<dyn std::error::Error>> {
     let guard = init("gateway");
     let (mut child, backend_addr) = spawn_backend()?;
     let backend = connect_backend(backend_addr, GrpcClientLayer::new()).await?;
-    let app = gateway(backend, TraceLayer::new());
+    let app = gateway(backend, TraceLayer::axum());
     let addr = if once {
         "127.0.0.1:0".to_owned()
     } else {

@@ -32,7 +32,7 @@ async fn gateway_to_backend_is_one_trace() {
     )
     .await
     .unwrap();
-    let app = gateway::gateway(backend, TraceLayer::new().tracer(tracer));
+    let app = gateway::gateway(backend, TraceLayer::axum().tracer(tracer));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

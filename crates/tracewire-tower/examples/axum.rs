@@ -37,7 +37,7 @@ async fn main() -> std::io::Result<()> {
         .route("/ping", get(|| async { pong().await }))
         .route("/health", get(|| async { "ok" }))
         .layer(
-            TraceLayer::new()
+            TraceLayer::axum()
                 .tracer(
                     Tracer::from_env()
                         .with_propagators(Propagators::all())

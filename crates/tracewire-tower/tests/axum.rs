@@ -1,5 +1,6 @@
-//! End-to-end: a real axum server on 127.0.0.1:0 behind `TraceLayer`, called by a real hyper
-//! client (itself traced by `ClientLayer` where a test needs client spans).
+//! End-to-end: a real axum server on 127.0.0.1:0 behind `TraceLayer::axum()` (and
+//! `TraceLayer::new()`, the generic form, where stated), called by a real hyper client (itself
+//! traced by `ClientLayer` where a test needs client spans).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
 use tracewire_core::{Propagators, Sampler, Tracer};
 use tracewire_test::{Capture, Spans};
+use tracewire_tower::server::Axum;
 use tracewire_tower::{ClientLayer, TraceLayer, UrlTemplate};
 
 const KEYS: &[&str] = &[
@@ -96,7 +98,11 @@ async fn stream() -> Body {
     })
 }
 
-fn app(layer: TraceLayer) -> Router {
+fn app(layer: TraceLayer<Axum>) -> Router {
+    routes().layer(layer)
+}
+
+fn routes() -> Router {
     Router::new()
         .route("/users/{id}", get(user))
         .route("/boom", get(boom))
@@ -104,7 +110,6 @@ fn app(layer: TraceLayer) -> Router {
         .route("/stream", get(stream))
         .route("/any", any(|| async { "any" }))
         .route("/health", get(|| async { "ok" }))
-        .layer(layer)
 }
 
 async fn serve(app: Router) -> SocketAddr {
@@ -160,7 +165,7 @@ async fn spans(cap: &Capture, n: usize) -> Spans {
 #[tokio::test]
 async fn routed_request_names_span_by_route_and_nests_handler() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::new().tracer(tracer()))).await;
+    let addr = serve(app(TraceLayer::axum().tracer(tracer()))).await;
     let (status, _, body) = send(
         Method::GET,
         format!("http://{addr}/users/7?sig=secret&page=2"),
@@ -187,7 +192,7 @@ async fn routed_request_names_span_by_route_and_nests_handler() {
 #[tokio::test]
 async fn unmatched_500_404_and_other_method() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::new().tracer(tracer()))).await;
+    let addr = serve(app(TraceLayer::axum().tracer(tracer()))).await;
     assert_eq!(
         send(Method::GET, format!("http://{addr}/nowhere"), &[])
             .await
@@ -228,7 +233,7 @@ async fn unmatched_500_404_and_other_method() {
 #[tokio::test]
 async fn streamed_response_span_covers_the_body() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::new().tracer(tracer()).body_sizes(true))).await;
+    let addr = serve(app(TraceLayer::axum().tracer(tracer()).body_sizes(true))).await;
     let (_, _, body) = send(Method::GET, format!("http://{addr}/stream"), &[]).await;
     assert_eq!(&body[..], b"first last");
     let spans = spans(&cap, 1).await;
@@ -249,7 +254,7 @@ async fn streamed_response_span_covers_the_body() {
 #[tokio::test]
 async fn every_inbound_format_continues_the_trace() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::new().tracer(tracer()))).await;
+    let addr = serve(app(TraceLayer::axum().tracer(tracer()))).await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
     let w3c = format!("00-{trace}-{parent}-01");
@@ -288,7 +293,7 @@ async fn every_inbound_format_continues_the_trace() {
 #[tokio::test]
 async fn force_new_trace_links_and_response_headers_are_injected() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::new()
+    let addr = serve(app(TraceLayer::axum()
         .tracer(tracer())
         .force_new_trace(true)
         .inject_response_headers(true)))
@@ -324,7 +329,7 @@ async fn force_new_trace_links_and_response_headers_are_injected() {
 #[tokio::test]
 async fn excluded_path_makes_no_span_and_stacked_layers_make_one() {
     let cap = tracewire_test::capture();
-    let layer = TraceLayer::new()
+    let layer = TraceLayer::axum()
         .tracer(tracer())
         .exclude(|head| head.uri.path() == "/health");
     // The same layer twice around every route.
@@ -349,7 +354,7 @@ async fn echo(headers: HeaderMap) -> String {
 }
 
 /// Service A: calls B through a traced hyper client, returns what B saw.
-fn service_a(b: SocketAddr, layer: TraceLayer) -> Router {
+fn service_a(b: SocketAddr, layer: TraceLayer<Axum>) -> Router {
     let call_b = move || async move {
         let client = ClientLayer::new()
             .tracer(tracer())
@@ -371,10 +376,10 @@ async fn unsampled_requests_record_nothing_but_propagate() {
     let b = serve(
         Router::new()
             .route("/echo", get(echo))
-            .layer(TraceLayer::new().tracer(off.clone())),
+            .layer(TraceLayer::axum().tracer(off.clone())),
     )
     .await;
-    let a = serve(service_a(b, TraceLayer::new().tracer(off))).await;
+    let a = serve(service_a(b, TraceLayer::axum().tracer(off))).await;
     let (_, _, seen) = send(Method::GET, format!("http://{a}/call"), &[]).await;
     let seen = String::from_utf8(seen.to_vec()).unwrap();
     let flags = u8::from_str_radix(&seen[seen.len() - 2..], 16).unwrap();
@@ -389,10 +394,10 @@ async fn client_server_chain_across_two_hops() {
     let b = serve(
         Router::new()
             .route("/echo", get(echo))
-            .layer(TraceLayer::new().tracer(tracer())),
+            .layer(TraceLayer::axum().tracer(tracer())),
     )
     .await;
-    let a = serve(service_a(b, TraceLayer::new().tracer(tracer()))).await;
+    let a = serve(service_a(b, TraceLayer::axum().tracer(tracer()))).await;
     let (_, _, seen) = send(Method::GET, format!("http://{a}/call"), &[]).await;
     let spans = spans(&cap, 3).await;
     assert_eq!(spans.trace_ids().len(), 1, "{}", spans.tree(&[]));
@@ -469,7 +474,7 @@ async fn service_error_is_recorded() {
 #[tokio::test]
 async fn head_request_is_not_an_abort() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::new().tracer(tracer()))).await;
+    let addr = serve(app(TraceLayer::axum().tracer(tracer()))).await;
     let (status, _, body) = send(Method::HEAD, format!("http://{addr}/users/7"), &[]).await;
     assert_eq!((status, body.len()), (StatusCode::OK, 0));
     let spans = spans(&cap, 2).await;
@@ -483,7 +488,7 @@ async fn head_request_is_not_an_abort() {
 #[tokio::test]
 async fn client_going_away_mid_body_is_recorded() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::new().tracer(tracer()))).await;
+    let addr = serve(app(TraceLayer::axum().tracer(tracer()))).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let res = client
         .request(
@@ -508,4 +513,124 @@ async fn client_going_away_mid_body_is_recorded() {
         "GET /stream [server] http.response.status_code=200 error.type=aborted otel.status_code=ERROR\n"
     );
     cap.finish();
+}
+
+#[tokio::test]
+async fn generic_layer_on_an_axum_router_traces_the_same() {
+    // `TraceLayer::new()` (responses carry `TracedBody`, which axum boxes again) still works
+    // on a router: same spans, the span still ends with the body.
+    let cap = tracewire_test::capture();
+    let layer = TraceLayer::new().tracer(tracer()).body_sizes(true);
+    let addr = serve(routes().layer(layer)).await;
+    let (status, _, body) = send(Method::GET, format!("http://{addr}/users/7"), &[]).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"user"[..]));
+    let (_, _, body) = send(Method::GET, format!("http://{addr}/stream"), &[]).await;
+    assert_eq!(&body[..], b"first last");
+    send(Method::GET, format!("http://{addr}/boom"), &[]).await;
+    let spans = spans(&cap, 4).await;
+    assert_eq!(
+        spans.tree(&["http.route", "http.response.status_code", "error.type"]),
+        "GET /users/{id} [server] http.route=/users/{id} http.response.status_code=200\n  \
+           work [internal]\n\
+         GET /stream [server] http.route=/stream http.response.status_code=200\n\
+         GET /boom [server] http.route=/boom http.response.status_code=500 error.type=500\n"
+    );
+    assert!(spans.expect("GET /stream").duration_ns >= 150_000_000);
+    cap.finish();
+}
+
+#[tokio::test]
+async fn axum_layer_passes_unsampled_bodies_through_and_records_nothing() {
+    let cap = tracewire_test::capture();
+    let layer = TraceLayer::axum()
+        .tracer(Tracer::new().with_sampler(Sampler::AlwaysOff))
+        .inject_response_headers(true);
+    let res = routes()
+        .layer(layer)
+        .oneshot(Request::get("/stream").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    // Still a trace to find (`-00`/`-02`), and the streamed body arrives whole.
+    let tp = res.headers()["traceparent"].to_str().unwrap().to_owned();
+    assert_eq!(u8::from_str_radix(&tp[tp.len() - 2..], 16).unwrap() & 1, 0);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"first last");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(cap.finish().is_empty());
+}
+
+#[tokio::test]
+async fn a_layer_around_the_router_and_one_inside_make_one_span() {
+    // The outer (generic) layer wraps the whole router, so it runs before routing: its span
+    // is named by the method alone, and the route layer inside sees it and adds none.
+    let cap = tracewire_test::capture();
+    let inner = routes().layer(TraceLayer::axum().tracer(tracer()));
+    let svc = TraceLayer::new().tracer(tracer()).layer(inner);
+    let res = svc
+        .oneshot(Request::get("/users/7").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "user");
+    assert_eq!(
+        cap.finish().tree(&["url.path"]),
+        "GET [server] url.path=/users/7\n  work [internal]\n"
+    );
+}
+
+#[tokio::test]
+async fn directly_stacked_axum_layers_make_one_span() {
+    // The inner layer's `call` runs synchronously inside the outer one's (the axum kind only
+    // marks the request there): still one span.
+    let cap = tracewire_test::capture();
+    let inner = TraceLayer::axum().tracer(tracer()).layer(routes());
+    let svc = TraceLayer::axum().tracer(tracer()).layer(inner);
+    let res = svc
+        .oneshot(Request::get("/any").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "any");
+    assert_eq!(cap.finish().tree(&[]), "GET [server]\n");
+}
+
+/// A service that does its work synchronously in `call`, as `service_fn(|r| ready(f(r)))`
+/// does: a span and the current context there belong to the request (generic layer).
+#[derive(Clone)]
+struct EagerService;
+
+impl tower::Service<Request<Full<Bytes>>> for EagerService {
+    type Response = http::Response<Full<Bytes>>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<Full<Bytes>>) -> Self::Future {
+        let _span = fastrace::local::LocalSpan::enter_with_local_parent("in call");
+        let seen = tracewire_core::TraceContext::current()
+            .map(|cx| format!("{:032x}", cx.trace_id.0))
+            .unwrap_or_default();
+        std::future::ready(Ok(http::Response::new(Full::new(Bytes::from(seen)))))
+    }
+}
+
+#[tokio::test]
+async fn generic_layer_runs_the_inner_call_in_the_span_and_stacks_once() {
+    let cap = tracewire_test::capture();
+    let svc = TraceLayer::new()
+        .tracer(tracer())
+        .layer(TraceLayer::new().tracer(tracer()).layer(EagerService));
+    let inbound = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let req = Request::post("/jobs")
+        .header("traceparent", inbound)
+        .body(Full::default())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    let seen = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(seen, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        cap.finish().tree(&[]),
+        "POST [server] (parent: 00f067aa0ba902b7)\n  in call [internal]\n"
+    );
 }

@@ -1,98 +1,74 @@
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use http::Response;
-use tracewire_core::TraceContext;
-use tracewire_core::context::{FutureExt as _, WithContext};
-use tracewire_http::{ServerSpan, TracedBody};
+use tracewire_http::ServerSpan;
+
+use super::body::{Generic, ResponseBody};
 
 pin_project_lite::pin_project! {
-    /// The response future of [`Trace`](super::Trace): runs the inner future with the server
-    /// span as fastrace's local parent and its context attached, then records the response
-    /// and moves the span into the body.
-    pub struct ResponseFuture<F> {
+    /// The response future of [`Trace`](super::Trace): polls the inner future in the server
+    /// span's [scope](ServerSpan::scope) (fastrace local parent, context attached), then
+    /// records the response and moves the span into the body.
+    pub struct ResponseFuture<F, K = Generic> {
         #[pin]
-        kind: Kind<F>,
+        inner: F,
+        // `None`: not traced here (excluded, or traced by an outer layer), or completed.
+        span: Option<ServerSpan>,
+        kind: PhantomData<fn() -> K>,
     }
 }
 
-pin_project_lite::pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Traced {
-            #[pin]
-            inner: WithContext<F>,
-            span: Option<ServerSpan>,
-        },
-        Untraced {
-            #[pin]
-            inner: F,
-        },
-    }
-}
-
-impl<F: Future> ResponseFuture<F> {
-    pub(crate) fn traced(inner: F, cx: TraceContext, span: ServerSpan) -> Self {
+impl<F: Future, K> ResponseFuture<F, K> {
+    pub(crate) fn new(inner: F, span: Option<ServerSpan>) -> Self {
         ResponseFuture {
-            kind: Kind::Traced {
-                inner: inner.with_trace_context(cx),
-                span: Some(span),
-            },
-        }
-    }
-
-    pub(crate) fn untraced(inner: F) -> Self {
-        ResponseFuture {
-            kind: Kind::Untraced { inner },
+            inner,
+            span,
+            kind: PhantomData,
         }
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, B, E, K> Future for ResponseFuture<F, K>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: http_body::Body,
     E: fmt::Display,
+    K: ResponseBody<B>,
 {
-    type Output = Result<Response<TracedBody<B>>, E>;
+    type Output = Result<Response<K::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Untraced { inner } => {
-                let res = ready!(inner.poll(cx));
-                Poll::Ready(res.map(|r| r.map(TracedBody::untraced)))
+        let this = self.project();
+        let inner = this.inner;
+        let Some(span) = this.span else {
+            let res = ready!(inner.poll(cx));
+            return Poll::Ready(res.map(|r| r.map(K::untraced)));
+        };
+        let res = ready!(span.scope(|| inner.poll(cx)));
+        let Some(mut span) = this.span.take() else {
+            return Poll::Ready(res.map(|r| r.map(K::untraced)));
+        };
+        Poll::Ready(match res {
+            Ok(mut response) => {
+                let status = response.status();
+                span.record_response(status, response.headers_mut());
+                if span.is_sampled() {
+                    Ok(response.map(|b| K::traced(b, span)))
+                } else {
+                    // Nothing is recorded for an unsampled request: the span need not travel
+                    // with the body.
+                    span.end();
+                    Ok(response.map(K::untraced))
+                }
             }
-            KindProj::Traced { inner, span } => {
-                let res = {
-                    let _parent = span.as_ref().map(|s| s.span().set_local_parent());
-                    ready!(inner.poll(cx))
-                };
-                let Some(mut span) = span.take() else {
-                    // Polled after completion: a caller bug; never panic on the request path.
-                    return Poll::Ready(res.map(|r| r.map(TracedBody::untraced)));
-                };
-                Poll::Ready(match res {
-                    Ok(mut response) => {
-                        let status = response.status();
-                        span.record_response(status, response.headers_mut());
-                        if span.is_sampled() {
-                            Ok(response.map(|b| span.wrap_body(b)))
-                        } else {
-                            // Nothing is recorded for an unsampled request: the span (a
-                            // no-op) need not travel with the body.
-                            span.end();
-                            Ok(response.map(TracedBody::untraced))
-                        }
-                    }
-                    Err(e) => {
-                        span.record_error(std::any::type_name::<E>(), &e.to_string());
-                        span.end();
-                        Err(e)
-                    }
-                })
+            Err(e) => {
+                span.record_error(std::any::type_name::<E>(), &e.to_string());
+                span.end();
+                Err(e)
             }
-        }
+        })
     }
 }

@@ -1,24 +1,49 @@
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
-use tracewire_http::{RequestHead, ServerConfig, ServerSpanMarker, TracedBody};
+use tracewire_http::{RequestHead, ServerConfig, ServerSpan};
 
 use super::ResponseFuture;
+use super::body::{Generic, ResponseBody};
 
-/// The service made by [`TraceLayer`](super::TraceLayer).
-#[derive(Clone, Debug)]
-pub struct Trace<S> {
+/// The service made by [`TraceLayer`](super::TraceLayer). `K` is what the response body
+/// becomes (see [`ResponseBody`]).
+#[derive(Debug)]
+pub struct Trace<S, K = Generic> {
     inner: S,
     config: ServerConfig,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<S: Clone, K> Clone for Trace<S, K> {
+    fn clone(&self) -> Self {
+        Trace {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+            kind: PhantomData,
+        }
+    }
 }
 
 impl<S> Trace<S> {
-    /// Wraps `inner`.
+    /// Wraps `inner`; responses carry [`TracedBody`](tracewire_http::TracedBody).
     pub fn new(inner: S, config: ServerConfig) -> Self {
-        Trace { inner, config }
+        Trace::with_body(inner, config)
+    }
+}
+
+impl<S, K> Trace<S, K> {
+    /// Wraps `inner`, with response bodies of kind `K`.
+    pub(crate) fn with_body(inner: S, config: ServerConfig) -> Self {
+        Trace {
+            inner,
+            config,
+            kind: PhantomData,
+        }
     }
 
     /// The wrapped service.
@@ -27,46 +52,48 @@ impl<S> Trace<S> {
     }
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for Trace<S>
+impl<S, K, ReqB, ResB> Service<Request<ReqB>> for Trace<S, K>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     S::Error: fmt::Display,
-    ResB: http_body::Body,
+    K: ResponseBody<ResB>,
 {
-    type Response = Response<TracedBody<ResB>>;
+    type Response = Response<K::Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, K>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        if req.extensions().get::<ServerSpanMarker>().is_some() {
-            return ResponseFuture::untraced(self.inner.call(req));
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        if ServerSpan::active() {
+            // Stacked inside another tracewire server layer: that one traces the request.
+            return ResponseFuture::new(self.inner.call(req), None);
         }
-        let ext = req.extensions();
-        let route = matched_path(ext);
-        let uri = original_uri(ext).unwrap_or(req.uri());
-        let head = RequestHead {
-            method: req.method(),
-            uri,
-            version: req.version(),
-            headers: req.headers(),
-            peer: peer_addr(ext),
+        // The extension lookups run only when the head is needed: exclusion, a custom
+        // sampler, or a sampled request.
+        let span = self.config.start_with(req.headers(), || {
+            let ext = req.extensions();
+            let head = RequestHead {
+                method: req.method(),
+                uri: original_uri(ext).unwrap_or(req.uri()),
+                version: req.version(),
+                headers: req.headers(),
+                peer: peer_addr(ext),
+            };
+            (head, matched_path(ext))
+        });
+        let Some(mut span) = span else {
+            return ResponseFuture::new(self.inner.call(req), None);
         };
-        let Some(span) = self.config.start(&head, route) else {
-            return ResponseFuture::untraced(self.inner.call(req));
-        };
-        req.extensions_mut().insert(ServerSpanMarker);
-        let cx = span.context().clone();
-        let fut = {
+        let fut = if K::SCOPED_CALL {
             // Work done synchronously inside `call` belongs to the request too.
-            let _parent = span.span().set_local_parent();
-            let _cx = cx.clone().attach();
-            self.inner.call(req)
+            span.scope(|| self.inner.call(req))
+        } else {
+            ServerSpan::mark_active(|| self.inner.call(req))
         };
-        ResponseFuture::traced(fut, cx, span)
+        ResponseFuture::new(fut, Some(span))
     }
 }
 
