@@ -889,6 +889,17 @@ mod tests {
     use super::*;
     use tracewire_core::Sampler;
 
+    /// A `GET` without a known peer.
+    fn get_head<'a>(uri: &'a Uri, headers: &'a HeaderMap, version: Version) -> RequestHead<'a> {
+        RequestHead {
+            method: &Method::GET,
+            uri,
+            version,
+            headers,
+            peer: None,
+        }
+    }
+
     const ALL: &[&str] = &[
         "http.request.method",
         "http.request.method_original",
@@ -968,13 +979,7 @@ mod tests {
             .tracer(Tracer::new().with_sampler(Sampler::AlwaysOn))
             .exclude(|h| h.uri.path() == "/users/7");
         let (uri, h) = head_parts();
-        let head = RequestHead {
-            method: &Method::GET,
-            uri: &uri,
-            version: Version::HTTP_2,
-            headers: &h,
-            peer: None,
-        };
+        let head = get_head(&uri, &h, Version::HTTP_2);
         assert!(config.start(&head, None).is_none());
         let config = config.exclude(|_| false);
         let mut span = config.start(&head, None).unwrap();
@@ -995,13 +1000,7 @@ mod tests {
             .tracer(Tracer::new().with_sampler(Sampler::AlwaysOff))
             .inject_response_headers(true);
         let (uri, h) = head_parts();
-        let head = RequestHead {
-            method: &Method::GET,
-            uri: &uri,
-            version: Version::HTTP_11,
-            headers: &h,
-            peer: None,
-        };
+        let head = get_head(&uri, &h, Version::HTTP_11);
         let mut span = config.start(&head, Some("/users/{id}")).unwrap();
         assert!(!span.is_sampled());
         let mut out = HeaderMap::new();
@@ -1021,13 +1020,7 @@ mod tests {
         let calls = Cell::new(0);
         let head = || {
             calls.set(calls.get() + 1);
-            let head = RequestHead {
-                method: &Method::GET,
-                uri: &uri,
-                version: Version::HTTP_11,
-                headers: &h,
-                peer: None,
-            };
+            let head = get_head(&uri, &h, Version::HTTP_11);
             (head, Some("/users/{id}"))
         };
         let off = ServerConfig::new().tracer(Tracer::new().with_sampler(Sampler::AlwaysOff));
@@ -1058,13 +1051,7 @@ mod tests {
     fn scope_attaches_the_context_marks_the_thread_and_restores_both() {
         let config = ServerConfig::new().tracer(Tracer::new().with_sampler(Sampler::AlwaysOff));
         let (uri, h) = head_parts();
-        let head = RequestHead {
-            method: &Method::GET,
-            uri: &uri,
-            version: Version::HTTP_11,
-            headers: &h,
-            peer: None,
-        };
+        let head = get_head(&uri, &h, Version::HTTP_11);
         let mut span = config.start(&head, None).unwrap();
         let id = span.context().trace_id;
         assert!(!ServerSpan::active());
@@ -1091,13 +1078,7 @@ mod tests {
         let config = ServerConfig::new().tracer(Tracer::new().with_sampler(Sampler::AlwaysOn));
         let uri: Uri = "/health".parse().unwrap();
         let h = HeaderMap::new();
-        let head = RequestHead {
-            method: &Method::GET,
-            uri: &uri,
-            version: Version::HTTP_11,
-            headers: &h,
-            peer: None,
-        };
+        let head = get_head(&uri, &h, Version::HTTP_11);
         config.start(&head, Some("/health")).unwrap().end();
         config.start(&head, Some("/{page}")).unwrap().end();
         assert_eq!(
