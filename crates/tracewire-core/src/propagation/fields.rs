@@ -55,7 +55,8 @@ pub fn header_slot(key: &str) -> Option<usize> {
 }
 
 /// The slot of a header name (lowercase, as the propagators and walkable carriers spell it).
-/// A `match` on strings compiles to a switch on the length and one comparison.
+/// A `match` on strings compiles to a switch on the length and one comparison. (Comparing
+/// the names as two 8-byte words instead was measured slower: 100 → 127 ns per b3 extract.)
 #[inline]
 fn slot(key: &str) -> Option<u8> {
     if key.len() >= 32 || LENGTHS >> key.len() & 1 == 0 {
@@ -211,5 +212,35 @@ impl<'a, E: Extractor + ?Sized> Extractor for Fields<'a, E> {
             .into_iter()
             .flatten()
             .chain(from_carrier.into_iter().flatten())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_has_its_slot_and_any_changed_byte_loses_it() {
+        for (i, name) in HEADERS.iter().enumerate() {
+            assert_eq!(header_slot(name), Some(i), "{name}");
+            for at in 0..name.len() {
+                let mut other = name.as_bytes().to_vec();
+                other[at] ^= 0x01;
+                let other = String::from_utf8(other).unwrap_or_default();
+                assert_ne!(header_slot(&other), Some(i), "{other:?} is not {name}");
+            }
+            assert_eq!(header_slot(&format!("{name}x")), None);
+            assert_eq!(header_slot(&name[..name.len() - 1]), None);
+        }
+        for other in [
+            "",
+            "host",
+            "user-agent",
+            "x-request-id",
+            "uberctx-user",
+            "B3",
+        ] {
+            assert_eq!(header_slot(other), None, "{other}");
+        }
     }
 }
