@@ -363,6 +363,21 @@ fn bench_case<C>(c: &mut Criterion<ThreadCpu>, case: Case<C>) {
             );
         }
         "jaeger" => {
+            // Like for like: no `uberctx-*` inbound, so both read `uber-trace-id` alone (with
+            // them, tracewire decodes and validates each into `Baggage`; OpenTelemetry copies
+            // them undecoded).
+            let bare_inbound = carrier(&[("uber-trace-id", UBER_TRACE_ID)]);
+            let bare_inbound = &bare_inbound;
+            pair(
+                c,
+                "jaeger/extract",
+                ("tracewire-no-uberctx", |_| {
+                    tw.extract(&HeaderExtractor(black_box(bare_inbound)))
+                }),
+                ("opentelemetry-no-uberctx", |_| {
+                    peer_extract(black_box(bare_inbound))
+                }),
+            );
             // Like for like: a context without baggage, so both write `uber-trace-id` alone.
             let bare = TraceContext {
                 baggage: tracewire_core::Baggage::empty(),
