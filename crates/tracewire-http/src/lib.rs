@@ -123,21 +123,46 @@ pub fn visit_headers<'a>(
 }
 
 /// The value as text if it is visible ASCII (and tab), as `HeaderValue::to_str` decides, but
-/// checked with one OR-reduction over the bytes (it vectorizes; `to_str` tests byte by byte,
-/// and `str::from_utf8` would validate the same bytes a second time).
+/// checked 8 bytes at a time (`to_str` tests byte by byte, and `str::from_utf8` would validate
+/// the same bytes a second time).
 fn value_str(value: &HeaderValue) -> Option<&str> {
     let bytes = value.as_bytes();
-    let invalid = bytes.iter().fold(0u8, |acc, &b| {
-        acc | u8::from(b < b' ' && b != b'\t') | u8::from(b > b'~')
-    });
-    if invalid != 0 {
+    if !is_visible_ascii(bytes) {
         return None;
     }
-    // SAFETY: every byte is below 0x7f (checked just above), and ASCII is valid UTF-8.
+    // SAFETY: every byte is below 0x7f (`is_visible_ascii`), and ASCII is valid UTF-8.
     #[allow(unsafe_code)]
     Some(unsafe { std::str::from_utf8_unchecked(bytes) })
 }
 
+/// Every byte is `0x20..=0x7e` or a tab. Words of 8 bytes (the last one overlapping) take the
+/// common case — no tab — without a branch per byte; a word with anything else goes to the
+/// byte check, which also admits tabs.
+fn is_visible_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let bytewise = |b: &[u8]| b.iter().all(|&c| (b' '..=b'~').contains(&c) || c == b'\t');
+    if bytes.len() < 8 {
+        return bytewise(bytes);
+    }
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    // Per byte: below 0x20 (`w - 0x20` borrows into a clear high bit), or above 0x7e
+    // (`w + 0x01` reaches 0x80, or the high bit is already set). Exact for every byte value.
+    let outside = |w: u64| (w.wrapping_sub(ONES * 0x20) & !w | w.wrapping_add(ONES) | w) & HIGH;
+    let last = bytes.len() - 8;
+    let mut at = 0;
+    let mut bad = 0;
+    while at < last {
+        bad |= outside(word(at));
+        at += 8;
+    }
+    bad |= outside(word(last));
+    bad == 0 || bytewise(bytes)
+}
 /// Writes propagation headers into an [`http::HeaderMap`], replacing earlier values.
 #[derive(Debug)]
 pub struct HeaderInjector<'a>(pub &'a mut HeaderMap);
@@ -224,6 +249,21 @@ mod tests {
         assert_eq!(e.get("TRACESTATE"), Some("a=1"));
         assert_eq!(e.get("x-bin"), None, "opaque bytes are skipped");
         assert_eq!(e.keys().collect::<Vec<_>>(), ["tracestate", "x-bin"]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn visible_ascii_check_is_exact(bytes in proptest::collection::vec(
+            proptest::prop_oneof![0x20u8..0x7f, proptest::num::u8::ANY, proptest::strategy::Just(b'\t')],
+            0..40,
+        )) {
+            let reference = bytes.iter().all(|&c| (b' '..=b'~').contains(&c) || c == b'\t');
+            proptest::prop_assert_eq!(is_visible_ascii(&bytes), reference);
+            // And as `HeaderValue::to_str` decides, for every value a header can hold.
+            if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+                proptest::prop_assert_eq!(value_str(&v), v.to_str().ok());
+            }
+        }
     }
 
     #[test]
