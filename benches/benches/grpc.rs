@@ -19,6 +19,12 @@
 //! Time is the CPU time of the benchmarking thread (see `ThreadCpu`): on the shared 2-core
 //! machine wall-clock medians swing with other jobs; in `grpc/call` both ends run on that
 //! thread, so the CPU time covers client and server. Spans go to a reporter that drops them.
+//!
+//! `GRPC_BENCH_PROFILE=<group>-<function>[:n]` (`server-` or `client-` + `bare`, `fastrace`,
+//! `sampled`, `unsampled`) runs that function of `grpc/server` or `grpc/client` `n` times
+//! (default 10000) and exits, without criterion: a fixed workload for
+//! `valgrind --tool=callgrind` (instruction counts do not depend on the machine's load;
+//! `--toggle-collect='*profiled*'` counts the request thread alone, see `profile_loop`).
 
 mod common;
 use common::ThreadCpu;
@@ -347,8 +353,73 @@ fn print_summary() {
     }
 }
 
+/// `GRPC_BENCH_PROFILE`: see the module docs. Each run does exactly what one iteration of the
+/// criterion function does.
+fn profile(spec: &str) {
+    let (function, n) = spec.split_once(':').unwrap_or((spec, "10000"));
+    let n: usize = n
+        .parse()
+        .unwrap_or_else(|e| panic!("GRPC_BENCH_PROFILE count {n:?}: {e}"));
+    let run = |f: &mut dyn FnMut()| profile_loop(n, f);
+    match function {
+        "server-bare" => run(&mut || drive(&mut Answer, request(Some(SAMPLED)))),
+        "server-fastrace" => {
+            let mut peer = fastrace_tonic::FastraceServerLayer::default().layer(Answer);
+            run(&mut || drive(&mut peer, request(Some(SAMPLED))))
+        }
+        "server-sampled" | "server-unsampled" => {
+            let tp = if function == "server-sampled" {
+                SAMPLED
+            } else {
+                UNSAMPLED
+            };
+            let mut tw = GrpcServerLayer::new().with_tracer(tracer()).layer(Answer);
+            run(&mut || drive(&mut tw, request(Some(tp))))
+        }
+        "client-bare" => run(&mut || in_caller(true, || drive(&mut Answer, request(None)))),
+        "client-fastrace" => {
+            let mut peer = fastrace_tonic::FastraceClientLayer.layer(Answer);
+            run(&mut || in_caller(true, || drive(&mut peer, request(None))))
+        }
+        "client-sampled" | "client-unsampled" => {
+            let sampled = function == "client-sampled";
+            let mut tw = GrpcClientLayer::new()
+                .with_tracer(tracer())
+                .with_server_address("127.0.0.1", Some(50051))
+                .layer(Answer);
+            run(&mut || in_caller(sampled, || drive(&mut tw, request(None))))
+        }
+        other => panic!("unknown GRPC_BENCH_PROFILE function {other}"),
+    }
+    fastrace::flush();
+}
+
+/// Runs `f` `n` times, each call in [`profiled`], flushing fastrace's collector every 200
+/// calls: the command queue never fills (past half full every send wakes the collector, which
+/// makes counts depend on how valgrind schedules the threads), and the collector's work runs
+/// on the flush thread, apart from the request thread.
+fn profile_loop(n: usize, f: &mut dyn FnMut()) {
+    for start in (0..n).step_by(200) {
+        for _ in start..n.min(start + 200) {
+            profiled(f);
+        }
+        fastrace::flush();
+    }
+}
+
+/// One iteration in a frame of its own, for `valgrind --tool=callgrind
+/// --toggle-collect='*profiled*'` (the request thread's instructions only).
+#[inline(never)]
+fn profiled(f: &mut dyn FnMut()) {
+    f();
+}
+
 fn main() {
     fastrace::set_reporter(DropAll, Config::default());
+    if let Ok(spec) = std::env::var("GRPC_BENCH_PROFILE") {
+        profile(&spec);
+        return;
+    }
     let mut c = Criterion::default()
         .with_measurement(ThreadCpu)
         .configure_from_args();

@@ -32,7 +32,7 @@ struct Inner {
 /// let config = ClientConfig::new();
 /// let _cx = TraceContext::new(TraceId(1), SpanId(2), false).attach();
 /// let mut headers = HeaderMap::new();
-/// let span = config.start(&Method::GET, "http://example.com/users/7", Some("example.com"), Some(80), None, None, &mut headers);
+/// let mut span = config.start(&Method::GET, "http://example.com/users/7", Some("example.com"), Some(80), None, None, &mut headers);
 /// // Not sampled: no span is recorded, but the context is propagated with `-00`.
 /// assert!(headers["traceparent"].to_str().unwrap().ends_with("-00"));
 /// span.record_response(StatusCode::OK, &HeaderMap::new());
@@ -119,52 +119,78 @@ impl ClientConfig {
             .tracer
             .start_child(client_span_name(normalized, template), SpanKind::Client);
         let sampled = child.context.as_ref().is_some_and(TraceContext::is_sampled);
-        let span = if sampled {
-            child.span.with_properties(|| {
-                let mut p: Vec<(Cow<'static, str>, Cow<'static, str>)> = Vec::with_capacity(8);
-                let mut put = |k: &'static str, v: Cow<'static, str>| p.push((Cow::Borrowed(k), v));
-                put(
-                    semconv::HTTP_REQUEST_METHOD,
-                    static_or_owned(normalized.method),
-                );
-                if let Some(orig) = normalized.original {
-                    put(
-                        semconv::HTTP_REQUEST_METHOD_ORIGINAL,
-                        Cow::Owned(orig.to_owned()),
-                    );
-                }
-                put(semconv::URL_FULL, Cow::Owned(redact_url(url).into_owned()));
-                if let Some(t) = template {
-                    put(semconv::URL_TEMPLATE, Cow::Owned(t.to_owned()));
-                }
-                if let Some(a) = server_address {
-                    put(semconv::SERVER_ADDRESS, Cow::Owned(a.to_owned()));
-                }
-                if let Some(port) = server_port {
-                    put(semconv::SERVER_PORT, Cow::Owned(port.to_string()));
-                }
-                if let Some(n) = resend_count.filter(|n| *n > 0) {
-                    put(
-                        semconv::HTTP_REQUEST_RESEND_COUNT,
-                        Cow::Owned(n.to_string()),
-                    );
-                }
-                p.extend(inner.request_headers.properties(headers));
-                p
-            })
+        // Read before the trace headers are injected.
+        let properties = if sampled {
+            request_properties(
+                inner,
+                normalized,
+                url,
+                server_address,
+                server_port,
+                template,
+                resend_count,
+                headers,
+            )
         } else {
-            child.span
+            Vec::new()
         };
         if let Some(cx) = &child.context {
             inner.tracer.inject(cx, &mut HeaderInjector(headers));
         }
         ClientSpan {
-            span,
+            span: child.span,
+            properties,
             context: child.context,
             sampled,
             config: self.clone(),
         }
     }
+}
+
+/// The request attributes of a sampled attempt, in a list with room for the response's (the
+/// status and error attributes, captured response headers): it goes to fastrace once, when
+/// the span ends.
+#[allow(clippy::too_many_arguments)]
+fn request_properties(
+    inner: &Inner,
+    method: Normalized<'_>,
+    url: &str,
+    server_address: Option<&str>,
+    server_port: Option<u16>,
+    template: Option<&str>,
+    resend_count: Option<u32>,
+    headers: &HeaderMap,
+) -> Properties {
+    // 7 request attributes at most, 3 for the response or the error. (10 entries are 480
+    // bytes: one small, thread-cached allocation.)
+    let mut p: Properties =
+        Vec::with_capacity(10 + inner.request_headers.len() + inner.response_headers.len());
+    let mut put = |k: &'static str, v: Cow<'static, str>| p.push((Cow::Borrowed(k), v));
+    put(semconv::HTTP_REQUEST_METHOD, static_or_owned(method.method));
+    if let Some(orig) = method.original {
+        put(
+            semconv::HTTP_REQUEST_METHOD_ORIGINAL,
+            Cow::Owned(orig.to_owned()),
+        );
+    }
+    put(semconv::URL_FULL, Cow::Owned(redact_url(url).into_owned()));
+    if let Some(t) = template {
+        put(semconv::URL_TEMPLATE, Cow::Owned(t.to_owned()));
+    }
+    if let Some(a) = server_address {
+        put(semconv::SERVER_ADDRESS, Cow::Owned(a.to_owned()));
+    }
+    if let Some(port) = server_port {
+        put(semconv::SERVER_PORT, Cow::Owned(port.to_string()));
+    }
+    if let Some(n) = resend_count.filter(|n| *n > 0) {
+        put(
+            semconv::HTTP_REQUEST_RESEND_COUNT,
+            Cow::Owned(n.to_string()),
+        );
+    }
+    p.extend(inner.request_headers.properties(headers));
+    p
 }
 
 /// The semconv span name of a client span: `{method}`, or `{method} {url.template}` when the
@@ -183,12 +209,20 @@ pub fn client_span_name(method: Normalized<'_>, template: Option<&str>) -> Cow<'
 
 /// The span of one outgoing request attempt; it ends when dropped (record the response or
 /// the error first).
+///
+/// The attributes of a sampled attempt are collected here and handed to the fastrace span in
+/// one piece when it ends, by value: `Span::add_properties(&self)` would send a separate
+/// record through fastrace's collector on every call.
 pub struct ClientSpan {
     span: Span,
+    /// Empty when not sampled.
+    properties: Properties,
     context: Option<TraceContext>,
     sampled: bool,
     config: ClientConfig,
 }
+
+type Properties = Vec<(Cow<'static, str>, Cow<'static, str>)>;
 
 impl fmt::Debug for ClientSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -205,54 +239,161 @@ impl ClientSpan {
         self.context.as_ref()
     }
 
-    /// The fastrace span.
+    /// The fastrace span. The attributes recorded by [`ClientSpan`] reach it when it ends.
     pub fn span(&self) -> &Span {
         &self.span
     }
 
     /// Records the response head: `http.response.status_code`; 4xx and 5xx are errors on a
     /// client (status `ERROR`, `error.type` = the code); captured response headers.
-    pub fn record_response(&self, status: StatusCode, headers: &HeaderMap) {
+    pub fn record_response(&mut self, status: StatusCode, headers: &HeaderMap) {
         if !self.sampled {
             return;
         }
         let code = crate::server::status_str(status);
+        let p = &mut self.properties;
         if status.is_client_error() || status.is_server_error() {
-            let c = code.clone();
-            self.span.add_properties(|| {
-                [
-                    (semconv::HTTP_RESPONSE_STATUS_CODE, code),
-                    (
-                        semconv::OTEL_STATUS_CODE,
-                        Cow::Borrowed(semconv::STATUS_ERROR),
-                    ),
-                    (semconv::ERROR_TYPE, c),
-                ]
-            });
-        } else {
-            self.span
-                .add_property(|| (semconv::HTTP_RESPONSE_STATUS_CODE, code));
+            p.push((
+                Cow::Borrowed(semconv::OTEL_STATUS_CODE),
+                Cow::Borrowed(semconv::STATUS_ERROR),
+            ));
+            p.push((Cow::Borrowed(semconv::ERROR_TYPE), code.clone()));
         }
+        p.push((Cow::Borrowed(semconv::HTTP_RESPONSE_STATUS_CODE), code));
         let capture = &self.config.inner.response_headers;
         if !capture.is_empty() {
-            self.span.add_properties(|| capture.properties(headers));
+            p.extend(capture.properties(headers));
         }
     }
 
     /// Records a failed attempt (connection refused, timeout...): status `ERROR` with
     /// `description`, and `error.type` (a low-cardinality identifier, e.g. `connect`,
     /// `timeout`, or an error type name).
-    pub fn record_error(&self, error_type: &str, description: &str) {
+    pub fn record_error(&mut self, error_type: &str, description: &str) {
         if !self.sampled {
             return;
         }
-        let (t, d) = (error_type.to_owned(), description.to_owned());
-        self.span.add_properties(|| {
-            [
-                (semconv::OTEL_STATUS_CODE, semconv::STATUS_ERROR.to_owned()),
-                (semconv::OTEL_STATUS_DESCRIPTION, d),
-                (semconv::ERROR_TYPE, t),
-            ]
-        });
+        self.properties.extend([
+            (
+                Cow::Borrowed(semconv::OTEL_STATUS_CODE),
+                Cow::Borrowed(semconv::STATUS_ERROR),
+            ),
+            (
+                Cow::Borrowed(semconv::OTEL_STATUS_DESCRIPTION),
+                Cow::Owned(description.to_owned()),
+            ),
+            (
+                Cow::Borrowed(semconv::ERROR_TYPE),
+                Cow::Owned(error_type.to_owned()),
+            ),
+        ]);
+    }
+}
+
+impl Drop for ClientSpan {
+    /// Ends the span, with its attributes: one exactly sized copy into the span's own list.
+    fn drop(&mut self) {
+        if !self.properties.is_empty() {
+            let properties = std::mem::take(&mut self.properties);
+            drop(std::mem::replace(&mut self.span, Span::noop()).with_properties(|| properties));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use fastrace::collector::{SpanId, SpanRecord, TraceId};
+
+    /// Every attribute of a span, as `key=value` sorted.
+    fn all_properties(record: &SpanRecord) -> String {
+        let mut all: Vec<String> = record
+            .properties
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        all.sort();
+        all.join(" ")
+    }
+
+    fn config() -> ClientConfig {
+        ClientConfig::new()
+            .capture_request_headers([HeaderName::from_static("x-req")])
+            .capture_response_headers([HeaderName::from_static("x-res")])
+    }
+
+    /// Starts an attempt under a context with sampled `sampled`.
+    fn start(config: &ClientConfig, sampled: bool, headers: &mut HeaderMap) -> ClientSpan {
+        let _cx = TraceContext::new(TraceId(0x4bf9), SpanId(0x00f0), sampled).attach();
+        let purge = Method::from_bytes(b"PURGE").unwrap();
+        config.start(
+            &purge,
+            "http://user:pw@api.example:8080/users/7?sig=s3cret",
+            Some("api.example"),
+            Some(8080),
+            Some("/users/{id}"),
+            Some(2),
+            headers,
+        )
+    }
+
+    /// The request attributes given at the start and the response's recorded later all reach
+    /// the span, each exactly once, when it ends.
+    #[test]
+    fn every_attribute_arrives_once() {
+        let cap = tracewire_test::capture();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-req", "a".parse().unwrap());
+        let mut span = start(&config(), true, &mut headers);
+        assert!(headers.contains_key("traceparent"));
+        let mut response = HeaderMap::new();
+        response.insert("x-res", "b".parse().unwrap());
+        span.record_response(StatusCode::SERVICE_UNAVAILABLE, &response);
+        drop(span);
+        let spans = cap.take();
+        assert_eq!(spans.len(), 1, "{}", spans.tree(&[]));
+        const REQUEST: &str = "http.request.header.x-req=[\"a\"] http.request.method=_OTHER \
+             http.request.method_original=PURGE http.request.resend_count=2";
+        const TARGET: &str = "server.address=api.example server.port=8080 span.kind=client \
+             tracewire.trace_flags=01 url.full=http://REDACTED:REDACTED@api.example:8080/users/7?sig=REDACTED \
+             url.template=/users/{id}";
+        assert_eq!(
+            all_properties(&spans.records[0]),
+            format!(
+                "error.type=503 {REQUEST} http.response.header.x-res=[\"b\"] \
+                 http.response.status_code=503 otel.status_code=ERROR {TARGET}"
+            )
+        );
+
+        // A failed attempt: the error instead of a response.
+        let mut span = start(&config(), true, &mut HeaderMap::new());
+        span.record_error("connect", "connection refused");
+        drop(span);
+        let spans = cap.take();
+        assert_eq!(
+            all_properties(&spans.records[0]),
+            format!(
+                "error.type=connect http.request.method=_OTHER \
+                 http.request.method_original=PURGE http.request.resend_count=2 \
+                 otel.status_code=ERROR otel.status_description=connection refused {TARGET}"
+            )
+        );
+
+        // Dropped with nothing recorded: the request attributes still arrive.
+        drop(start(&config(), true, &mut headers));
+        let spans = cap.take();
+        assert_eq!(
+            all_properties(&spans.records[0]),
+            format!("{REQUEST} {TARGET}")
+        );
+
+        // Not sampled: nothing is recorded, the context is propagated.
+        let mut headers = HeaderMap::new();
+        let mut span = start(&config(), false, &mut headers);
+        span.record_response(StatusCode::OK, &response);
+        drop(span);
+        assert!(headers["traceparent"].to_str().unwrap().ends_with("-00"));
+        assert!(cap.finish().is_empty());
     }
 }

@@ -104,14 +104,14 @@ impl Tracing {
         client: &reqwest::Client,
         mut req: reqwest::Request,
     ) -> reqwest::Result<reqwest::Response> {
-        let span = self.start(&mut req, None, None);
+        let mut span = self.start(&mut req, None, None);
         let res = client.execute(req).await;
-        finish(&span, &res);
+        finish(&mut span, &res);
         res
     }
 }
 
-fn finish(span: &ClientSpan, res: &reqwest::Result<reqwest::Response>) {
+fn finish(span: &mut ClientSpan, res: &reqwest::Result<reqwest::Response>) {
     match res {
         Ok(r) => span.record_response(r.status(), r.headers()),
         Err(e) => span.record_error(error_type(e), &e.to_string()),
@@ -147,7 +147,7 @@ impl reqwest_middleware::Middleware for Tracing {
         let resend = extensions.get::<ResendCount>().map_or(0, |c| c.0 + 1);
         extensions.insert(ResendCount(resend));
         let template = extensions.get::<UrlTemplate>().map(|t| t.0.clone());
-        let span = self.start(&mut req, template.as_deref(), Some(resend));
+        let mut span = self.start(&mut req, template.as_deref(), Some(resend));
         let res = next.run(req, extensions).await;
         match &res {
             Ok(r) => span.record_response(r.status(), r.headers()),

@@ -30,16 +30,18 @@ pub(crate) fn span_name(path: &str) -> Cow<'static, str> {
     }
 }
 
-/// Writes the attributes known when the call starts. Lazy: nothing is computed (and `server`
-/// and `peer` are not called) for a no-op, unsampled span.
+/// Adds the attributes known when the call starts to `span`, by value: they go into the
+/// span's own list, where `Span::add_properties(&self)` would send fastrace's collector a
+/// separate record. Lazy: nothing is computed (and `server` and `peer` are not called) for a
+/// no-op, unsampled span.
 pub(crate) fn record_start(
-    span: &Span,
+    span: Span,
     conventions: RpcConventions,
     path: &str,
     server: impl FnOnce() -> Option<(Cow<'static, str>, Option<u16>)>,
     peer: impl FnOnce() -> Option<SocketAddr>,
-) {
-    span.add_properties(|| {
+) -> Span {
+    span.with_properties(|| {
         let parsed = parse_path(path);
         let owned = |v: &str| Cow::Owned(v.to_owned());
         let grpc = Cow::Borrowed(semconv::RPC_SYSTEM_GRPC);
@@ -82,7 +84,7 @@ pub(crate) fn record_start(
         ]
         .into_iter()
         .flatten()
-    });
+    })
 }
 
 /// `server.address` and `server.port` from a request's URI authority (the HTTP/2
@@ -110,6 +112,9 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(2);
 
 /// The span of one call until its status is known. Dropped unfinished, it records the call as
 /// cancelled (or as DEADLINE_EXCEEDED when its deadline had passed).
+///
+/// The end attributes (status, error) are added to the owned span by value just before it
+/// ends, so they travel with the finished span: no separate collector command for them.
 #[derive(Debug)]
 pub(crate) struct RpcSpan {
     span: Option<Span>,
@@ -159,7 +164,7 @@ impl RpcSpan {
             status.code = status::DEADLINE_EXCEEDED;
         }
         if let Some(span) = self.span.take() {
-            record_status(&span, self.side, self.conventions, status);
+            drop(record_status(span, self.side, self.conventions, status));
         }
     }
 
@@ -167,7 +172,7 @@ impl RpcSpan {
     /// the span. `error_type` is the error's Rust type name.
     pub(crate) fn fail(&mut self, error_type: &'static str, message: impl FnOnce() -> String) {
         if let Some(span) = self.span.take() {
-            span.add_properties(|| {
+            drop(span.with_properties(|| {
                 [
                     (semconv::ERROR_TYPE, Cow::Borrowed(error_type)),
                     (
@@ -176,7 +181,7 @@ impl RpcSpan {
                     ),
                     (semconv::OTEL_STATUS_DESCRIPTION, Cow::Owned(message())),
                 ]
-            });
+            }));
         }
     }
 
@@ -214,8 +219,9 @@ const CODE_NUMBERS: [&str; 17] = [
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
 ];
 
-fn record_status(span: &Span, side: Side, conventions: RpcConventions, status: WireStatus) {
-    span.add_properties(|| {
+/// `span` with the status attributes added (by value; the caller ends it).
+fn record_status(span: Span, side: Side, conventions: RpcConventions, status: WireStatus) -> Span {
+    span.with_properties(|| {
         let code = status.code;
         let name = status::code_name(code);
         let number = CODE_NUMBERS
@@ -239,7 +245,7 @@ fn record_status(span: &Span, side: Side, conventions: RpcConventions, status: W
         ]
         .into_iter()
         .flatten()
-    });
+    })
 }
 
 /// What a traced response body carries: the span, and on the server the context to attach

@@ -115,8 +115,18 @@ where
     S::Error: std::fmt::Debug,
     B: Body,
 {
+    drive_request(svc, request(), frames);
+}
+
+/// [`drive`] with this request.
+fn drive_request<S, B>(svc: &mut S, req: Request<()>, frames: Option<usize>)
+where
+    S: Service<Request<()>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: Body,
+{
     let mut cx = Context::from_waker(Waker::noop());
-    let mut fut = pin!(svc.call(request()));
+    let mut fut = pin!(svc.call(req));
     let Poll::Ready(res) = fut.as_mut().poll(&mut cx) else {
         panic!("the fake answers at once")
     };
@@ -241,4 +251,62 @@ fn excluded_service_has_no_span() {
         .layer(Fake(End::Trailers("13")));
     drive(&mut svc, None);
     assert!(cap.finish().is_empty());
+}
+
+/// Every attribute of a sampled call, as `key=value` sorted: the ones of the root rule, the
+/// ones known when the call starts, and the status read at the end of the stream.
+fn all_properties(record: &fastrace::collector::SpanRecord) -> String {
+    let mut all: Vec<String> = record
+        .properties
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    all.sort();
+    all.join(" ")
+}
+
+/// The attributes of the start and of the end of a call reach the span, each exactly once, on
+/// both sides (they are handed to fastrace with the span, not one collector command each).
+#[test]
+fn every_attribute_arrives_once() {
+    let with_authority = || {
+        let mut req = request();
+        *req.uri_mut() = "http://api.internal:50051/pkg.Svc/Call".parse().unwrap();
+        req
+    };
+    let cap = tracewire_test::capture();
+    let mut server = GrpcServerLayer::new()
+        .with_tracer(Tracer::new())
+        .layer(Fake(End::Trailers("13")));
+    drive_request(&mut server, with_authority(), None);
+    let spans = cap.take();
+    assert_eq!(spans.len(), 1, "{}", spans.tree(&[]));
+    assert_eq!(
+        all_properties(&spans.records[0]),
+        "error.type=INTERNAL otel.status_code=ERROR otel.status_description=went wrong \
+         rpc.grpc.status_code=13 rpc.method=Call rpc.service=pkg.Svc rpc.system=grpc \
+         server.address=api.internal server.port=50051 span.kind=server \
+         tracewire.parent.remote=true tracewire.trace_flags=01"
+    );
+
+    let mut client = GrpcClientLayer::new()
+        .with_tracer(Tracer::new())
+        .with_conventions(tracewire_tonic::RpcConventions::Both)
+        .layer(Fake(End::Trailers("5")));
+    let root = Tracer::new().start_root("caller", SpanKind::Internal, &Pairs::new());
+    {
+        let _g = root.enter();
+        drive_request(&mut client, with_authority(), None);
+    }
+    drop(root);
+    let spans = cap.finish();
+    // (The caller is a new root: sampled, with the W3C random flag.)
+    let call = spans.expect("pkg.Svc/Call");
+    assert_eq!(
+        all_properties(call),
+        "error.type=NOT_FOUND otel.status_code=ERROR otel.status_description=went wrong \
+         rpc.grpc.status_code=5 rpc.method=pkg.Svc/Call rpc.response.status_code=NOT_FOUND \
+         rpc.service=pkg.Svc rpc.system.name=grpc rpc.system=grpc \
+         server.address=api.internal server.port=50051 span.kind=client tracewire.trace_flags=03"
+    );
 }

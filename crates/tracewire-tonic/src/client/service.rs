@@ -55,8 +55,8 @@ where
         let child = config
             .tracer
             .start_child(record::span_name(path), SpanKind::Client);
-        record::record_start(
-            &child.span,
+        let span = record::record_start(
+            child.span,
             config.conventions,
             path,
             || config.server.clone().or_else(|| record::authority_of(&req)),
@@ -69,7 +69,7 @@ where
         }
         let deadline = record::deadline(req.headers(), None);
         let state = CallState {
-            span: RpcSpan::new(child.span, Side::Client, config.conventions, deadline),
+            span: RpcSpan::new(span, Side::Client, config.conventions, deadline),
             context: None,
         };
         ResponseFuture::new(self.inner.call(req), state)

@@ -89,8 +89,8 @@ where
             SpanKind::Server,
             &GrpcHeaders(req.headers()),
         );
-        record::record_start(
-            &root.span,
+        let span = record::record_start(
+            root.span,
             config.conventions,
             path,
             || server_of(&req),
@@ -98,7 +98,7 @@ where
         );
         let deadline = record::deadline(req.headers(), config.timeout);
         let mut state = CallState {
-            span: RpcSpan::new(root.span, Side::Server, config.conventions, deadline),
+            span: RpcSpan::new(span, Side::Server, config.conventions, deadline),
             context: Some(root.context),
         };
         // Services may do work in `call` already (interceptors): run it in the span too.

@@ -146,7 +146,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let res = ready!(this.inner.poll(cx));
-        if let Some(span) = this.span.take() {
+        if let Some(mut span) = this.span.take() {
             match &res {
                 Ok(r) => span.record_response(r.status(), r.headers()),
                 Err(e) => span.record_error(std::any::type_name::<E>(), &e.to_string()),
