@@ -27,7 +27,7 @@
 //! `--toggle-collect='*profiled*'` counts the request thread alone, see `profile_loop`).
 
 mod common;
-use common::ThreadCpu;
+use common::{ThreadCpu, in_caller};
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -39,13 +39,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::Criterion;
-use fastrace::collector::{Config, Reporter, SpanContext, SpanId, SpanRecord, TraceId};
-use fastrace::prelude::Span;
+use fastrace::collector::{Config, Reporter, SpanRecord};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
 use tower_layer::Layer;
 use tower_service::Service;
-use tracewire_core::{Pairs, Sampler, SpanKind, TraceContext, Tracer};
+use tracewire_core::{Pairs, Sampler, SpanKind, Tracer};
 use tracewire_tonic::{GrpcClientLayer, GrpcServerLayer};
 
 const PATH_URI: &str = "http://127.0.0.1:50051/tracewire.test.v1.Echo/Unary";
@@ -171,23 +170,6 @@ fn bench_server(c: &mut Criterion<ThreadCpu>) {
     });
     g.finish();
     fastrace::flush();
-}
-
-/// Runs `f` inside a caller's span and context (sampled or not), as a handler would.
-fn in_caller<R>(sampled: bool, f: impl FnOnce() -> R) -> R {
-    let cx = TraceContext::new(
-        TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
-        SpanId(0x00f0_67aa_0ba9_02b7),
-        sampled,
-    );
-    let root = if sampled {
-        Span::root("caller", SpanContext::from(&cx))
-    } else {
-        Span::noop()
-    };
-    let _parent = root.set_local_parent();
-    let _cx = cx.attach();
-    f()
 }
 
 fn bench_client(c: &mut Criterion<ThreadCpu>) {

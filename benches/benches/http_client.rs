@@ -19,7 +19,7 @@
 //! `--toggle-collect='*profiled*'` counts the request thread alone).
 
 mod common;
-use common::ThreadCpu;
+use common::{ThreadCpu, in_caller};
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,12 +28,11 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use criterion::Criterion;
-use fastrace::collector::{Config, Reporter, SpanContext, SpanRecord};
-use fastrace::prelude::Span;
+use fastrace::collector::{Config, Reporter, SpanRecord};
 use http::{Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
-use tracewire_core::{SpanId, TraceContext, TraceId, Tracer};
+use tracewire_core::Tracer;
 use tracewire_tower::ClientLayer;
 
 const URL: &str = "http://api.example:8080/users/7?page=2";
@@ -90,23 +89,6 @@ where
         unreachable!("the transport answers at once")
     };
     black_box(res);
-}
-
-/// Runs `f` inside a caller's span and context (sampled or not), as a handler would.
-fn in_caller<R>(sampled: bool, f: impl FnOnce() -> R) -> R {
-    let cx = TraceContext::new(
-        TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
-        SpanId(0x00f0_67aa_0ba9_02b7),
-        sampled,
-    );
-    let root = if sampled {
-        Span::root("caller", SpanContext::from(&cx))
-    } else {
-        Span::noop()
-    };
-    let _parent = root.set_local_parent();
-    let _cx = cx.attach();
-    f()
 }
 
 fn layer() -> ClientLayer {

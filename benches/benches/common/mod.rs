@@ -56,3 +56,26 @@ impl ValueFormatter for Nanos {
         "ns"
     }
 }
+
+/// Runs `f` inside a caller's span and context (sampled or not), as a handler would: what the
+/// client-side benches (`grpc`, `http_client`) measure their layers in.
+#[allow(dead_code)] // not every bench measures a client
+pub(crate) fn in_caller<R>(sampled: bool, f: impl FnOnce() -> R) -> R {
+    use fastrace::collector::SpanContext;
+    use fastrace::prelude::Span;
+    use tracewire_core::{SpanId, TraceContext, TraceId};
+
+    let cx = TraceContext::new(
+        TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+        SpanId(0x00f0_67aa_0ba9_02b7),
+        sampled,
+    );
+    let root = if sampled {
+        Span::root("caller", SpanContext::from(&cx))
+    } else {
+        Span::noop()
+    };
+    let _parent = root.set_local_parent();
+    let _cx = cx.attach();
+    f()
+}

@@ -273,20 +273,8 @@ impl ClientSpan {
         if !self.sampled {
             return;
         }
-        self.properties.extend([
-            (
-                Cow::Borrowed(semconv::OTEL_STATUS_CODE),
-                Cow::Borrowed(semconv::STATUS_ERROR),
-            ),
-            (
-                Cow::Borrowed(semconv::OTEL_STATUS_DESCRIPTION),
-                Cow::Owned(description.to_owned()),
-            ),
-            (
-                Cow::Borrowed(semconv::ERROR_TYPE),
-                Cow::Owned(error_type.to_owned()),
-            ),
-        ]);
+        self.properties
+            .extend(crate::error_properties(error_type, description));
     }
 }
 

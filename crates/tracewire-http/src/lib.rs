@@ -163,6 +163,33 @@ fn is_visible_ascii(bytes: &[u8]) -> bool {
     bad |= outside(word(last));
     bad == 0 || bytewise(bytes)
 }
+/// The attributes of a failed span, server or client: status `ERROR` with `description`, and
+/// `error.type`.
+pub(crate) fn error_properties(
+    error_type: &str,
+    description: &str,
+) -> [(
+    std::borrow::Cow<'static, str>,
+    std::borrow::Cow<'static, str>,
+); 3] {
+    use std::borrow::Cow;
+    use tracewire_core::semconv;
+    [
+        (
+            Cow::Borrowed(semconv::OTEL_STATUS_CODE),
+            Cow::Borrowed(semconv::STATUS_ERROR),
+        ),
+        (
+            Cow::Borrowed(semconv::OTEL_STATUS_DESCRIPTION),
+            Cow::Owned(description.to_owned()),
+        ),
+        (
+            Cow::Borrowed(semconv::ERROR_TYPE),
+            Cow::Owned(error_type.to_owned()),
+        ),
+    ]
+}
+
 /// Writes propagation headers into an [`http::HeaderMap`], replacing earlier values.
 #[derive(Debug)]
 pub struct HeaderInjector<'a>(pub &'a mut HeaderMap);

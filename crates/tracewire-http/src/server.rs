@@ -811,22 +811,7 @@ impl ServerSpan {
     /// Records a failure: status `ERROR` with `description`, and `error.type` (a low
     /// cardinality identifier: an error type name, or a status code).
     pub fn record_error(&mut self, error_type: &str, description: &str) {
-        self.add_properties(|| {
-            [
-                (
-                    Cow::Borrowed(semconv::OTEL_STATUS_CODE),
-                    Cow::Borrowed(semconv::STATUS_ERROR),
-                ),
-                (
-                    Cow::Borrowed(semconv::OTEL_STATUS_DESCRIPTION),
-                    Cow::Owned(description.to_owned()),
-                ),
-                (
-                    Cow::Borrowed(semconv::ERROR_TYPE),
-                    Cow::Owned(error_type.to_owned()),
-                ),
-            ]
-        });
+        self.add_properties(|| crate::error_properties(error_type, description));
     }
 
     /// Moves the span into the response body: it ends when the body has been fully sent, or
