@@ -3,7 +3,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
-use tracewire_core::SpanKind;
+use tracewire_core::{SpanKind, TraceContext};
 use tracewire_http::HeaderInjector;
 
 use super::ResponseFuture;
@@ -67,7 +67,13 @@ where
                 .tracer
                 .inject(cx, &mut HeaderInjector(req.headers_mut()));
         }
-        let deadline = record::deadline(req.headers(), None);
+        // Only a recorded status needs the deadline (DEADLINE_EXCEEDED vs CANCELLED).
+        let deadline = child
+            .context
+            .as_ref()
+            .is_some_and(TraceContext::is_sampled)
+            .then(|| record::deadline(req.headers(), None))
+            .flatten();
         let state = CallState {
             span: RpcSpan::new(span, Side::Client, config.conventions, deadline),
             context: None,

@@ -96,7 +96,12 @@ where
             || server_of(&req),
             || peer_of(&req),
         );
-        let deadline = record::deadline(req.headers(), config.timeout);
+        // Only a recorded status needs the deadline (DEADLINE_EXCEEDED vs CANCELLED).
+        let deadline = root
+            .context
+            .is_sampled()
+            .then(|| record::deadline(req.headers(), config.timeout))
+            .flatten();
         let mut state = CallState {
             span: RpcSpan::new(span, Side::Server, config.conventions, deadline),
             context: Some(root.context),
