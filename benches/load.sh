@@ -10,7 +10,7 @@
 #   bash benches/load.sh                      # every mode, 3 rounds of 8 s
 #   ROUNDS=5 SECS=10 MODES="plain tracewire" bash benches/load.sh
 #
-# Needs wrk (Debian: `apt-get install wrk`) and at least 2 CPUs.
+# Needs wrk and curl (Debian: `apt-get install wrk curl`) and at least 2 CPUs.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -21,10 +21,12 @@ SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 ADDR=127.0.0.1:18081
 
-if ! command -v wrk >/dev/null; then
-    echo "wrk is not installed (Debian: apt-get install wrk)" >&2
-    exit 1
-fi
+for tool in wrk curl taskset; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "$tool is not installed (Debian: apt-get install wrk curl util-linux)" >&2
+        exit 1
+    fi
+done
 cd "$(dirname "$0")/.."
 cargo build --release -q -p tracewire-benches --example http_load
 BIN="${CARGO_TARGET_DIR:-target}/release/examples/http_load"
