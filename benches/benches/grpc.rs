@@ -27,12 +27,11 @@
 //! `--toggle-collect='*profiled*'` counts the request thread alone, see `profile_loop`).
 
 mod common;
-use common::{ThreadCpu, in_caller};
+use common::{ThreadCpu, in_caller, median_ns};
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -287,25 +286,6 @@ fn bench_call(c: &mut Criterion<ThreadCpu>) {
     });
     g.finish();
     fastrace::flush();
-}
-
-/// Where criterion writes its results: the workspace target directory, as criterion finds it.
-fn criterion_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
-        .join("criterion")
-}
-
-/// The median (ns) criterion recorded for `group/function`, if this run measured it.
-fn median_ns(group: &str, function: &str) -> Option<f64> {
-    let dir = |s: &str| s.replace(['/', '\\', ':', '*', '?', '"', '<', '>', '|'], "_");
-    let path = criterion_dir().join(dir(group)).join(dir(function));
-    let json = std::fs::read_to_string(path.join("new").join("estimates.json")).ok()?;
-    let median = &json[json.find("\"median\"")?..];
-    let point = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = point.find([',', '}'])?;
-    point[..end].trim().parse().ok()
 }
 
 fn print_summary() {

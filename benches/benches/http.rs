@@ -19,10 +19,9 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod common;
-use common::ThreadCpu;
+use common::{ThreadCpu, median_ns};
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::Router;
@@ -342,24 +341,6 @@ fn setup() {
         Discard,
         Config::default().report_interval(Duration::from_millis(10)),
     );
-}
-
-fn criterion_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
-        .join("criterion")
-}
-
-/// The median (ns) criterion recorded for `group/function` in this run.
-fn median_ns(group: &str, function: &str) -> Option<f64> {
-    let dir = |s: &str| s.replace(['/', '\\', ':', '*', '?', '"', '<', '>', '|'], "_");
-    let path = criterion_dir().join(dir(group)).join(dir(function));
-    let json = std::fs::read_to_string(path.join("new").join("estimates.json")).ok()?;
-    let median = &json[json.find("\"median\"")?..];
-    let point = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = point.find([',', '}'])?;
-    point[..end].trim().parse().ok()
 }
 
 /// A markdown table per framework: median, added ns over the baseline, and that overhead as

@@ -28,10 +28,9 @@
 #![allow(deprecated)]
 
 mod common;
-use common::ThreadCpu;
+use common::{ThreadCpu, estimates_file, median_ns};
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion};
@@ -629,32 +628,6 @@ fn start_root(c: &mut Criterion<ThreadCpu>) {
         );
     }
     fastrace::flush();
-}
-
-/// Where criterion writes its results: the workspace target directory, as criterion finds it.
-fn criterion_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
-        .join("criterion")
-}
-
-fn estimates_file(group: &str, function: &str) -> PathBuf {
-    let dir = |s: &str| s.replace(['/', '\\', ':', '*', '?', '"', '<', '>', '|'], "_");
-    criterion_dir()
-        .join(dir(group))
-        .join(dir(function))
-        .join("new")
-        .join("estimates.json")
-}
-
-/// The median (ns) criterion recorded for `group/function`, if this run measured it.
-fn median_ns(group: &str, function: &str) -> Option<f64> {
-    let json = std::fs::read_to_string(estimates_file(group, function)).ok()?;
-    let median = &json[json.find("\"median\"")?..];
-    let point = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = point.find([',', '}'])?;
-    point[..end].trim().parse().ok()
 }
 
 /// The carrier's share: the `HeaderMap` work tracewire cannot skip for each format — the same

@@ -79,3 +79,34 @@ pub(crate) fn in_caller<R>(sampled: bool, f: impl FnOnce() -> R) -> R {
     let _cx = cx.attach();
     f()
 }
+
+/// Where criterion writes its results: the workspace target directory, as criterion finds it.
+#[allow(dead_code)] // not every bench prints a summary
+pub(crate) fn criterion_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
+        .join("criterion")
+}
+
+/// The `estimates.json` criterion wrote for `group/function` in its last run of it.
+#[allow(dead_code)] // not every bench prints a summary
+pub(crate) fn estimates_file(group: &str, function: &str) -> std::path::PathBuf {
+    let dir = |s: &str| s.replace(['/', '\\', ':', '*', '?', '"', '<', '>', '|'], "_");
+    criterion_dir()
+        .join(dir(group))
+        .join(dir(function))
+        .join("new")
+        .join("estimates.json")
+}
+
+/// The median (ns) criterion recorded for `group/function`, if it has measured it.
+#[allow(dead_code)] // not every bench prints a summary
+pub(crate) fn median_ns(group: &str, function: &str) -> Option<f64> {
+    let json = std::fs::read_to_string(estimates_file(group, function)).ok()?;
+    let median = &json[json.find("\"median\"")?..];
+    let point = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = point.find([',', '}'])?;
+    point[..end].trim().parse().ok()
+}
