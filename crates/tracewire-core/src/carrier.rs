@@ -33,8 +33,9 @@ pub trait Extractor {
     /// order, paired with its first value as [`get`](Self::get) returns it (keys whose first
     /// value is skipped by `get` are skipped). The key is yielded whole, prefix included.
     ///
-    /// The default calls `keys()` and then `get(key)` for each match. A carrier that can walk
-    /// its `(key, value)` entries directly should override it with one pass (Jaeger's
+    /// The default calls `keys()` and then `get(key)` for each match: linear when `get` is a
+    /// hash lookup, quadratic when it is a scan. A carrier that can walk its `(key, value)`
+    /// entries directly should override it with one pass, as [`Pairs`] does (Jaeger's
     /// `uberctx-*` baggage extraction goes through this method).
     ///
     /// ```
@@ -76,6 +77,75 @@ pub trait Extractor {
         let _ = (pick, take);
         false
     }
+}
+
+/// [`Extractor::visit`] for a carrier that can walk its `(key, value)` entries but whose keys
+/// may be in any case (message headers, [`Pairs`]): each key is lowercased for `pick` (on the
+/// stack for keys up to 64 bytes; longer keys with capitals, which no propagation header has,
+/// allocate). `take` gets the key as the carrier spells it. Always returns `true`.
+///
+/// ```
+/// use tracewire_core::carrier::visit_entries;
+///
+/// let entries = [("TraceParent", "00-…"), ("x-other", "y")];
+/// let mut seen = Vec::new();
+/// visit_entries(
+///     entries.iter().map(|&(k, v)| (k, v)),
+///     |key| (key == "traceparent").then_some(0),
+///     |_, key, value| seen.push((key, value)),
+/// );
+/// assert_eq!(seen, [("TraceParent", "00-…")]);
+/// ```
+pub fn visit_entries<'a>(
+    entries: impl Iterator<Item = (&'a str, &'a str)>,
+    mut pick: impl FnMut(&str) -> Option<u8>,
+    mut take: impl FnMut(u8, &'a str, &'a str),
+) -> bool {
+    let mut buf = [0u8; 64];
+    for (key, value) in entries {
+        let slot = if !key.bytes().any(|b| b.is_ascii_uppercase()) {
+            pick(key)
+        } else if let Some(lower) = buf.get_mut(..key.len()) {
+            lower.copy_from_slice(key.as_bytes());
+            lower.make_ascii_lowercase();
+            // ASCII lowercasing keeps UTF-8 valid.
+            match std::str::from_utf8(lower) {
+                Ok(lower) => pick(lower),
+                Err(_) => None,
+            }
+        } else {
+            pick(&key.to_ascii_lowercase())
+        };
+        if let Some(slot) = slot {
+            take(slot, key, value);
+        }
+    }
+    true
+}
+
+/// Keeps the first entry of each key (ASCII case-insensitive), in order: O(n log n), no
+/// allocation for fewer than two entries.
+pub(crate) fn first_of_each_key(entries: &mut Vec<(&str, &str)>) {
+    if entries.len() < 2 {
+        return;
+    }
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    fn lower(s: &str) -> impl Iterator<Item = u8> + '_ {
+        s.bytes().map(|b| b.to_ascii_lowercase())
+    }
+    // Stable: among equal keys, the first entry comes first.
+    order.sort_by(|&a, &b| lower(entries[a].0).cmp(lower(entries[b].0)));
+    let mut keep = vec![true; entries.len()];
+    for pair in order.windows(2) {
+        if entries[pair[0]].0.eq_ignore_ascii_case(entries[pair[1]].0) {
+            keep[pair[1]] = false;
+        }
+    }
+    let mut i = 0;
+    entries.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
 /// Write access to a carrier.
@@ -156,6 +226,37 @@ impl Extractor for Pairs {
     fn keys(&self) -> PairKeys<'_> {
         self.0.iter().map(|(k, _)| k.as_str())
     }
+
+    /// One pass (linear, where the default's `get` per key would scan the list again): each
+    /// key once, case-insensitively, with its first value.
+    fn get_prefixed<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let mut found: Vec<(&str, &str)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| {
+                k.get(..prefix.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+            })
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        first_of_each_key(&mut found);
+        found.into_iter()
+    }
+
+    fn visit<'a>(
+        &'a self,
+        pick: impl FnMut(&str) -> Option<u8>,
+        take: impl FnMut(u8, &'a str, &'a str),
+    ) -> bool {
+        visit_entries(
+            self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            pick,
+            take,
+        )
+    }
 }
 
 impl Injector for Pairs {
@@ -220,6 +321,36 @@ mod tests {
         assert_eq!(p.get("TRACESTATE"), Some("a=1"));
         assert_eq!(p.get("missing"), None);
         assert_eq!(p.keys().count(), 3);
+    }
+
+    #[test]
+    fn pairs_prefixed_keys_once_each_with_their_first_value() {
+        let p = Pairs::from_pairs([
+            ("Uberctx-A", "1"),
+            ("x", "y"),
+            ("uberctx-b", "2"),
+            ("uberctx-a", "3"),
+            ("UBERCTX-B", "4"),
+        ]);
+        let got: Vec<_> = p.get_prefixed("uberctx-").collect();
+        assert_eq!(got, [("Uberctx-A", "1"), ("uberctx-b", "2")]);
+        let mut walked = Vec::new();
+        p.visit(
+            |k| k.starts_with("uberctx-").then_some(0),
+            |_, k, v| walked.push((k, v)),
+        );
+        assert_eq!(
+            walked.len(),
+            4,
+            "the walk yields every entry; callers keep the first"
+        );
+    }
+
+    #[test]
+    fn first_of_each_key_keeps_order() {
+        let mut v = vec![("b", "1"), ("A", "2"), ("a", "3"), ("B", "4"), ("c", "5")];
+        first_of_each_key(&mut v);
+        assert_eq!(v, [("b", "1"), ("A", "2"), ("c", "5")]);
     }
 
     #[test]

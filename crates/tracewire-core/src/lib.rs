@@ -8,9 +8,12 @@ pub mod context;
 pub mod env;
 mod hex;
 mod kind;
+mod link;
 pub mod propagation;
+pub mod reserved;
 pub mod sampling;
 pub mod semconv;
+pub mod span;
 pub mod tracer;
 pub mod tracestate;
 
@@ -18,9 +21,11 @@ pub use baggage::Baggage;
 pub use carrier::{Extractor, Injector, Pairs};
 pub use context::{Sampling, TraceContext};
 pub use kind::SpanKind;
+pub use link::Link;
 pub use propagation::{Extracted, Format, Propagators};
 pub use sampling::Sampler;
-pub use tracer::{Child, Origin, Root, Tracer};
+pub use span::{Abort, PendingSpan};
+pub use tracer::{Child, Inbound, Origin, Root, Tracer};
 pub use tracestate::TraceState;
 
 /// fastrace's id and context types, re-exported so users need not depend on fastrace directly

@@ -1,9 +1,9 @@
 //! Attribute keys and the property conventions tracewire writes onto fastrace spans.
 //!
-//! fastrace properties are string pairs. tracewire encodes what fastrace has no field for
-//! (span kind, status, the remote-parent flag, W3C trace flags and `tracestate`) as properties
-//! with the reserved keys below. Exporters read them back and map them to the real fields of
-//! their wire format, and never export the `tracewire.*` keys themselves as attributes.
+//! fastrace properties are string pairs. The span kind and status travel as the
+//! OpenTelemetry-named properties below; what has no name there (the remote-parent flag, W3C
+//! trace flags and `tracestate`, link attributes) as the `tracewire.*` properties of
+//! [`reserved`](crate::reserved), which exporters decode there and never export as attributes.
 //!
 //! Integrations take every key from here: no attribute key is a string literal elsewhere.
 
@@ -19,14 +19,15 @@ pub const STATUS_ERROR: &str = "ERROR";
 /// Status code value for an explicit OK.
 pub const STATUS_OK: &str = "OK";
 
-/// Reserved: present (`"true"`) when the span's parent came from another process.
-pub const TRACEWIRE_PARENT_REMOTE: &str = "tracewire.parent.remote";
-/// Reserved: the W3C trace flags of the span as two lowercase hex digits (`"01"`, `"03"`).
-pub const TRACEWIRE_TRACE_FLAGS: &str = "tracewire.trace_flags";
-/// Reserved: the validated W3C `tracestate` of the span, when not empty.
-pub const TRACEWIRE_TRACE_STATE: &str = "tracewire.tracestate";
-/// Prefix shared by every reserved key; exporters skip properties that start with it.
-pub const TRACEWIRE_RESERVED_PREFIX: &str = "tracewire.";
+/// Reserved: see [`reserved::PARENT_REMOTE`](crate::reserved::PARENT_REMOTE).
+pub const TRACEWIRE_PARENT_REMOTE: &str = crate::reserved::PARENT_REMOTE;
+/// Reserved: see [`reserved::TRACE_FLAGS`](crate::reserved::TRACE_FLAGS).
+pub const TRACEWIRE_TRACE_FLAGS: &str = crate::reserved::TRACE_FLAGS;
+/// Reserved: see [`reserved::TRACE_STATE`](crate::reserved::TRACE_STATE).
+pub const TRACEWIRE_TRACE_STATE: &str = crate::reserved::TRACE_STATE;
+/// Prefix shared by every reserved key ([`reserved`](crate::reserved)); exporters skip
+/// properties that start with it.
+pub const TRACEWIRE_RESERVED_PREFIX: &str = crate::reserved::PREFIX;
 
 /// Jaeger's debug id tag, set on a root started because of a `jaeger-debug-id` header.
 pub const JAEGER_DEBUG_ID: &str = "jaeger.debug_id";
@@ -112,20 +113,73 @@ pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
 /// Value of [`RPC_SYSTEM`] / [`RPC_SYSTEM_NAME`] for gRPC.
 pub const RPC_SYSTEM_GRPC: &str = "grpc";
 
-/// `messaging.system`
+/// `messaging.system` (`nats`, `redis`, `rabbitmq`, `kafka`, `mqtt`, ...)
 pub const MESSAGING_SYSTEM: &str = "messaging.system";
+/// `messaging.operation.type`: one of the `MESSAGING_OPERATION_TYPE_*` values
+pub const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
+/// `messaging.operation.name`: the system's own verb (`publish`, `process`, `ack`, ...)
+pub const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
 /// `messaging.destination.name`
 pub const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
-/// `messaging.operation.type`
-pub const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
-/// `messaging.operation.name`
-pub const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
+/// `messaging.destination.template`: the low-cardinality name (a wildcard subscription)
+pub const MESSAGING_DESTINATION_TEMPLATE: &str = "messaging.destination.template";
+/// `messaging.destination.temporary` (bool): a reply inbox, a server-named queue
+pub const MESSAGING_DESTINATION_TEMPORARY: &str = "messaging.destination.temporary";
+/// `messaging.destination.anonymous` (bool)
+pub const MESSAGING_DESTINATION_ANONYMOUS: &str = "messaging.destination.anonymous";
+/// `messaging.destination.partition.id`
+pub const MESSAGING_DESTINATION_PARTITION_ID: &str = "messaging.destination.partition.id";
+/// `messaging.destination.subscription.name`
+pub const MESSAGING_DESTINATION_SUBSCRIPTION_NAME: &str = "messaging.destination.subscription.name";
+/// `messaging.consumer.group.name`
+pub const MESSAGING_CONSUMER_GROUP_NAME: &str = "messaging.consumer.group.name";
+/// `messaging.client.id`
+pub const MESSAGING_CLIENT_ID: &str = "messaging.client.id";
 /// `messaging.message.id`
 pub const MESSAGING_MESSAGE_ID: &str = "messaging.message.id";
+/// `messaging.message.conversation_id`
+pub const MESSAGING_MESSAGE_CONVERSATION_ID: &str = "messaging.message.conversation_id";
+/// `messaging.message.body.size` (int, bytes)
+pub const MESSAGING_MESSAGE_BODY_SIZE: &str = "messaging.message.body.size";
+/// `messaging.message.envelope.size` (int, bytes)
+pub const MESSAGING_MESSAGE_ENVELOPE_SIZE: &str = "messaging.message.envelope.size";
 /// `messaging.batch.message_count` (int)
 pub const MESSAGING_BATCH_MESSAGE_COUNT: &str = "messaging.batch.message_count";
-/// `messaging.message.body.size` (int)
-pub const MESSAGING_MESSAGE_BODY_SIZE: &str = "messaging.message.body.size";
+
+/// `messaging.operation.type` value: a message is created (one per message of a batch send).
+pub const MESSAGING_OPERATION_TYPE_CREATE: &str = "create";
+/// `messaging.operation.type` value: messages sent to the broker.
+pub const MESSAGING_OPERATION_TYPE_SEND: &str = "send";
+/// `messaging.operation.type` value: messages pulled by the consumer.
+pub const MESSAGING_OPERATION_TYPE_RECEIVE: &str = "receive";
+/// `messaging.operation.type` value: messages processed by a handler.
+pub const MESSAGING_OPERATION_TYPE_PROCESS: &str = "process";
+/// `messaging.operation.type` value: messages settled (ack, nak, ...).
+pub const MESSAGING_OPERATION_TYPE_SETTLE: &str = "settle";
+
+/// Not in the conventions (which have only system-specific delivery counts such as
+/// `messaging.servicebus.message.delivery_count`): `messaging.message.delivery_count` (int),
+/// the delivery attempt of a consumed message, 1 for the first delivery.
+pub const MESSAGING_MESSAGE_DELIVERY_COUNT: &str = "messaging.message.delivery_count";
+/// Not in the conventions (which have no queue-time attribute):
+/// `messaging.message.queue_time_ms` (int), milliseconds from the broker's publish timestamp
+/// to the start of processing (clamped at 0 when clocks disagree).
+pub const MESSAGING_MESSAGE_QUEUE_TIME_MS: &str = "messaging.message.queue_time_ms";
+/// Not in the conventions: `messaging.settlement`, the verb that settled a processed message
+/// (`ack`, `nak`, `term`, `reject`, ...), on its process span.
+pub const MESSAGING_SETTLEMENT: &str = "messaging.settlement";
+
+/// Older name (semconv ≤ 1.25, still emitted by FastStream) of `messaging.operation.type`,
+/// with the values `publish`, `receive`, `process`. Written only under
+/// `OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup`.
+pub const MESSAGING_OPERATION_LEGACY: &str = "messaging.operation";
+/// Older name (semconv 1.22–1.26, FastStream): the concrete destination on a consumer span.
+pub const MESSAGING_DESTINATION_PUBLISH_NAME_LEGACY: &str = "messaging.destination_publish.name";
+/// Older name (semconv ≤ 1.21, FastStream) of `messaging.message.body.size`.
+pub const MESSAGING_MESSAGE_PAYLOAD_SIZE_BYTES_LEGACY: &str =
+    "messaging.message.payload_size_bytes";
+/// Older name (semconv ≤ 1.25) of `messaging.client.id`.
+pub const MESSAGING_CLIENT_ID_LEGACY: &str = "messaging.client_id";
 
 /// The wire type of an attribute value. fastrace properties are strings; exporters use
 /// [`value_type`] to send typed values (an `int` that does not parse is sent as a string).
@@ -177,12 +231,18 @@ pub fn value_type(key: &str) -> ValueType {
         | RPC_GRPC_STATUS_CODE
         | MESSAGING_BATCH_MESSAGE_COUNT
         | MESSAGING_MESSAGE_BODY_SIZE
+        | MESSAGING_MESSAGE_ENVELOPE_SIZE
+        | MESSAGING_MESSAGE_DELIVERY_COUNT
+        | MESSAGING_MESSAGE_QUEUE_TIME_MS
+        | MESSAGING_MESSAGE_PAYLOAD_SIZE_BYTES_LEGACY
         | "process.pid"
         | "thread.id"
         | "code.lineno"
         | "code.line.number"
         | "messaging.kafka.offset" => ValueType::Int,
-        "exception.escaped" => ValueType::Bool,
+        "exception.escaped" | MESSAGING_DESTINATION_TEMPORARY | MESSAGING_DESTINATION_ANONYMOUS => {
+            ValueType::Bool
+        }
         k if k.starts_with(HTTP_REQUEST_HEADER_PREFIX)
             || k.starts_with(HTTP_RESPONSE_HEADER_PREFIX) =>
         {

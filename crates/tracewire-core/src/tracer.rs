@@ -13,7 +13,9 @@ use crate::baggage::Baggage;
 use crate::carrier::{Extractor, Injector};
 use crate::context::{ContextGuard, FutureExt as _, Sampling, TraceContext, WithContext};
 use crate::kind::SpanKind;
+use crate::link::Link;
 use crate::propagation::{Extracted, Propagators};
+use crate::reserved;
 use crate::sampling::Sampler;
 use crate::semconv;
 use crate::tracestate::TraceState;
@@ -28,6 +30,22 @@ pub enum Origin {
     /// A new trace started on purpose (`force_new_trace`); the inbound context is kept as a
     /// span link, not a parent.
     NewRootLinked(TraceContext),
+}
+
+/// What the root rule does with a valid inbound context ([`Tracer::start_root_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Inbound {
+    /// Continue it: same trace, its span is the parent. The default for requests.
+    #[default]
+    Parent,
+    /// Continue it and also link it: the messaging default, where a process span is the child
+    /// of the message's creation context *and* links it (so the relation survives in backends
+    /// and views that follow links only).
+    ParentAndLink,
+    /// Never continue it: start a new trace that links it. What
+    /// [`force_new_trace`](Tracer::force_new_trace) does for every span of a tracer, here for
+    /// one span (messaging's links-only mode).
+    Link,
 }
 
 /// The span to run one unit of inbound work in (a request, a message): made by
@@ -66,7 +84,8 @@ pub struct RootGuard {
     _context: ContextGuard,
 }
 
-/// A child span for an outgoing call (client, producer), made by [`Tracer::start_child`].
+/// A child span for an outgoing call (client, producer), made by [`Tracer::start_child`] and
+/// its variants.
 #[derive(Debug)]
 pub struct Child {
     /// The fastrace span (no-op when the trace is not sampled or there is no current context).
@@ -231,7 +250,13 @@ impl Tracer {
         carrier: &E,
     ) -> Root {
         let name = name.into();
-        self.root_rule(|| name, kind, self.extract(carrier))
+        self.root_rule(
+            || name,
+            kind,
+            self.extract(carrier),
+            Inbound::Parent,
+            Vec::new,
+        )
     }
 
     /// [`start_root`](Tracer::start_root) with the span name computed only when it is needed:
@@ -251,7 +276,7 @@ impl Tracer {
         kind: SpanKind,
         carrier: &E,
     ) -> Root {
-        self.root_rule(name, kind, self.extract(carrier))
+        self.root_rule(name, kind, self.extract(carrier), Inbound::Parent, Vec::new)
     }
 
     /// **The root rule**, from an already extracted carrier:
@@ -275,26 +300,78 @@ impl Tracer {
         extracted: Extracted,
     ) -> Root {
         let name = name.into();
-        self.root_rule(|| name, kind, extracted)
+        self.root_rule(|| name, kind, extracted, Inbound::Parent, Vec::new)
+    }
+
+    /// The root rule in full: [`start_root_from`](Tracer::start_root_from) with a choice of
+    /// what a valid inbound context becomes ([`Inbound`]: parent, parent and link, or link of
+    /// a new trace — `force_new_trace` makes every choice a link) and further `links`
+    /// (built only when the span is recorded). The name is built as by
+    /// [`start_root_lazy`](Tracer::start_root_lazy).
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use tracewire_core::{Inbound, Link, Origin, Pairs, Sampler, SpanKind, Tracer};
+    ///
+    /// let tracer = Tracer::new().with_sampler(Sampler::AlwaysOn);
+    /// let message = Pairs::from_pairs([("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]);
+    /// // A message's process span: the child of its creation context, and linked to it.
+    /// let root = tracer.start_root_with(
+    ///     || Cow::Borrowed("process orders"),
+    ///     SpanKind::Consumer,
+    ///     tracer.extract(&message),
+    ///     Inbound::ParentAndLink,
+    ///     Vec::new,
+    /// );
+    /// assert_eq!(root.origin, Origin::Continued);
+    /// // Links-only: a new trace per message.
+    /// let root = tracer.start_root_with(
+    ///     || Cow::Borrowed("process orders"),
+    ///     SpanKind::Consumer,
+    ///     tracer.extract(&message),
+    ///     Inbound::Link,
+    ///     Vec::new,
+    /// );
+    /// assert!(matches!(root.origin, Origin::NewRootLinked(_)));
+    /// ```
+    pub fn start_root_with(
+        &self,
+        name: impl FnOnce() -> Cow<'static, str>,
+        kind: SpanKind,
+        extracted: Extracted,
+        inbound: Inbound,
+        links: impl FnOnce() -> Vec<Link>,
+    ) -> Root {
+        self.root_rule(name, kind, extracted, inbound, links)
     }
 
     /// The one implementation of the root rule behind every `start_root*` method. The name is
-    /// built at most once, and only for a custom sampler or a recorded span.
+    /// built at most once, and only for a custom sampler or a recorded span; the links only for
+    /// a recorded span.
     fn root_rule(
         &self,
         name: impl FnOnce() -> Cow<'static, str>,
         kind: SpanKind,
         extracted: Extracted,
+        inbound: Inbound,
+        links: impl FnOnce() -> Vec<Link>,
     ) -> Root {
         let mut name = LazyName::new(name);
         let inner = &*self.inner;
+        let new_trace = inner.force_new_trace || inbound == Inbound::Link;
         let baggage = if inner.drop_inbound_baggage {
             Baggage::empty()
         } else {
             extracted.baggage
         };
+        // The inbound context as a link: the new trace's only tie to it, or (messaging) the
+        // parent kept as a link too.
+        let mut inbound_link = None;
         let (origin, parent_id, mut context) = match extracted.context {
-            Some(remote) if !inner.force_new_trace => {
+            Some(remote) if !new_trace => {
+                if inbound == Inbound::ParentAndLink {
+                    inbound_link = Some(SpanContext::from(&remote));
+                }
                 let sampling = match remote.sampling {
                     Sampling::Debug => Sampling::Debug,
                     _ => Sampling::from_bool(inner.sampler.should_sample(
@@ -312,10 +389,10 @@ impl Tracer {
                 };
                 (Origin::Continued, parent, cx)
             }
-            inbound => {
+            unused => {
                 let trace_id = new_trace_id();
                 let sampling = match extracted.sampling_only {
-                    Some(decided) if !inner.force_new_trace => match decided {
+                    Some(decided) if !new_trace => match decided {
                         Sampling::Deferred => Sampling::from_bool(inner.sampler.should_sample(
                             None,
                             trace_id,
@@ -338,8 +415,11 @@ impl Tracer {
                     trace_state: TraceState::empty(),
                     baggage,
                 };
-                let origin = match inbound {
-                    Some(remote) => Origin::NewRootLinked(remote),
+                let origin = match unused {
+                    Some(remote) => {
+                        inbound_link = Some(SpanContext::from(&remote));
+                        Origin::NewRootLinked(remote)
+                    }
                     None => Origin::NewRoot,
                 };
                 (origin, SpanId(0), cx)
@@ -366,10 +446,10 @@ impl Tracer {
         )
         .with_properties(|| {
             let remote = (origin == Origin::Continued)
-                .then_some((semconv::TRACEWIRE_PARENT_REMOTE, Cow::Borrowed("true")));
+                .then_some((reserved::PARENT_REMOTE, Cow::Borrowed("true")));
             let state = (!context.trace_state.is_empty()).then(|| {
                 (
-                    semconv::TRACEWIRE_TRACE_STATE,
+                    reserved::TRACE_STATE,
                     Cow::Owned(context.trace_state.header_value().to_owned()),
                 )
             });
@@ -377,8 +457,8 @@ impl Tracer {
             [
                 Some((semconv::SPAN_KIND, Cow::Borrowed(kind.as_str()))),
                 Some((
-                    semconv::TRACEWIRE_TRACE_FLAGS,
-                    Cow::Borrowed(flags_str(context.flags())),
+                    reserved::TRACE_FLAGS,
+                    Cow::Borrowed(reserved::flags_str(context.flags())),
                 )),
                 remote,
                 state,
@@ -387,8 +467,13 @@ impl Tracer {
             .into_iter()
             .flatten()
         });
-        if let Origin::NewRootLinked(remote) = &origin {
-            span = span.with_link(SpanContext::from(remote));
+        if let Some(link) = inbound_link {
+            span = span
+                .with_link(link)
+                .with_properties(|| [reserved::link_remote(link.span_id)]);
+        }
+        for link in links() {
+            span = link.add_to(span);
         }
         context.span_id = SpanContext::from_span(&span).map_or_else(new_span_id, |sc| sc.span_id);
         Root {
@@ -404,6 +489,36 @@ impl Tracer {
     /// local parent, or — if the work runs outside it (another task without a local parent) —
     /// a span whose parent is the current context's span, so the tree stays right.
     pub fn start_child(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Child {
+        let name = name.into();
+        self.start_child_with(|| name, kind, Vec::new)
+    }
+
+    /// [`start_child`](Tracer::start_child) with the name built only when the span is
+    /// recorded.
+    ///
+    /// ```
+    /// use tracewire_core::{SpanKind, Tracer};
+    ///
+    /// // No current trace: nothing to record, the name is never built.
+    /// let child = Tracer::new().start_child_lazy(|| unreachable!(), SpanKind::Producer);
+    /// assert!(child.context.is_none());
+    /// ```
+    pub fn start_child_lazy(
+        &self,
+        name: impl FnOnce() -> Cow<'static, str>,
+        kind: SpanKind,
+    ) -> Child {
+        self.start_child_with(name, kind, Vec::new)
+    }
+
+    /// [`start_child_lazy`](Tracer::start_child_lazy) with `links` (built only when the span is
+    /// recorded): a batch's `send` span linking the `create` span of each message.
+    pub fn start_child_with(
+        &self,
+        name: impl FnOnce() -> Cow<'static, str>,
+        kind: SpanKind,
+        links: impl FnOnce() -> Vec<Link>,
+    ) -> Child {
         let Some(cx) = TraceContext::current() else {
             return Child {
                 span: Span::noop(),
@@ -417,37 +532,51 @@ impl Tracer {
                 context: Some(context),
             };
         }
-        let flags = flags_str(cx.flags());
+        let flags = reserved::flags_str(cx.flags());
         let props = move || {
             [
                 (semconv::SPAN_KIND, kind.as_str()),
-                (semconv::TRACEWIRE_TRACE_FLAGS, flags),
+                (reserved::TRACE_FLAGS, flags),
             ]
         };
-        let span = if SpanContext::current_local_parent().is_some() {
-            Span::enter_with_local_parent(name)
+        let mut span = if SpanContext::current_local_parent().is_some() {
+            Span::enter_with_local_parent(name())
         } else {
-            Span::root(name, SpanContext::from(&cx))
+            Span::root(name(), SpanContext::from(&cx))
         }
         .with_properties(props);
+        for link in links() {
+            span = link.add_to(span);
+        }
         let span_id = SpanContext::from_span(&span).map_or_else(new_span_id, |sc| sc.span_id);
         Child {
             span,
             context: Some(cx.with_span_id(span_id)),
         }
     }
-}
 
-fn flags_str(flags: u8) -> &'static str {
-    match flags {
-        0x00 => "00",
-        0x01 => "01",
-        0x02 => "02",
-        _ => "03",
+    /// A span for work that starts here — a message sent, a batch received — as the child of
+    /// the current context, or, when there is none, as a new trace decided by the root rule
+    /// (the sampler, as for any root). The context is always `Some`.
+    pub fn start_child_or_root(
+        &self,
+        name: impl FnOnce() -> Cow<'static, str>,
+        kind: SpanKind,
+        links: impl FnOnce() -> Vec<Link>,
+    ) -> Child {
+        if TraceContext::current().is_some() {
+            return self.start_child_with(name, kind, links);
+        }
+        let root = self.root_rule(name, kind, Extracted::default(), Inbound::Parent, links);
+        Child {
+            span: root.span,
+            context: Some(root.context),
+        }
     }
 }
 
-/// A span name that is built on first use ([`Tracer::start_root_lazy`]).
+/// A span name that is built on first use ([`Tracer::start_root_lazy`],
+/// [`Tracer::start_child_lazy`]).
 struct LazyName<F> {
     build: Option<F>,
     built: Option<Cow<'static, str>>,
@@ -837,6 +966,126 @@ mod tests {
         assert!(!cx.is_sampled());
         assert_eq!(cx.trace_id, root.context.trace_id);
         assert_ne!(cx.span_id, root.context.span_id);
+    }
+
+    fn prop<'a>(rec: &'a fastrace::collector::SpanRecord, key: &str) -> Option<&'a str> {
+        tracewire_test::property(rec, key)
+    }
+
+    #[test]
+    fn parent_and_link_continues_the_message_context_and_links_it() {
+        let t = tracer(Sampler::AlwaysOn);
+        let cap = tracewire_test::capture();
+        let extracted = t.extract(&Pairs::from_pairs([("traceparent", TP)]));
+        let extra = TraceContext::new(TraceId(0xbeef), SpanId(0x77), true);
+        let root = t.start_root_with(
+            || Cow::Borrowed("process q"),
+            SpanKind::Consumer,
+            extracted,
+            Inbound::ParentAndLink,
+            || vec![Link::new(&extra).with_attribute("messaging.message.id", "m-2")],
+        );
+        assert_eq!(root.origin, Origin::Continued);
+        assert_eq!(root.context.trace_id, TraceId(TRACE));
+        drop(root);
+        let spans = cap.finish();
+        assert_eq!(
+            spans.tree(&[]),
+            "process q [consumer] (parent: 00f067aa0ba902b7)\n"
+        );
+        let rec = &spans.records[0];
+        assert_eq!(
+            rec.links,
+            [
+                SpanContext::new(TraceId(TRACE), SpanId(0x00f067aa0ba902b7)),
+                SpanContext::new(TraceId(0xbeef), SpanId(0x77)),
+            ]
+        );
+        let remote = crate::reserved::link_remote(SpanId(0x00f067aa0ba902b7));
+        assert_eq!(
+            prop(rec, &remote.0),
+            Some("true"),
+            "the message context is remote"
+        );
+        let key = crate::reserved::link_attribute_key(SpanId(0x77), "messaging.message.id");
+        assert_eq!(prop(rec, &key), Some("m-2"));
+    }
+
+    #[test]
+    fn inbound_link_starts_a_linked_trace_for_one_span() {
+        let t = tracer(Sampler::AlwaysOn);
+        let cap = tracewire_test::capture();
+        let root = t.start_root_with(
+            || Cow::Borrowed("process q"),
+            SpanKind::Consumer,
+            t.extract(&Pairs::from_pairs([("traceparent", TP), ("b3", "0")])),
+            Inbound::Link,
+            Vec::new,
+        );
+        assert!(
+            matches!(root.origin, Origin::NewRootLinked(ref cx) if cx.trace_id == TraceId(TRACE))
+        );
+        assert_ne!(root.context.trace_id, TraceId(TRACE));
+        drop(root);
+        let spans = cap.finish();
+        assert_eq!(spans.records[0].parent_id, SpanId(0));
+        assert_eq!(spans.records[0].links.len(), 1);
+        // Nothing valid inbound: a plain new root, no link.
+        let root = t.start_root_with(
+            || Cow::Borrowed("process q"),
+            SpanKind::Consumer,
+            Extracted::default(),
+            Inbound::ParentAndLink,
+            Vec::new,
+        );
+        assert_eq!(root.origin, Origin::NewRoot);
+    }
+
+    #[test]
+    fn links_are_built_only_for_recorded_spans() {
+        let t = tracer(Sampler::AlwaysOff);
+        let root = t.start_root_with(
+            || unreachable!("unsampled: no name"),
+            SpanKind::Consumer,
+            Extracted::default(),
+            Inbound::ParentAndLink,
+            || unreachable!("unsampled: no links"),
+        );
+        let _in = root.enter();
+        let child = t.start_child_with(
+            || unreachable!("unsampled: no name"),
+            SpanKind::Client,
+            || unreachable!("unsampled: no links"),
+        );
+        assert!(!child.context.unwrap().is_sampled());
+    }
+
+    #[test]
+    fn child_or_root_continues_the_current_trace_or_starts_one() {
+        let t = tracer(Sampler::AlwaysOn);
+        let cap = tracewire_test::capture();
+        let created = TraceContext::new(TraceId(0xabc), SpanId(0xdef), true);
+        let send = t.start_child_or_root(
+            || Cow::Borrowed("send q"),
+            SpanKind::Client,
+            || vec![Link::new(&created)],
+        );
+        let cx = send.context.clone().unwrap();
+        assert!(cx.is_sampled() && cx.trace_id != TraceId(0xabc));
+        {
+            let _in = fastrace::Span::set_local_parent(&send.span);
+            let _cx = cx.clone().attach();
+            let inner =
+                t.start_child_or_root(|| Cow::Borrowed("create q"), SpanKind::Producer, Vec::new);
+            assert_eq!(inner.context.unwrap().trace_id, cx.trace_id);
+        }
+        drop(send);
+        let spans = cap.finish();
+        assert_eq!(spans.tree(&[]), "send q [client]\n  create q [producer]\n");
+        assert_eq!(
+            spans.expect("send q").links,
+            [SpanContext::new(TraceId(0xabc), SpanId(0xdef))]
+        );
     }
 
     #[tokio::test]

@@ -351,3 +351,95 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// One pass over a `Pairs` carrier (message headers) extracts what lookups extract
+// ---------------------------------------------------------------------------------------------
+
+/// The same pairs without `visit`: the propagators fall back to a lookup per header.
+struct Lookups<'a>(&'a Pairs);
+
+impl tracewire_core::Extractor for Lookups<'_> {
+    type Values<'b>
+        = <Pairs as tracewire_core::Extractor>::Values<'b>
+    where
+        Self: 'b;
+    type Keys<'b>
+        = <Pairs as tracewire_core::Extractor>::Keys<'b>
+    where
+        Self: 'b;
+
+    fn get_all(&self, key: &str) -> Self::Values<'_> {
+        self.0.get_all(key)
+    }
+    fn keys(&self) -> Self::Keys<'_> {
+        self.0.keys()
+    }
+    fn get_prefixed<'b>(
+        &'b self,
+        prefix: &'b str,
+    ) -> impl Iterator<Item = (&'b str, &'b str)> + 'b {
+        tracewire_core::Extractor::get_prefixed(self.0, prefix)
+    }
+}
+
+const MIXED_CASE_NAMES: &[&str] = &[
+    "traceparent",
+    "TraceParent",
+    "tracestate",
+    "Tracestate",
+    "baggage",
+    "b3",
+    "X-B3-TraceId",
+    "x-b3-spanid",
+    "X-B3-Sampled",
+    "uber-trace-id",
+    "Uber-Trace-Id",
+    "jaeger-debug-id",
+    "uberctx-user",
+    "Uberctx-User",
+    "UBERCTX-tier",
+    "uberctx-",
+    "nats-msg-id",
+];
+
+const HEADER_VALUES: &[&str] = &[
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03",
+    "rojo=00f067aa0ba902b7",
+    "a=1",
+    "k=v;p, other=%C3%BCml",
+    "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1",
+    "80f198ee56343ba864fe8b2a57d3eff7",
+    "e457b5a2e4d86bd1",
+    "1",
+    "d",
+    "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1",
+    "gold",
+    "caf%C3%A9",
+    "",
+    "garbage",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn pairs_walked_once_extract_what_lookups_extract(
+        entries in proptest::collection::vec(
+            (proptest::sample::select(MIXED_CASE_NAMES), proptest::sample::select(HEADER_VALUES)),
+            0..12,
+        )
+    ) {
+        let pairs = Pairs::from_pairs(entries.iter().copied());
+        for p in [
+            Propagators::default(),
+            Propagators::all(),
+            Propagators::new([Format::B3Multi]),
+            Propagators::new([Format::Jaeger, Format::B3]),
+            Propagators::new([Format::Baggage, Format::Jaeger]),
+        ] {
+            prop_assert_eq!(p.extract(&pairs), p.extract(&Lookups(&pairs)), "{:?} over {:?}", p.formats(), entries);
+        }
+    }
+}

@@ -96,7 +96,7 @@ struct Found<'a> {
     first: [Option<&'a str>; HEADERS.len()],
     /// Slots that had more than one value (read again through the carrier, in order).
     more: u16,
-    /// Each `uberctx-*` key once, with its first value.
+    /// Each `uberctx-*` key once (after [`Fields::read`]), with its first value.
     prefixed: Vec<(&'a str, &'a str)>,
 }
 
@@ -121,10 +121,7 @@ impl<'a, E: Extractor + ?Sized> Fields<'a, E> {
             },
             |s, key, value| {
                 if s == PREFIXED {
-                    // A key's values come one after another: keep its first.
-                    if found.prefixed.last().is_none_or(|(k, _)| *k != key) {
-                        found.prefixed.push((key, value));
-                    }
+                    found.prefixed.push((key, value));
                 } else if let Some(first) = found.first.get_mut(usize::from(s)) {
                     if first.is_none() {
                         *first = Some(value);
@@ -134,6 +131,8 @@ impl<'a, E: Extractor + ?Sized> Fields<'a, E> {
                 }
             },
         );
+        // Each key once, with its first value (a carrier may repeat a key, in any case).
+        crate::carrier::first_of_each_key(&mut found.prefixed);
         Fields {
             carrier,
             wanted,

@@ -1,0 +1,329 @@
+//! [`PendingSpan`]: **the lifecycle of every span an integration records** — the HTTP server
+//! and client spans, the gRPC spans, the messaging spans. Attributes are collected while the
+//! work runs and handed to fastrace once, errors are recorded one way, the span ends exactly
+//! once, and a span dropped before its end records why.
+//!
+//! Why collect instead of adding attributes as they come: in fastrace 0.7,
+//! `Span::add_properties(&self)` submits a separate record through the collector on every
+//! call, while `Span::with_properties(self)` (by value, just before the span ends) puts them in
+//! the span's own list. One hand-over per span is the cheapest way.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use fastrace::collector::SpanContext;
+use fastrace::{Event, Span};
+
+use crate::semconv;
+
+/// One attribute as fastrace stores it: a key and a string value (typed on export by
+/// [`semconv::typed_key`]).
+pub type Attribute = (Cow<'static, str>, Cow<'static, str>);
+
+/// What a span records when it is dropped before it was [ended](PendingSpan::end): the work was
+/// abandoned (a request future dropped because the client went away, a message handler
+/// cancelled). Recorded as an error: status `ERROR` with `description`, `error.type` =
+/// `error_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Abort {
+    /// The `error.type` (low cardinality, e.g. `"aborted"`).
+    pub error_type: &'static str,
+    /// The status description.
+    pub description: &'static str,
+}
+
+/// A started span whose attributes are still being collected. Made from the [`Span`] of a
+/// [`Root`](crate::Root) or [`Child`](crate::Child).
+///
+/// - Not recording (unsampled, or fastrace disabled): every method returns at once; nothing is
+///   allocated, closures given to [`extend`](PendingSpan::extend) are never called.
+/// - [`end`](PendingSpan::end) hands the attributes to fastrace in one piece and ends the span;
+///   later calls do nothing.
+/// - Dropped without `end`: records the [`Abort`] given by [`abort_on_drop`](PendingSpan::abort_on_drop)
+///   (if any), then ends.
+///
+/// ```
+/// use fastrace::Span;
+/// use tracewire_core::PendingSpan;
+///
+/// let mut span = PendingSpan::new(Span::noop());
+/// assert!(!span.is_recording());
+/// span.extend(|| -> Vec<tracewire_core::span::Attribute> { unreachable!("not recording: never built") });
+/// span.record_error("timeout", "no answer in 5 s");
+/// span.end();
+/// ```
+pub struct PendingSpan {
+    span: Span,
+    attributes: Vec<Attribute>,
+    recording: bool,
+    ended: bool,
+    abort: Option<Abort>,
+}
+
+impl fmt::Debug for PendingSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSpan")
+            .field("recording", &self.recording)
+            .field("ended", &self.ended)
+            .field("attributes", &self.attributes)
+            .field("abort", &self.abort)
+            .finish()
+    }
+}
+
+impl Default for PendingSpan {
+    /// A span that records nothing.
+    fn default() -> Self {
+        PendingSpan::new(Span::noop())
+    }
+}
+
+impl PendingSpan {
+    /// Collects attributes for `span` (nothing when it is a no-op span).
+    pub fn new(span: Span) -> Self {
+        PendingSpan::with_capacity(span, 0)
+    }
+
+    /// [`new`](PendingSpan::new) with room for `capacity` attributes (allocated only when
+    /// recording).
+    pub fn with_capacity(span: Span, capacity: usize) -> Self {
+        let recording = SpanContext::from_span(&span).is_some();
+        PendingSpan {
+            span,
+            attributes: if recording {
+                Vec::with_capacity(capacity)
+            } else {
+                Vec::new()
+            },
+            recording,
+            ended: false,
+            abort: None,
+        }
+    }
+
+    /// [`new`](PendingSpan::new) with the attributes already collected (dropped unread when
+    /// not recording).
+    pub fn with_attributes(span: Span, attributes: Vec<Attribute>) -> Self {
+        let mut pending = PendingSpan::new(span);
+        if pending.recording {
+            pending.attributes = attributes;
+        }
+        pending
+    }
+
+    /// What to record when the span is dropped before [`end`](PendingSpan::end).
+    pub fn abort_on_drop(mut self, abort: Abort) -> Self {
+        self.abort = Some(abort);
+        self
+    }
+
+    /// True until the span ends, when it is recorded (sampled and fastrace enabled).
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// The fastrace span (a no-op span once ended or when not recording): make it the local
+    /// parent while the work runs so nested spans land under it.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Adds one attribute.
+    pub fn set(&mut self, key: &'static str, value: impl Into<Cow<'static, str>>) {
+        if self.recording {
+            self.attributes.push((Cow::Borrowed(key), value.into()));
+        }
+    }
+
+    /// Adds the attributes `attributes` builds; it is called only when recording.
+    pub fn extend<I>(&mut self, attributes: impl FnOnce() -> I)
+    where
+        I: IntoIterator<Item = Attribute>,
+    {
+        if self.recording {
+            self.attributes.extend(attributes());
+        }
+    }
+
+    /// **The one way a failure is recorded**: status `ERROR` with `description`, and
+    /// `error.type` (low cardinality: an error type name, a status code, `timeout`).
+    pub fn record_error(
+        &mut self,
+        error_type: impl Into<Cow<'static, str>>,
+        description: impl Into<Cow<'static, str>>,
+    ) {
+        if self.recording {
+            self.attributes
+                .extend(error_attributes(error_type.into(), description.into()));
+        }
+    }
+
+    /// A failure with an error value: [`record_error`](PendingSpan::record_error) (the
+    /// error's `Display` as description) plus an `exception` event carrying `exception.type`
+    /// and `exception.message`, as the OpenTelemetry conventions record exceptions.
+    pub fn record_exception(&mut self, error_type: &str, error: &dyn fmt::Display) {
+        if !self.recording {
+            return;
+        }
+        let message = error.to_string();
+        self.span
+            .add_event(exception_event(error_type.to_owned(), message.clone()));
+        self.record_error(Cow::Owned(error_type.to_owned()), Cow::Owned(message));
+    }
+
+    /// Hands the attributes to fastrace and ends the span. Later calls, and the drop, do
+    /// nothing.
+    pub fn end(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        self.abort = None;
+        self.recording = false;
+        let span = std::mem::replace(&mut self.span, Span::noop());
+        if self.attributes.is_empty() {
+            drop(span);
+        } else {
+            let attributes = std::mem::take(&mut self.attributes);
+            // One exactly sized copy into the span's own list; the span ends here.
+            drop(span.with_properties(|| attributes));
+        }
+    }
+
+    /// True once [`end`](PendingSpan::end) ran.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+}
+
+impl Drop for PendingSpan {
+    fn drop(&mut self) {
+        if let Some(abort) = self.abort.take() {
+            self.record_error(abort.error_type, abort.description);
+        }
+        self.end();
+    }
+}
+
+/// The attributes of a failure: status `ERROR`, its description, and `error.type`.
+pub fn error_attributes(
+    error_type: Cow<'static, str>,
+    description: Cow<'static, str>,
+) -> [Attribute; 3] {
+    [
+        (
+            Cow::Borrowed(semconv::OTEL_STATUS_CODE),
+            Cow::Borrowed(semconv::STATUS_ERROR),
+        ),
+        (Cow::Borrowed(semconv::OTEL_STATUS_DESCRIPTION), description),
+        (Cow::Borrowed(semconv::ERROR_TYPE), error_type),
+    ]
+}
+
+/// The `exception` event of the OpenTelemetry conventions: `exception.type` and
+/// `exception.message`. Exporters send it as a span event (OTLP) or an annotation (Zipkin).
+pub fn exception_event(
+    exception_type: impl Into<Cow<'static, str>>,
+    message: impl Into<Cow<'static, str>>,
+) -> Event {
+    let (ty, message) = (exception_type.into(), message.into());
+    Event::new(semconv::EXCEPTION_EVENT).with_properties(move || {
+        [
+            (semconv::EXCEPTION_TYPE, ty),
+            (semconv::EXCEPTION_MESSAGE, message),
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fastrace::collector::{SpanId, TraceId};
+
+    fn root() -> Span {
+        Span::root("work", SpanContext::new(TraceId(7), SpanId(0)))
+    }
+
+    fn props(spans: &tracewire_test::Spans) -> Vec<(String, String)> {
+        let mut v: Vec<_> = spans.records[0]
+            .properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn attributes_reach_the_span_once_at_the_end() {
+        let cap = tracewire_test::capture();
+        let mut span = PendingSpan::with_capacity(root(), 4);
+        assert!(span.is_recording());
+        span.set("a", "1");
+        span.extend(|| [(Cow::Borrowed("b"), Cow::Borrowed("2"))]);
+        span.end();
+        span.set("late", "x");
+        span.end();
+        drop(span);
+        let spans = cap.finish();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(
+            props(&spans),
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+    }
+
+    #[test]
+    fn dropped_unfinished_records_the_abort_once() {
+        let cap = tracewire_test::capture();
+        let span = PendingSpan::new(root()).abort_on_drop(Abort {
+            error_type: "aborted",
+            description: "gone",
+        });
+        drop(span);
+        // Ended normally: no abort.
+        let mut ended = PendingSpan::new(root()).abort_on_drop(Abort {
+            error_type: "aborted",
+            description: "gone",
+        });
+        ended.end();
+        drop(ended);
+        let spans = cap.finish();
+        assert_eq!(spans.len(), 2);
+        assert_eq!(
+            spans.tree(&["error.type", "otel.status_code", "otel.status_description"]),
+            "work [internal] error.type=aborted otel.status_code=ERROR otel.status_description=gone\nwork [internal]\n"
+        );
+    }
+
+    #[test]
+    fn exceptions_add_an_event_and_the_error() {
+        let cap = tracewire_test::capture();
+        let mut span = PendingSpan::new(root());
+        span.record_exception("std::io::Error", &std::io::Error::other("disk full"));
+        drop(span);
+        let spans = cap.finish();
+        let rec = &spans.records[0];
+        assert_eq!(rec.events.len(), 1);
+        assert_eq!(rec.events[0].name, "exception");
+        assert_eq!(
+            props(&spans),
+            [
+                ("error.type".into(), "std::io::Error".into()),
+                ("otel.status_code".into(), "ERROR".into()),
+                ("otel.status_description".into(), "disk full".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn not_recording_builds_nothing() {
+        let cap = tracewire_test::capture();
+        let mut span = PendingSpan::with_capacity(Span::noop(), 16);
+        span.extend(|| -> Vec<Attribute> { panic!("built") });
+        span.record_exception("E", &"boom");
+        assert_eq!(span.attributes.capacity(), 0);
+        drop(span);
+        assert!(cap.finish().is_empty());
+    }
+}
