@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use fastrace::{Event, Span};
-use tracewire_core::semconv;
+use tracewire_core::span;
 
 /// An `exception` event (OpenTelemetry semantic conventions) for `error`: `exception.type`
 /// is `type_name`, `exception.message` the error's `Display`. Exporters send it as a span
@@ -16,32 +16,18 @@ use tracewire_core::semconv;
 /// span.add_event(tracewire_export::event::exception("std::io::Error", &err));
 /// ```
 pub fn exception(type_name: &str, error: &dyn std::fmt::Display) -> Event {
-    let ty = type_name.to_owned();
-    let msg = error.to_string();
-    Event::new(semconv::EXCEPTION_EVENT).with_properties(move || {
-        [
-            (semconv::EXCEPTION_TYPE, Cow::Owned(ty)),
-            (semconv::EXCEPTION_MESSAGE, Cow::Owned(msg)),
-        ]
-    })
+    span::exception_event(type_name.to_owned(), error.to_string())
 }
 
-/// Records `error` on `span`: an `exception` event, status `ERROR` with the message as
-/// description, and `error.type`.
+/// Records `error` on a span you hold yourself: an `exception` event, status `ERROR` with the
+/// message as description, and `error.type` — what
+/// [`PendingSpan::record_exception`](tracewire_core::PendingSpan::record_exception) records on
+/// the spans of the integrations.
 pub fn record_error(span: &Span, type_name: &str, error: &dyn std::fmt::Display) {
     let msg = error.to_string();
-    span.add_event(exception(type_name, &msg));
+    span.add_event(span::exception_event(type_name.to_owned(), msg.clone()));
     let ty = type_name.to_owned();
-    span.add_properties(move || {
-        [
-            (
-                semconv::OTEL_STATUS_CODE,
-                Cow::Borrowed(semconv::STATUS_ERROR),
-            ),
-            (semconv::OTEL_STATUS_DESCRIPTION, Cow::Owned(msg)),
-            (semconv::ERROR_TYPE, Cow::Owned(ty)),
-        ]
-    });
+    span.add_properties(move || span::error_attributes(Cow::Owned(ty), Cow::Owned(msg)));
 }
 
 /// Typed property helpers: fastrace properties are strings, so typed values are recorded

@@ -12,6 +12,10 @@
 //! | other properties                              | attributes, typed by [`semconv::typed_key`] |
 //! | events (`EventRecord`)                        | events, attributes typed the same way  |
 //! | links (`SpanContext`)                         | links with the sampled flag            |
+//! | `tracewire.link.{id}.{key}`, `tracewire.link_remote.{id}` | that link's attributes and remote flag |
+//!
+//! The `tracewire.*` properties are decoded by [`tracewire_core::reserved::decode`], next to
+//! where they are written.
 //!
 //! A span without `tracewire.trace_flags`/`tracewire.tracestate` (a plain child span) takes
 //! them from a span of the same trace in the same batch that has them (the root).
@@ -25,6 +29,7 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind as Proto
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use tracewire_core::SpanKind;
+use tracewire_core::reserved::{self, Reserved};
 use tracewire_core::semconv::{self, ValueType};
 
 /// `flags` bit: the `is_remote` bit (bit 9) is meaningful.
@@ -220,6 +225,9 @@ fn map_span_into(record: SpanRecord, limits: &SpanLimits, span: &mut Span, spare
     let mut trace_flags: Option<u32> = None;
     let mut remote = false;
     span.trace_state.clear();
+    // (linked span id, fact), sorted by id after the pass: each link finds its own facts by a
+    // binary search, so a batch span with many links maps in O(n log n).
+    let mut link_facts: Vec<(u64, Reserved<'_>)> = Vec::new();
     let mut attrs = AttrWriter::new(
         &mut span.attributes,
         spare,
@@ -227,6 +235,18 @@ fn map_span_into(record: SpanRecord, limits: &SpanLimits, span: &mut Span, spare
         limits.attribute_value_length,
     );
     for (key, value) in &properties {
+        if let Some(r) = reserved::decode(key, value) {
+            match r {
+                Reserved::TraceFlags(f) => trace_flags = Some(u32::from(f)),
+                Reserved::ParentRemote(r) => remote = r,
+                Reserved::TraceState(state) => set_str(&mut span.trace_state, state),
+                Reserved::LinkAttribute { link, .. } | Reserved::LinkRemote(link) => {
+                    link_facts.push((link.0, r))
+                }
+                Reserved::Unknown => {}
+            }
+            continue;
+        }
         match &**key {
             semconv::SPAN_KIND => kind = proto_kind(SpanKind::parse(value).unwrap_or_default()),
             semconv::OTEL_STATUS_CODE => {
@@ -239,16 +259,11 @@ fn map_span_into(record: SpanRecord, limits: &SpanLimits, span: &mut Span, spare
                 }
             }
             semconv::OTEL_STATUS_DESCRIPTION => set_str(&mut status.message, value),
-            semconv::TRACEWIRE_TRACE_FLAGS => {
-                trace_flags = u8::from_str_radix(value, 16).ok().map(u32::from)
-            }
-            semconv::TRACEWIRE_PARENT_REMOTE => remote = value == "true",
-            semconv::TRACEWIRE_TRACE_STATE => set_str(&mut span.trace_state, value),
-            k if k.starts_with(semconv::TRACEWIRE_RESERVED_PREFIX) => {}
             _ => attrs.push(key, value),
         }
     }
     span.dropped_attributes_count = attrs.finish();
+    link_facts.sort_by_key(|(id, _)| *id);
     if status_code != StatusCode::Error {
         // The description is only meaningful for errors (OpenTelemetry API).
         status.message.clear();
@@ -273,8 +288,12 @@ fn map_span_into(record: SpanRecord, limits: &SpanLimits, span: &mut Span, spare
     );
     span.dropped_links_count = links.len().saturating_sub(limits.link_count) as u32;
     span.links.clear();
-    span.links
-        .extend(links.into_iter().take(limits.link_count).map(map_link));
+    span.links.extend(
+        links
+            .into_iter()
+            .take(limits.link_count)
+            .map(|l| map_link(l, &link_facts, limits)),
+    );
 
     set_bytes(&mut span.trace_id, &trace_id.0.to_be_bytes());
     set_bytes(&mut span.span_id, &span_id.0.to_be_bytes());
@@ -311,14 +330,35 @@ fn map_event(event: EventRecord, limits: &SpanLimits) -> Event {
     }
 }
 
-fn map_link(link: SpanContext) -> Link {
+/// A link, with the attributes and remote flag recorded for it (`facts`: the decoded
+/// `tracewire.link*` properties of the span).
+fn map_link(link: SpanContext, facts: &[(u64, Reserved<'_>)], limits: &SpanLimits) -> Link {
+    let mut attributes = Vec::new();
+    let mut spare = Spare::default();
+    let mut attrs = AttrWriter::new(
+        &mut attributes,
+        &mut spare,
+        limits.attributes_per_link,
+        limits.attribute_value_length,
+    );
+    let mut flags = u32::from(link.sampled) | FLAG_HAS_IS_REMOTE;
+    let id = link.span_id.0;
+    let first = facts.partition_point(|(f, _)| *f < id);
+    for (_, fact) in facts[first..].iter().take_while(|(f, _)| *f == id) {
+        match *fact {
+            Reserved::LinkAttribute { key, value, .. } => attrs.push(key, value),
+            Reserved::LinkRemote(_) => flags |= FLAG_IS_REMOTE,
+            _ => {}
+        }
+    }
+    let dropped_attributes_count = attrs.finish();
     Link {
         trace_id: link.trace_id.0.to_be_bytes().to_vec(),
         span_id: link.span_id.0.to_be_bytes().to_vec(),
         trace_state: String::new(),
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        flags: u32::from(link.sampled),
+        attributes,
+        dropped_attributes_count,
+        flags,
     }
 }
 
@@ -492,6 +532,54 @@ mod tests {
                 Value::IntValue(i) => Some(*i),
                 _ => None,
             })
+    }
+
+    #[test]
+    fn links_carry_their_own_attributes_and_remote_flag() {
+        let a = SpanId(0xaaaa);
+        let b = SpanId(0xbbbb);
+        let key_a = tracewire_core::reserved::link_attribute_key(a, "messaging.message.id");
+        let key_b = tracewire_core::reserved::link_attribute_key(b, "messaging.message.id");
+        let size_b = tracewire_core::reserved::link_attribute_key(b, "messaging.message.body.size");
+        let mut r = record(&[("span.kind", "consumer")]);
+        r.properties.extend([
+            (Cow::Owned(key_b), Cow::Borrowed("m-b")),
+            (Cow::Owned(key_a), Cow::Borrowed("m-a")),
+            tracewire_core::reserved::link_remote(a),
+            (Cow::Owned(size_b), Cow::Borrowed("12")),
+        ]);
+        r.links = vec![
+            SpanContext::new(TraceId(1), a),
+            SpanContext::new(TraceId(2), b),
+            SpanContext::new(TraceId(3), SpanId(0xcccc)),
+        ];
+        let span = map_span(r, &SpanLimits::default());
+        assert!(
+            span.attributes
+                .iter()
+                .all(|kv| !kv.key.starts_with("tracewire")),
+            "{:?}",
+            span.attributes
+        );
+        let [la, lb, lc] = &span.links[..] else {
+            panic!("{:?}", span.links)
+        };
+        assert_eq!(la.flags, 0x01 | FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE);
+        assert_eq!(lb.flags, 0x01 | FLAG_HAS_IS_REMOTE);
+        assert_eq!(la.attributes.len(), 1);
+        assert_eq!(la.attributes[0].key, "messaging.message.id");
+        assert_eq!(lb.attributes.len(), 2);
+        assert_eq!(
+            int(
+                &Span {
+                    attributes: lb.attributes.clone(),
+                    ..Span::default()
+                },
+                "messaging.message.body.size"
+            ),
+            Some(12)
+        );
+        assert!(lc.attributes.is_empty());
     }
 
     #[test]
