@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use fastrace::Span;
 use http::{HeaderMap, HeaderName, Method, StatusCode};
-use tracewire_core::{SpanKind, TraceContext, Tracer, semconv};
+use tracewire_core::span::Attribute;
+use tracewire_core::{PendingSpan, SpanKind, TraceContext, Tracer, semconv};
 
 use crate::HeaderInjector;
 use crate::headers::HeaderCapture;
@@ -138,10 +139,8 @@ impl ClientConfig {
             inner.tracer.inject(cx, &mut HeaderInjector(headers));
         }
         ClientSpan {
-            span: child.span,
-            properties,
+            span: PendingSpan::with_attributes(child.span, properties),
             context: child.context,
-            sampled,
             config: self.clone(),
         }
     }
@@ -160,10 +159,10 @@ fn request_properties(
     template: Option<&str>,
     resend_count: Option<u32>,
     headers: &HeaderMap,
-) -> Properties {
+) -> Vec<Attribute> {
     // 7 request attributes at most, 3 for the response or the error. (10 entries are 480
     // bytes: one small, thread-cached allocation.)
-    let mut p: Properties =
+    let mut p: Vec<Attribute> =
         Vec::with_capacity(10 + inner.request_headers.len() + inner.response_headers.len());
     let mut put = |k: &'static str, v: Cow<'static, str>| p.push((Cow::Borrowed(k), v));
     put(semconv::HTTP_REQUEST_METHOD, static_or_owned(method.method));
@@ -208,27 +207,19 @@ pub fn client_span_name(method: Normalized<'_>, template: Option<&str>) -> Cow<'
 }
 
 /// The span of one outgoing request attempt; it ends when dropped (record the response or
-/// the error first).
-///
-/// The attributes of a sampled attempt are collected here and handed to the fastrace span in
-/// one piece when it ends, by value: `Span::add_properties(&self)` would send a separate
-/// record through fastrace's collector on every call.
+/// the error first). Its attributes reach fastrace in one piece when it ends (a
+/// [`PendingSpan`]).
 pub struct ClientSpan {
-    span: Span,
-    /// Empty when not sampled.
-    properties: Properties,
+    span: PendingSpan,
     context: Option<TraceContext>,
-    sampled: bool,
     config: ClientConfig,
 }
-
-type Properties = Vec<(Cow<'static, str>, Cow<'static, str>)>;
 
 impl fmt::Debug for ClientSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientSpan")
             .field("context", &self.context)
-            .field("sampled", &self.sampled)
+            .field("recording", &self.span.is_recording())
             .finish()
     }
 }
@@ -241,28 +232,17 @@ impl ClientSpan {
 
     /// The fastrace span. The attributes recorded by [`ClientSpan`] reach it when it ends.
     pub fn span(&self) -> &Span {
-        &self.span
+        self.span.span()
     }
 
     /// Records the response head: `http.response.status_code`; 4xx and 5xx are errors on a
     /// client (status `ERROR`, `error.type` = the code); captured response headers.
     pub fn record_response(&mut self, status: StatusCode, headers: &HeaderMap) {
-        if !self.sampled {
-            return;
-        }
-        let code = crate::server::status_str(status);
-        let p = &mut self.properties;
-        if status.is_client_error() || status.is_server_error() {
-            p.push((
-                Cow::Borrowed(semconv::OTEL_STATUS_CODE),
-                Cow::Borrowed(semconv::STATUS_ERROR),
-            ));
-            p.push((Cow::Borrowed(semconv::ERROR_TYPE), code.clone()));
-        }
-        p.push((Cow::Borrowed(semconv::HTTP_RESPONSE_STATUS_CODE), code));
+        let error = status.is_client_error() || status.is_server_error();
+        crate::record_status(&mut self.span, status, error);
         let capture = &self.config.inner.response_headers;
         if !capture.is_empty() {
-            p.extend(capture.properties(headers));
+            self.span.extend(|| capture.properties(headers));
         }
     }
 
@@ -270,20 +250,9 @@ impl ClientSpan {
     /// `description`, and `error.type` (a low-cardinality identifier, e.g. `connect`,
     /// `timeout`, or an error type name).
     pub fn record_error(&mut self, error_type: &str, description: &str) {
-        if !self.sampled {
-            return;
-        }
-        self.properties
-            .extend(crate::error_properties(error_type, description));
-    }
-}
-
-impl Drop for ClientSpan {
-    /// Ends the span, with its attributes: one exactly sized copy into the span's own list.
-    fn drop(&mut self) {
-        if !self.properties.is_empty() {
-            let properties = std::mem::take(&mut self.properties);
-            drop(std::mem::replace(&mut self.span, Span::noop()).with_properties(|| properties));
+        if self.span.is_recording() {
+            self.span
+                .record_error(error_type.to_owned(), description.to_owned());
         }
     }
 }

@@ -163,31 +163,32 @@ fn is_visible_ascii(bytes: &[u8]) -> bool {
     bad |= outside(word(last));
     bad == 0 || bytewise(bytes)
 }
-/// The attributes of a failed span, server or client: status `ERROR` with `description`, and
-/// `error.type`.
-pub(crate) fn error_properties(
-    error_type: &str,
-    description: &str,
-) -> [(
-    std::borrow::Cow<'static, str>,
-    std::borrow::Cow<'static, str>,
-); 3] {
+/// Records a response status on a server or client span: `http.response.status_code`, and
+/// when `error`, status `ERROR` with `error.type` = the code (no description: the code says
+/// it all).
+pub(crate) fn record_status(
+    span: &mut tracewire_core::PendingSpan,
+    status: http::StatusCode,
+    error: bool,
+) {
     use std::borrow::Cow;
     use tracewire_core::semconv;
-    [
-        (
-            Cow::Borrowed(semconv::OTEL_STATUS_CODE),
-            Cow::Borrowed(semconv::STATUS_ERROR),
-        ),
-        (
-            Cow::Borrowed(semconv::OTEL_STATUS_DESCRIPTION),
-            Cow::Owned(description.to_owned()),
-        ),
-        (
-            Cow::Borrowed(semconv::ERROR_TYPE),
-            Cow::Owned(error_type.to_owned()),
-        ),
-    ]
+    span.extend(|| {
+        let code = server::status_str(status);
+        let error = error.then(|| {
+            [
+                (
+                    Cow::Borrowed(semconv::OTEL_STATUS_CODE),
+                    Cow::Borrowed(semconv::STATUS_ERROR),
+                ),
+                (Cow::Borrowed(semconv::ERROR_TYPE), code.clone()),
+            ]
+        });
+        error
+            .into_iter()
+            .flatten()
+            .chain([(Cow::Borrowed(semconv::HTTP_RESPONSE_STATUS_CODE), code)])
+    });
 }
 
 /// Writes propagation headers into an [`http::HeaderMap`], replacing earlier values.

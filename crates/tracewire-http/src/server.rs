@@ -11,7 +11,8 @@ use fastrace::Span;
 use fastrace::collector::{SpanId, TraceId};
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri, Version};
 use tracewire_core::context;
-use tracewire_core::{SpanKind, TraceContext, Tracer, semconv};
+use tracewire_core::span::Attribute;
+use tracewire_core::{Abort, PendingSpan, SpanKind, TraceContext, Tracer, semconv};
 
 use crate::body::TracedBody;
 use crate::headers::{HeaderCapture, protocol_version};
@@ -311,12 +312,11 @@ impl ServerConfig {
                 (method, route)
             }
         };
+        let span =
+            PendingSpan::with_attributes(root.span, self.request_properties(&h, method, route))
+                .abort_on_drop(ABORT);
         Some(ServerSpan {
-            recorded: Some(Box::new(Recorded {
-                span: root.span,
-                properties: self.request_properties(&h, method, route),
-                body_size: 0,
-            })),
+            recorded: Some(Box::new(Recorded { span, body_size: 0 })),
             context: Some(root.context),
             config: Some(self.clone()),
             sampled: true,
@@ -366,11 +366,11 @@ impl ServerConfig {
         head: &RequestHead<'_>,
         method: Normalized<'_>,
         route: Option<Cow<'static, str>>,
-    ) -> Vec<(Cow<'static, str>, Cow<'static, str>)> {
+    ) -> Vec<Attribute> {
         let inner = &*self.inner;
         // Room for the response attributes too: the list goes to fastrace once, at the end.
         // (20 entries are 960 bytes: still a small, thread-cached allocation.)
-        let mut p: Properties =
+        let mut p: Vec<Attribute> =
             Vec::with_capacity(20 + inner.request_headers.len() + inner.response_headers.len());
         let mut put = |k: &'static str, v: Cow<'static, str>| p.push((Cow::Borrowed(k), v));
         put(semconv::HTTP_REQUEST_METHOD, static_or_owned(method.method));
@@ -658,17 +658,18 @@ pub struct ServerSpan {
     done: bool,
 }
 
-type Properties = Vec<(Cow<'static, str>, Cow<'static, str>)>;
-
-/// What a sampled request records. The attributes are collected here and handed to fastrace
-/// in one piece when the span ends: adding them to the fastrace span as they come would grow
-/// its list (and `Span::add_properties(&self)` submits a separate record through the
-/// collector on every call).
+/// What a sampled request records: the span (its attributes collected until it ends, see
+/// [`PendingSpan`]) and the response bytes counted so far.
 struct Recorded {
-    span: Span,
-    properties: Properties,
+    span: PendingSpan,
     body_size: u64,
 }
+
+/// What a request dropped before its response was fully sent records.
+const ABORT: Abort = Abort {
+    error_type: crate::body::ABORTED,
+    description: "the request was abandoned before the response was fully sent",
+};
 
 impl fmt::Debug for ServerSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -696,7 +697,7 @@ impl ServerSpan {
     /// The fastrace span (a no-op span when not sampled, or once ended).
     pub fn span(&self) -> &Span {
         match &self.recorded {
-            Some(r) => &r.span,
+            Some(r) => r.span.span(),
             None => &NOOP_SPAN,
         }
     }
@@ -727,7 +728,10 @@ impl ServerSpan {
     /// it; restored on return and on unwind.
     pub fn scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         let _active = ActiveGuard::enter();
-        let _parent = self.recorded.as_ref().map(|r| r.span.set_local_parent());
+        let _parent = self
+            .recorded
+            .as_ref()
+            .map(|r| r.span.span().set_local_parent());
         context::scope(&mut self.context, f)
     }
 
@@ -749,16 +753,6 @@ impl ServerSpan {
         }
     }
 
-    /// Adds attributes (nothing when not sampled).
-    fn add_properties<I>(&mut self, properties: impl FnOnce() -> I)
-    where
-        I: IntoIterator<Item = (Cow<'static, str>, Cow<'static, str>)>,
-    {
-        if let Some(r) = self.recorded.as_deref_mut() {
-            r.properties.extend(properties());
-        }
-    }
-
     /// Counts response body bytes (for `http.response.body.size`).
     pub(crate) fn add_body_bytes(&mut self, n: usize) {
         if let Some(r) = self.recorded.as_deref_mut() {
@@ -768,7 +762,10 @@ impl ServerSpan {
 
     /// Records `http.route` when the framework learns the route after the span started.
     pub fn record_route(&mut self, route: &str) {
-        self.add_properties(|| [(Cow::Borrowed(semconv::HTTP_ROUTE), route_cow(route))]);
+        if let Some(r) = self.recorded.as_deref_mut() {
+            r.span
+                .extend(|| [(Cow::Borrowed(semconv::HTTP_ROUTE), route_cow(route))]);
+        }
     }
 
     /// Records the response head: `http.response.status_code`, status `ERROR` and
@@ -793,25 +790,19 @@ impl ServerSpan {
         let Some(r) = self.recorded.as_deref_mut() else {
             return;
         };
-        let code = status_str(status);
-        let p = &mut r.properties;
-        if status.is_server_error() {
-            p.push((
-                Cow::Borrowed(semconv::OTEL_STATUS_CODE),
-                Cow::Borrowed(semconv::STATUS_ERROR),
-            ));
-            p.push((Cow::Borrowed(semconv::ERROR_TYPE), code.clone()));
-        }
-        p.push((Cow::Borrowed(semconv::HTTP_RESPONSE_STATUS_CODE), code));
+        crate::record_status(&mut r.span, status, status.is_server_error());
         if !inner.response_headers.is_empty() {
-            p.extend(inner.response_headers.properties(headers));
+            r.span.extend(|| inner.response_headers.properties(headers));
         }
     }
 
     /// Records a failure: status `ERROR` with `description`, and `error.type` (a low
     /// cardinality identifier: an error type name, or a status code).
     pub fn record_error(&mut self, error_type: &str, description: &str) {
-        self.add_properties(|| crate::error_properties(error_type, description));
+        if let Some(r) = self.recorded.as_deref_mut() {
+            r.span
+                .record_error(error_type.to_owned(), description.to_owned());
+        }
     }
 
     /// Moves the span into the response body: it ends when the body has been fully sent, or
@@ -826,25 +817,23 @@ impl ServerSpan {
     }
 
     pub(crate) fn complete(&mut self) {
-        if self.done {
-            return;
+        if let Some(mut r) = self.finish() {
+            r.span.end();
         }
-        self.done = true;
-        if let Some(r) = self.recorded.take() {
-            let Recorded {
-                span,
-                mut properties,
-                body_size,
-            } = *r;
-            if self.config.as_ref().is_some_and(|c| c.inner.body_sizes) {
-                properties.push((
-                    Cow::Borrowed(semconv::HTTP_RESPONSE_BODY_SIZE),
-                    Cow::Owned(body_size.to_string()),
-                ));
-            }
-            // One exactly sized copy into the span's own list; the span ends here.
-            drop(span.with_properties(|| properties));
+    }
+
+    /// Takes what a sampled request recorded, with the response size added, once.
+    fn finish(&mut self) -> Option<Box<Recorded>> {
+        if std::mem::replace(&mut self.done, true) {
+            return None;
         }
+        let mut r = self.recorded.take()?;
+        if self.config.as_ref().is_some_and(|c| c.inner.body_sizes) {
+            let size = r.body_size;
+            r.span
+                .set(semconv::HTTP_RESPONSE_BODY_SIZE, size.to_string());
+        }
+        Some(r)
     }
 }
 
@@ -857,14 +846,9 @@ fn route_cow(route: &str) -> Cow<'static, str> {
 }
 
 impl Drop for ServerSpan {
+    /// Unfinished: the span records the abort as it drops (see [`ABORT`]).
     fn drop(&mut self) {
-        if !self.done {
-            self.record_error(
-                crate::body::ABORTED,
-                "the request was abandoned before the response was fully sent",
-            );
-            self.complete();
-        }
+        drop(self.finish());
     }
 }
 

@@ -1,9 +1,9 @@
 //! Which RPC semantic conventions the spans carry: `OTEL_SEMCONV_STABILITY_OPT_IN`.
 
-use tracewire_core::env::{self, Warning};
+use tracewire_core::env::{self, OptIn};
 
 /// The environment variable that opts in to the newer RPC conventions.
-pub const OTEL_SEMCONV_STABILITY_OPT_IN: &str = "OTEL_SEMCONV_STABILITY_OPT_IN";
+pub use tracewire_core::env::OTEL_SEMCONV_STABILITY_OPT_IN;
 
 /// Which RPC semantic conventions to record.
 ///
@@ -39,23 +39,13 @@ impl RpcConventions {
 
     /// Parses a value of [`OTEL_SEMCONV_STABILITY_OPT_IN`]: `rpc/dup` → [`Both`](Self::Both),
     /// else `rpc` → [`Stable`](Self::Stable), else [`Legacy`](Self::Legacy). An `rpc/...`
-    /// entry that is neither logs one warning.
+    /// entry that is neither logs one warning ([`env::stability_opt_in`]).
     pub fn from_opt_in(value: Option<&str>) -> Self {
-        let mut out = RpcConventions::Legacy;
-        for item in value.unwrap_or("").split(',').map(str::trim) {
-            if item.eq_ignore_ascii_case("rpc/dup") {
-                return RpcConventions::Both;
-            } else if item.eq_ignore_ascii_case("rpc") {
-                out = RpcConventions::Stable;
-            } else if item.len() > 4 && item[..4].eq_ignore_ascii_case("rpc/") {
-                Warning::new(
-                    OTEL_SEMCONV_STABILITY_OPT_IN,
-                    format!("unknown value {item:?} ignored (expected `rpc` or `rpc/dup`)"),
-                )
-                .emit();
-            }
+        match env::stability_opt_in(value, "rpc") {
+            OptIn::Absent => RpcConventions::Legacy,
+            OptIn::New => RpcConventions::Stable,
+            OptIn::Duplicate => RpcConventions::Both,
         }
-        out
     }
 
     /// True when the legacy keys are recorded.

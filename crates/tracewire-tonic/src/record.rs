@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use fastrace::Span;
-use tracewire_core::TraceContext;
 use tracewire_core::semconv;
+use tracewire_core::{PendingSpan, TraceContext};
 
 use crate::conventions::RpcConventions;
 use crate::status::{self, Side, WireStatus};
@@ -110,14 +110,12 @@ pub(crate) fn authority_of<B>(req: &http::Request<B>) -> Option<(Cow<'static, st
 /// deadline timer starts a moment before the layer reads `grpc-timeout`.
 const DEADLINE_SLACK: Duration = Duration::from_millis(2);
 
-/// The span of one call until its status is known. Dropped unfinished, it records the call as
-/// cancelled (or as DEADLINE_EXCEEDED when its deadline had passed).
-///
-/// The end attributes (status, error) are added to the owned span by value just before it
-/// ends, so they travel with the finished span: no separate collector command for them.
+/// The span of one call until its status is known (its attributes reach fastrace in one piece
+/// when it ends: a [`PendingSpan`]). Dropped unfinished, it records the call as cancelled (or
+/// as DEADLINE_EXCEEDED when its deadline had passed).
 #[derive(Debug)]
 pub(crate) struct RpcSpan {
-    span: Option<Span>,
+    span: PendingSpan,
     side: Side,
     conventions: RpcConventions,
     deadline: Option<Instant>,
@@ -131,7 +129,7 @@ impl RpcSpan {
         deadline: Option<Instant>,
     ) -> Self {
         RpcSpan {
-            span: Some(span),
+            span: PendingSpan::with_capacity(span, 5),
             side,
             conventions,
             deadline,
@@ -140,7 +138,7 @@ impl RpcSpan {
 
     /// The span while it runs.
     pub(crate) fn span(&self) -> Option<&Span> {
-        self.span.as_ref()
+        (!self.span.is_ended()).then(|| self.span.span())
     }
 
     /// True when the call had a deadline and it has passed (give or take [`DEADLINE_SLACK`]).
@@ -151,7 +149,7 @@ impl RpcSpan {
 
     /// True once a status was recorded and the span ended.
     pub(crate) fn is_finished(&self) -> bool {
-        self.span.is_none()
+        self.span.is_ended()
     }
 
     /// Records the call's status and ends the span.
@@ -163,26 +161,19 @@ impl RpcSpan {
         if self.side == Side::Client && status.code == status::CANCELLED && self.deadline_passed() {
             status.code = status::DEADLINE_EXCEEDED;
         }
-        if let Some(span) = self.span.take() {
-            drop(record_status(span, self.side, self.conventions, status));
+        if !self.span.is_ended() {
+            record_status(&mut self.span, self.side, self.conventions, status);
+            self.span.end();
         }
     }
 
     /// Records a failure below gRPC (a transport or body error: no status arrived) and ends
     /// the span. `error_type` is the error's Rust type name.
     pub(crate) fn fail(&mut self, error_type: &'static str, message: impl FnOnce() -> String) {
-        if let Some(span) = self.span.take() {
-            drop(span.with_properties(|| {
-                [
-                    (semconv::ERROR_TYPE, Cow::Borrowed(error_type)),
-                    (
-                        semconv::OTEL_STATUS_CODE,
-                        Cow::Borrowed(semconv::STATUS_ERROR),
-                    ),
-                    (semconv::OTEL_STATUS_DESCRIPTION, Cow::Owned(message())),
-                ]
-            }));
+        if self.span.is_recording() {
+            self.span.record_error(error_type, message());
         }
+        self.span.end();
     }
 
     /// The stream ended cleanly but carried no `grpc-status`: UNKNOWN, as gRPC clients infer.
@@ -196,7 +187,7 @@ impl RpcSpan {
 
 impl Drop for RpcSpan {
     fn drop(&mut self) {
-        if self.span.is_none() {
+        if self.span.is_ended() {
             return;
         }
         let status = if self.deadline_passed() {
@@ -219,33 +210,36 @@ const CODE_NUMBERS: [&str; 17] = [
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
 ];
 
-/// `span` with the status attributes added (by value; the caller ends it).
-fn record_status(span: Span, side: Side, conventions: RpcConventions, status: WireStatus) -> Span {
-    span.with_properties(|| {
-        let code = status.code;
-        let name = status::code_name(code);
+/// Records the status attributes on `span` (the caller ends it); an error status through the
+/// one error helper ([`PendingSpan::record_error`]).
+fn record_status(
+    span: &mut PendingSpan,
+    side: Side,
+    conventions: RpcConventions,
+    status: WireStatus,
+) {
+    let code = status.code;
+    let name = status::code_name(code);
+    span.extend(|| {
         let number = CODE_NUMBERS
             .get(usize::from(code))
             .map_or_else(|| Cow::Owned(code.to_string()), |n| Cow::Borrowed(*n));
-        let error = side.is_error(code);
-        let description = status.message.map_or(Cow::Borrowed(name), Cow::Owned);
         [
             conventions
                 .legacy()
-                .then_some((semconv::RPC_GRPC_STATUS_CODE, number)),
-            conventions
-                .stable()
-                .then_some((semconv::RPC_RESPONSE_STATUS_CODE, Cow::Borrowed(name))),
-            error.then_some((semconv::ERROR_TYPE, Cow::Borrowed(name))),
-            error.then_some((
-                semconv::OTEL_STATUS_CODE,
-                Cow::Borrowed(semconv::STATUS_ERROR),
+                .then_some((Cow::Borrowed(semconv::RPC_GRPC_STATUS_CODE), number)),
+            conventions.stable().then_some((
+                Cow::Borrowed(semconv::RPC_RESPONSE_STATUS_CODE),
+                Cow::Borrowed(name),
             )),
-            error.then_some((semconv::OTEL_STATUS_DESCRIPTION, description)),
         ]
         .into_iter()
         .flatten()
-    })
+    });
+    if side.is_error(code) {
+        let description = status.message.map_or(Cow::Borrowed(name), Cow::Owned);
+        span.record_error(name, description);
+    }
 }
 
 /// What a traced response body carries: the span, and on the server the context to attach
