@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod config;
+mod facts;
+mod process;
+mod send;
+
+pub use config::{Conventions, Messaging, Relation};
+pub use facts::{Destination, MessageInfo};
+pub use process::{Entered, Instrumented, ProcessSpan, SettleSpan};
+pub use send::SendSpan;
