@@ -1,54 +1,558 @@
 #!/usr/bin/env bash
-# Installs and starts the loopback services tracewire's broker tests talk to, on a fresh Debian
-# machine (as root). On the project machines they are already running; `check` says which are up.
+# The brokers tracewire's integration tests talk to, on 127.0.0.1 only, from Debian's packages.
+# Nothing runs them for us (no systemd, no broker preinstalled): this script installs them,
+# starts them in the background with their state under a temp dir, and stops what it started.
 #
-#   bash scripts/services.sh check     # report which services answer on 127.0.0.1
-#   bash scripts/services.sh install   # apt-get install them
-#   bash scripts/services.sh start     # start any that is not answering
+#   bash scripts/services.sh check     [names...]  # which answer on 127.0.0.1 (exit 1 if any does not)
+#   bash scripts/services.sh installed [names...]  # which have their server installed (exit 1 if any has not)
+#   bash scripts/services.sh install   [names...]  # apt-get install what is missing (root)
+#   bash scripts/services.sh start     [names...]  # start those not answering, wait until they answer
+#   bash scripts/services.sh stop      [names...]  # stop what this script started (pid files)
+#
+# Names (no name = all four):
+#   nats       nats-server, 127.0.0.1:4222, JetStream on (-js), monitoring on 127.0.0.1:8222
+#   redis      redis-server, 127.0.0.1:6379, no persistence
+#   rabbitmq   rabbitmq-server, 127.0.0.1:5672 (AMQP 0-9-1); Erlang distribution on 127.0.0.1:25672,
+#              epmd on 127.0.0.1:4369 (alias: amqp)
+#   mosquitto  mosquitto, 127.0.0.1:1883 (MQTT, anonymous) (alias: mqtt)
+#
+# "Answers" means the broker speaks its protocol, not just that the port is open: NATS sends its
+# INFO and replies to a JetStream API request ($JS.API.INFO), Redis answers INFO, RabbitMQ sends
+# Connection.Start, Mosquitto accepts an MQTT CONNECT. State (pid files, logs, the JetStream
+# store, RabbitMQ's data, Mosquitto's config) lives in $TRACEWIRE_SERVICES_DIR, default
+# ${TMPDIR:-/tmp}/tracewire-services-<uid>; nothing is written to /etc.
+# Start timeouts (seconds): TRACEWIRE_START_TIMEOUT (default 30; RabbitMQ gets 4x that).
+# shellcheck disable=SC2016
 set -euo pipefail
 
-services=(
-    "redis 6379"
-    "rabbitmq 5672"
-    "nats 4222"
-    "mosquitto 1883"
-    "postgresql 5432"
-    "mariadb 3306"
-)
+HOST=127.0.0.1
+STATE=${TRACEWIRE_SERVICES_DIR:-${TMPDIR:-/tmp}/tracewire-services-$(id -u)}
+TIMEOUT=${TRACEWIRE_START_TIMEOUT:-30}
+ALL=(nats redis rabbitmq mosquitto)
+NATS_MONITOR_PORT=8222
+RABBIT_NODE=tracewire@localhost
+LAUNCHED_PID=""
 
-up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# ---------------------------------------------------------------------------------------------
+# What each broker is
+# ---------------------------------------------------------------------------------------------
 
-check() {
-    local missing=0
-    for s in "${services[@]}"; do
-        set -- $s
-        if up "$2"; then echo "up      $1 (127.0.0.1:$2)"; else echo "DOWN    $1 (127.0.0.1:$2)"; missing=1; fi
+canon() {
+    case "$1" in
+        nats | nats-server) echo nats ;;
+        redis | redis-server) echo redis ;;
+        rabbitmq | rabbitmq-server | rabbit | amqp) echo rabbitmq ;;
+        mosquitto | mqtt) echo mosquitto ;;
+        *)
+            echo "services.sh: unknown broker '$1' (known: ${ALL[*]}; aliases: mqtt, amqp)" >&2
+            return 2
+            ;;
+    esac
+}
+pkg_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo rabbitmq-server ;; mosquitto) echo mosquitto ;; esac; }
+port_of() { case "$1" in nats) echo 4222 ;; redis) echo 6379 ;; rabbitmq) echo 5672 ;; mosquitto) echo 1883 ;; esac; }
+# The process name (/proc/PID/comm) of the server, to never signal a recycled pid.
+comm_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo beam.smp ;; mosquitto) echo mosquitto ;; esac; }
+
+# The server binary, or nothing (sbin is not on every PATH).
+bin_of() {
+    local b
+    b=$(pkg_of "$1")
+    [ "$1" = rabbitmq ] && b=rabbitmq-server
+    command -v "$b" 2>/dev/null && return 0
+    local d
+    for d in /usr/sbin /usr/bin /usr/local/sbin /usr/local/bin; do
+        if [ -x "$d/$b" ]; then
+            echo "$d/$b"
+            return 0
+        fi
     done
-    return $missing
+    return 1
 }
 
-install() {
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        redis-server rabbitmq-server nats-server mosquitto postgresql mariadb-server
+# Installed package version (Debian revision stripped), or "?".
+pkg_version() {
+    local v
+    v=$(dpkg-query -W -f '${Version}' "$(pkg_of "$1")" 2>/dev/null) || v=""
+    v=${v#*:}
+    v=${v%%-*}
+    echo "${v:-?}"
 }
 
-start() {
-    up 6379 || redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-        --dir /var/lib/redis --logfile /var/log/redis/ci.log
-    up 5672 || rabbitmq-server -detached
-    up 4222 || start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
-        -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
-    up 1883 || mosquitto -d -c /etc/mosquitto/mosquitto.conf
-    up 5432 || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
-    up 3306 || start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
-    for _ in $(seq 1 30); do check >/dev/null && break; sleep 1; done
-    check
+# ---------------------------------------------------------------------------------------------
+# Protocol probes: print what the broker said (a version) and succeed, or fail. Bounded in time.
+# Each runs `timeout N bash -c '...' HOST PORT` (so a silent peer cannot hang us): the single
+# quotes are meant, $0/$1 expand in the inner shell (hence SC2016 off at the top).
+# ---------------------------------------------------------------------------------------------
+
+# The NATS INFO line.
+nats_info() {
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1" && IFS= read -r l <&3 && printf "%s\n" "$l"' "$HOST" 4222 2>/dev/null
 }
 
-case "${1:-check}" in
-    check) check ;;
-    install) install ;;
-    start) start ;;
-    *) echo "usage: $0 check|install|start" >&2; exit 2 ;;
-esac
+# A real JetStream request: $JS.API.INFO must answer with an account_info_response.
+nats_jetstream_info() {
+    timeout 3 bash -c '
+        exec 3<>"/dev/tcp/$0/$1" || exit 1
+        IFS= read -r info <&3 || exit 1
+        printf "CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"tracewire-services\"}\r\nSUB _INBOX.tracewire.services 1\r\nPUB \$JS.API.INFO _INBOX.tracewire.services 0\r\n\r\nPING\r\n" >&3
+        while IFS= read -r line <&3; do
+            case "$line" in
+                MSG*) IFS= read -r payload <&3; printf "%s\n" "$payload" | tr -d "\r"; exit 0 ;;
+                -ERR*) printf "%s\n" "$line" >&2; exit 1 ;;
+            esac
+        done
+        exit 1' "$HOST" 4222 2>/dev/null
+}
+
+probe_nats() {
+    local info js
+    info=$(nats_info) || return 1
+    case "$info" in INFO*) ;; *) return 1 ;; esac
+    js=$(nats_jetstream_info) || js=""
+    case "$js" in
+        *account_info_response*) ;;
+        *) js="" ;;
+    esac
+    case "$js" in *'"error"'*) js="" ;; esac
+    local v
+    v=$(sed -n 's/.*"version":"\([^"]*\)".*/\1/p' <<<"$info")
+    if [ -n "$js" ]; then echo "${v:-?} (JetStream)"; else echo "${v:-?} (NO JetStream)"; fi
+}
+
+probe_redis() {
+    timeout 2 bash -c '
+        exec 3<>"/dev/tcp/$0/$1" || exit 1
+        printf "INFO server\r\n" >&3
+        while IFS= read -r l <&3; do
+            l=$(printf "%s" "$l" | tr -d "\r")
+            case "$l" in
+                redis_version:*) printf "%s\n" "${l#redis_version:}"; exit 0 ;;
+                -*) printf "? (%s)\n" "$l"; exit 0 ;;
+            esac
+        done
+        exit 1' "$HOST" 6379 2>/dev/null
+}
+
+probe_rabbitmq() {
+    local out
+    out=$(timeout 3 bash -c '
+        exec 3<>"/dev/tcp/$0/$1" || exit 1
+        printf "AMQP\x00\x00\x09\x01" >&3
+        dd bs=8192 count=1 status=none <&3 | tr -c "[:print:]" "\n"' "$HOST" 5672 2>/dev/null) || return 1
+    grep -q RabbitMQ <<<"$out" || return 1
+    local v
+    # Connection.Start's server-properties: the "version" key, type S, 4 length bytes, value.
+    v=$(awk '$0 == "versionS" { n = 6; next } n > 0 && /^[0-9]+\.[0-9]+/ { print; exit } { n-- }' <<<"$out")
+    echo "${v:-?}"
+}
+
+probe_mosquitto() {
+    local ack
+    # MQTT 3.1.1 CONNECT (clean session, keepalive 60, empty client id); expect CONNACK accepted.
+    ack=$(timeout 2 bash -c '
+        exec 3<>"/dev/tcp/$0/$1" || exit 1
+        printf "\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00" >&3
+        dd bs=4 count=1 status=none <&3 | od -An -tx1 | tr -d " \n"
+        printf "\xe0\x00" >&3' "$HOST" 1883 2>/dev/null) || return 1
+    [ "$ack" = 20020000 ] || return 1
+    local bin v="?"
+    if bin=$(bin_of mosquitto); then
+        v=$("$bin" -h 2>/dev/null | sed -n 's/^mosquitto version \([^ ]*\).*/\1/p' | head -n1) || true
+    fi
+    echo "${v:-?}"
+}
+
+probe() { "probe_$1"; }
+
+# Fully up: answers, and for NATS with JetStream.
+answers() {
+    local out
+    out=$(probe "$1") || return 1
+    case "$out" in *"NO JetStream"*) return 1 ;; esac
+    echo "$out"
+}
+
+port_open() { timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$1" 2>/dev/null; }
+
+# ---------------------------------------------------------------------------------------------
+# Pid files
+# ---------------------------------------------------------------------------------------------
+
+pidfile() { echo "$STATE/$1/$1.pid"; }
+
+# The pid this script started for $1, if that process still runs as the expected program.
+our_pid() {
+    local f pid comm
+    f=$(pidfile "$1")
+    [ -s "$f" ] || return 1
+    pid=$(tr -dc '0-9' <"$f")
+    [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+    [ "$comm" = "$(comm_of "$1")" ] || return 1
+    echo "$pid"
+}
+
+describe() { # name "2.9.10 (JetStream)" -> "nats-server 2.9.10 on 127.0.0.1:4222 (JetStream)"
+    local v=${2%% *} rest=""
+    [ "$v" = "$2" ] || rest=" ${2#* }"
+    echo "$(pkg_of "$1") $v on $HOST:$(port_of "$1")$rest"
+}
+
+owner() {
+    local pid
+    if pid=$(our_pid "$1"); then echo "pid $pid, started by services.sh"; else echo "not started by services.sh"; fi
+}
+
+lock() {
+    mkdir -p "$STATE"
+    exec 9>"$STATE/.lock"
+    flock -w 300 9 || {
+        echo "services.sh: another services.sh holds $STATE/.lock" >&2
+        exit 1
+    }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+
+cmd_check() {
+    local n v bin rc=0
+    for n in "$@"; do
+        if v=$(answers "$n"); then
+            echo "up       $(describe "$n" "$v") [$(owner "$n")]"
+        elif v=$(probe "$n" 2>/dev/null); then
+            echo "BROKEN   $(describe "$n" "$v"): answers without JetStream; stop it and run: bash scripts/services.sh start $n"
+            rc=1
+        elif port_open "$(port_of "$n")"; then
+            echo "BROKEN   $(pkg_of "$n"): something holds $HOST:$(port_of "$n") but does not speak its protocol"
+            rc=1
+        elif bin=$(bin_of "$n"); then
+            echo "down     $(pkg_of "$n") $(pkg_version "$n") ($bin): bash scripts/services.sh start $n"
+            rc=1
+        else
+            echo "missing  $(pkg_of "$n") is not installed: bash scripts/services.sh install $n"
+            rc=1
+        fi
+    done
+    return $rc
+}
+
+cmd_installed() {
+    local n bin rc=0
+    for n in "$@"; do
+        if bin=$(bin_of "$n"); then
+            echo "installed $(pkg_of "$n") $(pkg_version "$n") ($bin)"
+        else
+            echo "missing   $(pkg_of "$n") is not installed: bash scripts/services.sh install $n"
+            rc=1
+        fi
+    done
+    return $rc
+}
+
+cmd_install() {
+    local n missing=() pkgs=()
+    for n in "$@"; do
+        if bin_of "$n" >/dev/null; then
+            echo "present  $(pkg_of "$n") $(pkg_version "$n")"
+        else
+            missing+=("$n")
+            pkgs+=("$(pkg_of "$n")")
+        fi
+    done
+    [ ${#pkgs[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "services.sh install: installing ${pkgs[*]} needs root (apt-get install); run as root:" >&2
+        echo "    sudo bash scripts/services.sh install ${missing[*]}" >&2
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # Never let a package's maintainer scripts start the daemon (on 0.0.0.0, outside our pid
+    # files): containers usually have a policy-rc.d saying so; add a temporary one if not.
+    local policy=/usr/sbin/policy-rc.d added_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# temporary, from tracewire scripts/services.sh install\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        added_policy=1
+        # shellcheck disable=SC2064
+        trap "rm -f '$policy'" EXIT
+    fi
+    local t0=$SECONDS p log=$STATE/apt.log
+    mkdir -p "$STATE"
+    # Wait for a concurrent apt/dpkg (another session installing) instead of failing at once.
+    local apt=(apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0
+        -o DPkg::Lock::Timeout=300 "${pkgs[@]}")
+    # Try the package lists we have first (fast); refresh them only if that fails or they do
+    # not know a package (a fresh machine, or lists older than the mirror).
+    local need_update=""
+    for p in "${pkgs[@]}"; do
+        case "$(apt-cache policy "$p" 2>/dev/null)" in
+            *"Candidate: "[0-9]*) ;;
+            *) need_update=1 ;;
+        esac
+    done
+    : >"$log"
+    if [ -z "$need_update" ] && "${apt[@]}" >>"$log" 2>&1; then
+        :
+    else
+        echo "services.sh: apt-get update (package lists missing or stale for ${pkgs[*]})"
+        apt-get update -qq -o DPkg::Lock::Timeout=300 >>"$log" 2>&1 || {
+            tail -n 30 "$log" >&2
+            echo "services.sh install: apt-get update failed (log: $log)" >&2
+            return 1
+        }
+        if ! "${apt[@]}" >>"$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            echo "services.sh install: apt-get install ${pkgs[*]} failed (log: $log)" >&2
+            return 1
+        fi
+    fi
+    if [ -n "$added_policy" ]; then
+        rm -f "$policy"
+        trap - EXIT
+    fi
+    local dt=$((SECONDS - t0))
+    for n in "${missing[@]}"; do
+        if bin_of "$n" >/dev/null; then
+            echo "installed $(pkg_of "$n") $(pkg_version "$n") (apt-get, ${dt}s for ${pkgs[*]})"
+        else
+            echo "services.sh install: $(pkg_of "$n") installed but its server binary is not found" >&2
+            return 1
+        fi
+    done
+}
+
+# --- starting, one function per broker; each runs the daemon detached, fds closed ------------
+
+launch_nats() {
+    local d=$1 bin=$2
+    # JetStream keeps its files in $d/jetstream. -a also binds the monitoring port (-m) to 127.0.0.1.
+    # The monitoring port is a convenience (the JetStream check uses the client port): without
+    # it rather than not at all when something else holds it.
+    local monitor=(-m "$NATS_MONITOR_PORT")
+    if port_open "$NATS_MONITOR_PORT"; then
+        echo "services.sh: $HOST:$NATS_MONITOR_PORT is taken: nats-server starts without monitoring" >&2
+        monitor=()
+    fi
+    setsid "$bin" -a "$HOST" -p 4222 "${monitor[@]}" -n tracewire -js -sd "$d" \
+        -P "$d/nats.pid" -l "$d/nats.log" </dev/null >>"$d/nats.out" 2>&1 9>&- &
+    LAUNCHED_PID=$!
+}
+
+launch_redis() {
+    local d=$1 bin=$2
+    "$bin" --daemonize yes --bind "$HOST" --port 6379 --protected-mode yes --save '' \
+        --appendonly no --dir "$d" --pidfile "$d/redis.pid" --logfile "$d/redis.log" \
+        </dev/null >>"$d/redis.out" 2>&1 9>&-
+}
+
+rabbit_env() {
+    local d=$1
+    export RABBITMQ_NODENAME=$RABBIT_NODE
+    export RABBITMQ_NODE_IP_ADDRESS=$HOST RABBITMQ_NODE_PORT=5672 RABBITMQ_DIST_PORT=25672
+    export ERL_EPMD_ADDRESS=$HOST
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    export RABBITMQ_MNESIA_BASE=$d/mnesia RABBITMQ_LOG_BASE=$d/log RABBITMQ_LOGS=$d/rabbitmq.log
+    export RABBITMQ_PID_FILE=$d/rabbitmq.pid RABBITMQ_ENABLED_PLUGINS_FILE=$d/enabled_plugins
+    export RABBITMQ_CONFIG_FILE=$d/rabbitmq RABBITMQ_ADVANCED_CONFIG_FILE=$d/advanced.config
+    export RABBITMQ_ENABLED_PLUGINS=""
+}
+
+launch_rabbitmq() {
+    local d=$1
+    mkdir -p "$d/mnesia" "$d/log"
+    : >"$d/rabbitmq.conf"
+    [ -f "$d/enabled_plugins" ] || echo "[]." >"$d/enabled_plugins"
+    [ -f "$d/advanced.config" ] || echo "[]." >"$d/advanced.config"
+    # Run the server script itself, as the calling user (the /usr/sbin wrapper would `su
+    # rabbitmq` and write to /var/log/rabbitmq); the Erlang cookie is then this user's.
+    (
+        rabbit_env "$d"
+        setsid /usr/lib/rabbitmq/bin/rabbitmq-server -detached </dev/null >>"$d/rabbitmq.out" 2>&1 9>&-
+    )
+}
+
+launch_mosquitto() {
+    local d=$1 bin=$2
+    # Mosquitto 2 listens on nothing but localhost without a listener line; spell it out. When
+    # started as root it drops to the mosquitto user unless told otherwise: keep root so it can
+    # write here (a test broker, loopback only).
+    cat >"$d/mosquitto.conf" <<EOF
+# written by tracewire scripts/services.sh
+listener 1883 $HOST
+allow_anonymous true
+persistence false
+pid_file $d/mosquitto.pid
+log_dest file $d/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+log_type information
+EOF
+    if [ "$(id -u)" = 0 ]; then echo "user root" >>"$d/mosquitto.conf"; fi
+    "$bin" -d -c "$d/mosquitto.conf" </dev/null >>"$d/mosquitto.out" 2>&1 9>&-
+}
+
+logfile_of() {
+    local d=$STATE/$1
+    case "$1" in
+        nats) echo "$d/nats.log" ;;
+        redis) echo "$d/redis.log" ;;
+        rabbitmq) echo "$d/rabbitmq.log" ;;
+        mosquitto) echo "$d/mosquitto.log" ;;
+    esac
+}
+
+show_logs() {
+    local n=$1 f
+    for f in "$(logfile_of "$n")" "$STATE/$n/$n.out"; do
+        if [ -s "$f" ]; then
+            echo "---- tail of $f" >&2
+            tail -n 25 "$f" >&2
+        fi
+    done
+}
+
+start_one() {
+    local n=$1 v bin d t0 limit port
+    port=$(port_of "$n")
+    if v=$(answers "$n"); then
+        echo "up       $(describe "$n" "$v") [already running, $(owner "$n")]"
+        return 0
+    fi
+    if v=$(probe "$n" 2>/dev/null); then
+        echo "services.sh start: $(describe "$n" "$v") answers WITHOUT JetStream [$(owner "$n")];" \
+            "stop it (bash scripts/services.sh stop $n, or kill it) and start again" >&2
+        return 1
+    fi
+    if port_open "$port"; then
+        echo "services.sh start: $HOST:$port is taken by something that is not $(pkg_of "$n")" >&2
+        return 1
+    fi
+    if ! bin=$(bin_of "$n"); then
+        echo "services.sh start: $(pkg_of "$n") is not installed: bash scripts/services.sh install $n" >&2
+        return 1
+    fi
+    d=$STATE/$n
+    mkdir -p "$d"
+    rm -f "$(pidfile "$n")"
+    local f
+    for f in "$(logfile_of "$n")" "$d/$n.out"; do
+        if [ -f "$f" ]; then mv -f "$f" "$f.prev"; fi
+    done
+    t0=$(date +%s%N)
+    LAUNCHED_PID=""
+    if ! "launch_$n" "$d" "$bin"; then
+        echo "services.sh start: launching $(pkg_of "$n") failed" >&2
+        show_logs "$n"
+        return 1
+    fi
+    limit=$TIMEOUT
+    [ "$n" = rabbitmq ] && limit=$((TIMEOUT * 4))
+    local deadline=$(($(date +%s) + limit)) pid
+    until v=$(answers "$n"); do
+        pid=""
+        if [ -s "$(pidfile "$n")" ]; then pid=$(tr -dc '0-9' <"$(pidfile "$n")"); fi
+        if { [ -n "$LAUNCHED_PID" ] && [ ! -d "/proc/$LAUNCHED_PID" ]; } ||
+            { [ -n "$pid" ] && [ ! -d "/proc/$pid" ]; }; then
+            echo "services.sh start: $(pkg_of "$n") exited before answering on $HOST:$port" >&2
+            show_logs "$n"
+            return 1
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "services.sh start: $(pkg_of "$n") did not answer on $HOST:$port within ${limit}s" \
+                "(if it is still starting, 'bash scripts/services.sh stop $n' ends it)" >&2
+            show_logs "$n"
+            return 1
+        fi
+        sleep 0.2
+    done
+    local ms=$((($(date +%s%N) - t0) / 1000000))
+    local extra=""
+    if [ "$n" = nats ] && grep -q "monitor.*$NATS_MONITOR_PORT" "$(logfile_of nats)" 2>/dev/null; then
+        extra=", monitoring http://$HOST:$NATS_MONITOR_PORT/jsz"
+    fi
+    printf 'started  %s in %d.%02ds [%s%s]\n' "$(describe "$n" "$v")" $((ms / 1000)) $((ms % 1000 / 10)) \
+        "$(owner "$n")" "$extra"
+}
+
+cmd_start() {
+    lock
+    local n rc=0
+    for n in "$@"; do
+        start_one "$n" || rc=1
+    done
+    return $rc
+}
+
+stop_one() {
+    local n=$1 pid
+    if ! pid=$(our_pid "$n"); then
+        rm -f "$(pidfile "$n")"
+        if port_open "$(port_of "$n")"; then
+            echo "left     $(pkg_of "$n") on $HOST:$(port_of "$n"): not started by services.sh (no live pid file), not touching it"
+        else
+            echo "stopped  $(pkg_of "$n") (was not running)"
+        fi
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    local _
+    for _ in $(seq 1 150); do
+        [ -d "/proc/$pid" ] || break
+        sleep 0.2
+    done
+    if [ -d "/proc/$pid" ]; then
+        echo "services.sh stop: $(pkg_of "$n") (pid $pid) ignored SIGTERM for 30s: SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$(pidfile "$n")"
+    if [ "$n" = rabbitmq ] && command -v epmd >/dev/null; then
+        # The node started epmd (on 127.0.0.1); end it when no other Erlang node uses it.
+        local names
+        names=$(ERL_EPMD_ADDRESS=$HOST epmd -names 2>/dev/null) || names=""
+        if ! grep -q '^name ' <<<"$names"; then
+            ERL_EPMD_ADDRESS=$HOST epmd -kill >/dev/null 2>&1 || true
+        fi
+    fi
+    echo "stopped  $(pkg_of "$n") (pid $pid)"
+}
+
+cmd_stop() {
+    lock
+    local n
+    for n in "$@"; do stop_one "$n"; done
+}
+
+usage() {
+    awk 'NR == 1 { next } /^# shellcheck/ || !/^#/ { exit } { sub(/^# ?/, ""); print }' "$0" >&2
+    exit 2
+}
+
+main() {
+    local cmd=${1:-check}
+    shift || true
+    local names=() n c
+    if [ $# -eq 0 ]; then names=("${ALL[@]}"); fi
+    for n in "$@"; do
+        c=$(canon "$n") || exit 2
+        names+=("$c")
+    done
+    case "$cmd" in
+        check) cmd_check "${names[@]}" ;;
+        installed) cmd_installed "${names[@]}" ;;
+        install) cmd_install "${names[@]}" ;;
+        start) cmd_start "${names[@]}" ;;
+        stop) cmd_stop "${names[@]}" ;;
+        -h | --help | help) usage ;;
+        *)
+            echo "services.sh: unknown command '$cmd'" >&2
+            usage
+            ;;
+    esac
+}
+
+main "$@"

@@ -3,10 +3,10 @@
 //!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node` and `tests/browser/node_modules`
 //! (`bash scripts/setup-browser.sh` installs all three). Without them the test fails when
-//! `CI=true` and prints a loud SKIP otherwise. It also saves a screenshot of a multi-service
-//! trace: `docs/viewer.png` when missing or with `TRACEWIRE_UPDATE_SCREENSHOT=1`, else in the
-//! target directory.
-#![allow(clippy::unwrap_used, clippy::print_stdout)]
+//! `CI=true` and skips loudly otherwise (`tracewire_test::skip`). It also saves a screenshot of
+//! a multi-service trace: `docs/viewer.png` when missing or with `TRACEWIRE_UPDATE_SCREENSHOT=1`,
+//! else in the target directory.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -48,17 +48,12 @@ fn viewer_ui_in_headless_chromium() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let driver_dir = manifest.join("tests/browser");
     if let Some(why) = missing_prerequisite(&driver_dir) {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "browser test prerequisites missing under CI=true: {why} (run scripts/setup-browser.sh)"
-            );
-        }
-        println!(
-            "\n\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+        tracewire_test::skip::skip(
+            "viewer_ui_in_headless_chromium",
+            &format!(
+                "browser test prerequisites missing: {why}; run `bash scripts/setup-browser.sh` to install Chromium + playwright-core"
+            ),
         );
-        println!("!!! SKIP viewer_ui_in_headless_chromium: {why}");
-        println!("!!! run `bash scripts/setup-browser.sh` to install Chromium + playwright-core");
-        println!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
         return;
     }
 

@@ -1,7 +1,7 @@
 //! Interop with an independent receiver: the official Python `opentelemetry-proto` classes
 //! (PyPI, installed into `.venv` by `scripts/setup-python.sh`) decode the OTLP/HTTP protobuf
 //! and JSON bodies tracewire sends; their reading must equal what we meant to send.
-//! Without the venv: fails under `CI=true`, prints a loud SKIP otherwise.
+//! Without the venv: fails under `CI=true`, skips loudly otherwise (`tracewire_test::skip`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod support;
@@ -20,7 +20,7 @@ use support::Collector;
 use tracewire_export::{Pipeline, Resource, RetryPolicy};
 use tracewire_otlp::{Compression, OtlpConfig, OtlpExporter, Protocol};
 
-fn python() -> Option<PathBuf> {
+fn python(test: &str) -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let py = root.join(".venv/bin/python");
     let ok = py.exists()
@@ -34,13 +34,9 @@ fn python() -> Option<PathBuf> {
     if ok {
         return Some(py);
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "CI=true but .venv with opentelemetry-proto is missing: run scripts/setup-python.sh"
-        );
-    }
-    eprintln!(
-        "\n*** SKIP python_interop: .venv/bin/python with opentelemetry-proto not found; run `bash scripts/setup-python.sh` ***\n"
+    tracewire_test::skip::skip(
+        test,
+        ".venv/bin/python with opentelemetry-proto not found; run `bash scripts/setup-python.sh`",
     );
     None
 }
@@ -150,7 +146,9 @@ fn summary(req: &ExportTraceServiceRequest) -> Json {
 
 #[test]
 fn python_opentelemetry_proto_decodes_what_we_send() {
-    let Some(py) = python() else { return };
+    let Some(py) = python("python_opentelemetry_proto_decodes_what_we_send") else {
+        return;
+    };
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/decode_otlp.py");
     for (protocol, mode) in [
         (Protocol::HttpProtobuf, "protobuf"),

@@ -1,0 +1,197 @@
+//! Tests that need something outside the process — an interop peer (the Python venv, a
+//! browser) or a broker (NATS, ...) — call [`skip()`](crate::skip::skip) when it is missing,
+//! and return.
+//!
+//! libtest has no "skipped" status and hides the output of passing tests, so a skip is made
+//! impossible to miss three ways: with `CI=true` it is a failure (a panic); otherwise it writes
+//! a `SKIPPED` banner straight to the stderr handle (which libtest does not capture) and appends
+//! `test: why` to the file named by `TRACEWIRE_SKIP_LOG`, which `scripts/test.sh` lists at the
+//! end of the run.
+//!
+//! ```no_run
+//! use tracewire_test::skip;
+//!
+//! #[test]
+//! fn publishes_over_nats() {
+//!     let Some(url) = skip::nats_url() else {
+//!         skip::skip(
+//!             "publishes_over_nats",
+//!             "no NATS on 127.0.0.1:4222; run `bash scripts/services.sh start nats`",
+//!         );
+//!         return;
+//!     };
+//!     // ... connect to `url`
+//! #   let _ = url;
+//! }
+//! ```
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+/// The environment variable naming the file every skip is appended to (one `test: why` line
+/// per skip); set by `scripts/test.sh`.
+pub const SKIP_LOG_ENV: &str = "TRACEWIRE_SKIP_LOG";
+
+/// The environment variable with the NATS URL the tests use; `scripts/test.sh` exports it when
+/// a NATS server with JetStream answers on 127.0.0.1:4222.
+pub const NATS_URL_ENV: &str = "TRACEWIRE_NATS_URL";
+
+/// The URL of the local NATS server that `scripts/services.sh start nats` runs.
+pub const NATS_DEFAULT_URL: &str = "nats://127.0.0.1:4222";
+
+/// How long [`nats_url`] waits for a TCP connection to the default NATS address.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Whether this run is CI (`CI=true`), where a missing peer or broker is a failure.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Records that `test` did not run because of `why` (what is missing and how to get it).
+///
+/// With `CI=true` this panics: a missing peer or broker is a failure there. Otherwise it
+/// prints a loud `SKIPPED` banner to stderr (not captured by libtest, so it shows even for a
+/// passing test) and appends the line `test: why` to the file named by `TRACEWIRE_SKIP_LOG`,
+/// if set (created if missing; I/O errors are ignored). The caller returns afterwards.
+///
+/// # Panics
+///
+/// When `CI=true`.
+#[track_caller]
+pub fn skip(test: &str, why: &str) {
+    let log = std::env::var_os(SKIP_LOG_ENV);
+    // Straight to the stderr handle: libtest captures `eprintln!`, but a skip must be seen.
+    let mut stderr = std::io::stderr().lock();
+    record(
+        is_ci(),
+        log.as_deref().map(Path::new),
+        test,
+        why,
+        &mut stderr,
+    );
+}
+
+/// The NATS URL to test against, or `None` when there is no NATS server (the caller then
+/// calls [`skip()`]).
+///
+/// `TRACEWIRE_NATS_URL` when set and not empty (taken as is: an explicitly named server that
+/// does not answer is an error for the test to report, not a skip); otherwise
+/// `nats://127.0.0.1:4222` if a TCP connection to 127.0.0.1:4222 succeeds within
+/// [`CONNECT_TIMEOUT`].
+pub fn nats_url() -> Option<String> {
+    if let Some(url) = std::env::var(NATS_URL_ENV)
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    {
+        return Some(url);
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], 4222));
+    answers(addr).then(|| NATS_DEFAULT_URL.to_owned())
+}
+
+fn answers(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).is_ok()
+}
+
+/// One line, so the skip log stays one skip per line.
+fn one_line(s: &str) -> String {
+    s.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[track_caller]
+fn record(ci: bool, log: Option<&Path>, test: &str, why: &str, banner: &mut dyn Write) {
+    let why = one_line(why);
+    assert!(
+        !ci,
+        "{test}: {why} (CI=true: a missing peer or broker is a failure)"
+    );
+    let bar = "*".repeat(96);
+    let _ = writeln!(banner, "\n{bar}\n*** SKIPPED {test}: {why}\n{bar}\n");
+    if let Some(path) = log {
+        let line = format!("{test}: {why}\n");
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("tracewire-skip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    #[test]
+    fn a_skip_appends_one_line_per_skip() {
+        let log = scratch("append.log");
+        let mut banner = Vec::new();
+        record(
+            false,
+            Some(&log),
+            "first",
+            "no venv; run `setup`",
+            &mut banner,
+        );
+        record(false, Some(&log), "second", "two\nlines ", &mut banner);
+        let banner = String::from_utf8(banner).unwrap();
+        assert!(
+            banner.contains("*** SKIPPED first: no venv; run `setup`\n"),
+            "{banner}"
+        );
+        assert!(
+            banner.contains("*** SKIPPED second: two lines\n"),
+            "{banner}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "first: no venv; run `setup`\nsecond: two lines\n"
+        );
+        let _ = std::fs::remove_file(&log);
+    }
+
+    #[test]
+    fn a_skip_without_a_log_or_with_an_unwritable_one_only_prints() {
+        let mut banner = Vec::new();
+        record(false, None, "no_log", "nothing to append to", &mut banner);
+        let dir = scratch("is-a-dir");
+        std::fs::create_dir_all(&dir).unwrap();
+        record(false, Some(&dir), "dir_log", "appending fails", &mut banner);
+        let banner = String::from_utf8(banner).unwrap();
+        assert_eq!(banner.matches("*** SKIPPED").count(), 2, "{banner}");
+        let _ = std::fs::remove_dir(&dir);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "needs_nats: no NATS (CI=true: a missing peer or broker is a failure)"
+    )]
+    fn a_skip_under_ci_is_a_failure() {
+        let log = scratch("ci.log");
+        record(true, Some(&log), "needs_nats", "no NATS", &mut Vec::new());
+    }
+
+    #[test]
+    fn a_listening_port_answers_and_a_closed_one_does_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(answers(addr));
+        drop(listener);
+        assert!(!answers(addr));
+    }
+}
