@@ -76,11 +76,8 @@ pub fn stability_opt_in(value: Option<&str>, domain: &str) -> OptIn {
             continue;
         }
         match &item[domain.len()..] {
-            "" => {
-                if out == OptIn::Absent {
-                    out = OptIn::New;
-                }
-            }
+            "" if out == OptIn::Absent => out = OptIn::New,
+            "" => {}
             dup if dup.eq_ignore_ascii_case("/dup") => out = OptIn::Duplicate,
             other if other.starts_with('/') => Warning::new(
                 OTEL_SEMCONV_STABILITY_OPT_IN,

@@ -169,6 +169,17 @@ pub const MESSAGING_MESSAGE_QUEUE_TIME_MS: &str = "messaging.message.queue_time_
 /// (`ack`, `nak`, `term`, `reject`, ...), on its process span.
 pub const MESSAGING_SETTLEMENT: &str = "messaging.settlement";
 
+/// NATS (the conventions have no NATS attributes yet; these follow the names proposed for
+/// them): `messaging.nats.stream`, the JetStream stream of a published or consumed message.
+pub const MESSAGING_NATS_STREAM: &str = "messaging.nats.stream";
+/// `messaging.nats.stream.sequence` (int): the message's sequence in its stream.
+pub const MESSAGING_NATS_STREAM_SEQUENCE: &str = "messaging.nats.stream.sequence";
+/// `messaging.nats.consumer.sequence` (int): the delivery's sequence in its consumer.
+pub const MESSAGING_NATS_CONSUMER_SEQUENCE: &str = "messaging.nats.consumer.sequence";
+/// `messaging.nats.duplicate` (bool): JetStream dropped the publish as a duplicate of an
+/// earlier `Nats-Msg-Id`.
+pub const MESSAGING_NATS_DUPLICATE: &str = "messaging.nats.duplicate";
+
 /// Older name (semconv ≤ 1.25, still emitted by FastStream) of `messaging.operation.type`,
 /// with the values `publish`, `receive`, `process`. Written only under
 /// `OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup`.
@@ -235,14 +246,17 @@ pub fn value_type(key: &str) -> ValueType {
         | MESSAGING_MESSAGE_DELIVERY_COUNT
         | MESSAGING_MESSAGE_QUEUE_TIME_MS
         | MESSAGING_MESSAGE_PAYLOAD_SIZE_BYTES_LEGACY
+        | MESSAGING_NATS_STREAM_SEQUENCE
+        | MESSAGING_NATS_CONSUMER_SEQUENCE
         | "process.pid"
         | "thread.id"
         | "code.lineno"
         | "code.line.number"
         | "messaging.kafka.offset" => ValueType::Int,
-        "exception.escaped" | MESSAGING_DESTINATION_TEMPORARY | MESSAGING_DESTINATION_ANONYMOUS => {
-            ValueType::Bool
-        }
+        "exception.escaped"
+        | MESSAGING_DESTINATION_TEMPORARY
+        | MESSAGING_DESTINATION_ANONYMOUS
+        | MESSAGING_NATS_DUPLICATE => ValueType::Bool,
         k if k.starts_with(HTTP_REQUEST_HEADER_PREFIX)
             || k.starts_with(HTTP_RESPONSE_HEADER_PREFIX) =>
         {
