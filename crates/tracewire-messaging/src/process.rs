@@ -29,8 +29,14 @@ use crate::facts::{self, Destination, MessageInfo, Operation};
 pub struct ProcessSpan {
     span: PendingSpan,
     context: TraceContext,
+    /// For settle spans; only kept when recording (an unsampled message costs no refcount).
+    recorded: Option<Recorded>,
+}
+
+/// What a recorded process span keeps for its settle spans.
+struct Recorded {
     config: Messaging,
-    /// The destination label for settle span names (only kept when recording).
+    /// The destination label of settle span names.
     label: Option<String>,
 }
 
@@ -95,16 +101,19 @@ impl Messaging {
         };
         let mut span = PendingSpan::new(span);
         span.extend(|| facts::span_attributes(inner, op, info, None));
-        let label = span
-            .is_recording()
-            .then(|| info.destination.label().map(str::to_owned))
-            .flatten();
+        let recorded = self.recorded(&span, &info.destination);
         ProcessSpan {
             span,
             context,
-            config: self.clone(),
-            label,
+            recorded,
         }
+    }
+
+    fn recorded(&self, span: &PendingSpan, destination: &Destination<'_>) -> Option<Recorded> {
+        span.is_recording().then(|| Recorded {
+            config: self.clone(),
+            label: destination.label().map(str::to_owned),
+        })
     }
 
     /// Starts one process span for a batch (`process {destination}`,
@@ -147,18 +156,14 @@ impl Messaging {
             };
             facts::span_attributes(inner, op, &info, Some(messages.len()))
         });
-        let label = span
-            .is_recording()
-            .then(|| destination.label().map(str::to_owned))
-            .flatten();
+        let recorded = self.recorded(&span, &destination);
         ProcessSpan {
             span,
             // `start_child_or_root` always gives a context.
             context: child.context.unwrap_or_else(|| {
                 TraceContext::new(tracewire_core::TraceId(0), tracewire_core::SpanId(0), false)
             }),
-            config: self.clone(),
-            label,
+            recorded,
         }
     }
 }
@@ -250,10 +255,15 @@ impl ProcessSpan {
     /// its child, to end when the broker has the settlement. `verb` is the broker's own word
     /// (`ack`, `nak`, `term`, `in_progress`, `reject`, `commit`).
     pub fn settle(&mut self, verb: &'static str) -> SettleSpan {
+        let Some(recorded) = &self.recorded else {
+            return SettleSpan {
+                span: PendingSpan::default(),
+            };
+        };
         self.span.set(semconv::MESSAGING_SETTLEMENT, verb);
-        let inner = &*self.config.inner;
+        let inner = &*recorded.config.inner;
         let op = Operation::settle(verb);
-        let destination = Destination::new(self.label.as_deref().unwrap_or(""));
+        let destination = Destination::new(recorded.label.as_deref().unwrap_or(""));
         let _in = self.enter();
         let child = inner
             .tracer
