@@ -203,7 +203,7 @@ fn host_slow(raw: &str) -> Option<&'static Host> {
         return None;
     }
     let leaked: &'static str = Box::leak(raw.to_owned().into_boxed_str());
-    let (address, port) = crate::server::split_host_port(leaked)?;
+    let (address, port) = split_host_port(leaked)?;
     let h: &'static Host = Box::leak(Box::new(Host {
         raw: leaked,
         address,
@@ -218,6 +218,23 @@ pub(crate) fn cow(set: &Values, value: &str) -> std::borrow::Cow<'static, str> {
     match set.get(value) {
         Some(v) => std::borrow::Cow::Borrowed(v),
         None => std::borrow::Cow::Owned(value.to_owned()),
+    }
+}
+
+/// `host[:port]` / `[v6][:port]` → `(host, port)`.
+pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    let s = s.rsplit_once('@').map_or(s, |(_, h)| h);
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+        return Some((host, port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) => Some((h, p.parse().ok())),
+        None => Some((s, None)),
     }
 }
 
@@ -279,5 +296,15 @@ mod tests {
         assert_eq!(a.name("GET"), Some("GET /intern/{x}"));
         assert_eq!(a.name("HTTP"), Some("HTTP /intern/{x}"));
         assert_eq!(a.name("PURGE"), None);
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(split_host_port("a.b:81"), Some(("a.b", Some(81))));
+        assert_eq!(split_host_port("a.b"), Some(("a.b", None)));
+        assert_eq!(split_host_port("[::1]:8080"), Some(("::1", Some(8080))));
+        assert_eq!(split_host_port("[::1]"), Some(("::1", None)));
+        assert_eq!(split_host_port("u:p@h:1"), Some(("h", Some(1))));
+        assert_eq!(split_host_port(""), None);
     }
 }

@@ -411,7 +411,7 @@ impl ServerConfig {
         // Interned whole and split once; past the interner's bound, split here.
         let split = host.and_then(|h| match crate::intern::host(h) {
             Some(h) => Some((Cow::Borrowed(h.address), h.port)),
-            None => split_host_port(h).map(|(a, p)| (Cow::Owned(a.to_owned()), p)),
+            None => crate::intern::split_host_port(h).map(|(a, p)| (Cow::Owned(a.to_owned()), p)),
         });
         if let Some((address, port)) = split {
             put(semconv::SERVER_ADDRESS, address);
@@ -590,23 +590,6 @@ fn port_str(port: u16) -> Cow<'static, str> {
         8080 => Cow::Borrowed("8080"),
         8443 => Cow::Borrowed("8443"),
         p => Cow::Owned(u16_string(p)),
-    }
-}
-
-/// `host[:port]` / `[v6][:port]` → `(host, port)`.
-pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
-    let s = s.rsplit_once('@').map_or(s, |(_, h)| h);
-    if s.is_empty() {
-        return None;
-    }
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
-        return Some((host, port));
-    }
-    match s.rsplit_once(':') {
-        Some((h, p)) => Some((h, p.parse().ok())),
-        None => Some((s, None)),
     }
 }
 
@@ -1073,15 +1056,5 @@ mod tests {
         for n in [0u16, 7, 10, 99, 100, 65535, 8080] {
             assert_eq!(u16_string(n), n.to_string());
         }
-    }
-
-    #[test]
-    fn host_port() {
-        assert_eq!(split_host_port("a.b:81"), Some(("a.b", Some(81))));
-        assert_eq!(split_host_port("a.b"), Some(("a.b", None)));
-        assert_eq!(split_host_port("[::1]:8080"), Some(("::1", Some(8080))));
-        assert_eq!(split_host_port("[::1]"), Some(("::1", None)));
-        assert_eq!(split_host_port("u:p@h:1"), Some(("h", Some(1))));
-        assert_eq!(split_host_port(""), None);
     }
 }
