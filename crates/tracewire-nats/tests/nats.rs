@@ -441,7 +441,16 @@ async fn jetstream_nak_redelivers_and_every_attempt_links_one_creation_context()
         .unwrap();
     assert!(dup.duplicate);
     for attempt in 1..=2u64 {
-        let mut batch = js.messages(consumer.fetch().max_messages(1).messages().await.unwrap());
+        // `batch` waits for the redelivery (`fetch` would return at once, maybe before the
+        // server has processed the fire-and-forget nak).
+        let pull = consumer
+            .batch()
+            .max_messages(1)
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await
+            .unwrap();
+        let mut batch = js.messages(pull);
         let mut m = next(&mut batch).await.unwrap();
         assert_eq!(&m.payload[..], b"job");
         if attempt == 1 {
