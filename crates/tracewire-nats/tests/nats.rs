@@ -732,3 +732,41 @@ async fn garbage_trace_headers_cost_no_message() {
     assert_eq!(spans.records[0].parent_id, SpanId(0));
     assert!(spans.records[0].links.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baggage_crosses_every_hop_unchanged_and_nothing_else_is_added() {
+    let Some(client) = connect("baggage", nats(Sampler::AlwaysOn)).await else {
+        return;
+    };
+    let [first, second] = ["first", "second"].map(unique);
+    let cap = capture();
+    let mut sub1 = client.subscribe(first.clone()).await.unwrap();
+    let mut sub2 = client.subscribe(second.clone()).await.unwrap();
+    let mut origin = TraceContext::new(tracewire_core::TraceId(0x77), SpanId(0x88), true);
+    origin.baggage = tracewire_core::Baggage::parse_lines(["tenant=acme,user=al%20ice"]);
+    {
+        let _in = origin.attach();
+        client.publish(first.clone(), "1".into()).await.unwrap();
+    }
+    let m = next(&mut sub1).await;
+    assert_eq!(
+        m.context().baggage.get("user"),
+        Some("al ice"),
+        "the handler sees the baggage"
+    );
+    m.instrument(client.publish(second.clone(), "2".into()))
+        .await
+        .unwrap();
+    drop(m);
+    let m2 = next(&mut sub2).await;
+    let headers = m2.headers.clone().unwrap();
+    drop(m2);
+    let mut names: Vec<String> = headers.iter().map(|(k, _)| k.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["baggage", "traceparent"], "{headers:?}");
+    assert_eq!(
+        headers.get("baggage").unwrap().as_str(),
+        "tenant=acme,user=al%20ice"
+    );
+    drop(cap.finish());
+}
