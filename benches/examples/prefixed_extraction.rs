@@ -62,7 +62,9 @@ fn median_ns(mut f: impl FnMut(), rounds: usize) -> f64 {
 
 fn main() {
     let p = Propagators::new([Format::Jaeger]);
-    println!("| uberctx-* headers | one pass (Pairs) | default get_prefixed (scan per key) | ratio |");
+    println!(
+        "| uberctx-* headers | one pass (Pairs) | default get_prefixed (scan per key) | ratio |"
+    );
     println!("|---|---|---|---|");
     for n in [10, 100, 1_000, 10_000] {
         let c = carrier(n);
