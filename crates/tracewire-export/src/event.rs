@@ -31,7 +31,7 @@ pub fn record_error(span: &Span, type_name: &str, error: &dyn std::fmt::Display)
 }
 
 /// Typed property helpers: fastrace properties are strings, so typed values are recorded
-/// under a key with a type suffix ([`semconv::TYPE_SUFFIXES`]) that the mapping strips.
+/// under a key with a type suffix ([`semconv::TYPE_SUFFIXES`](tracewire_core::semconv::TYPE_SUFFIXES)) that the mapping strips.
 ///
 /// ```
 /// use tracewire_export::event::typed;

@@ -829,7 +829,7 @@ fn route_cow(route: &str) -> Cow<'static, str> {
 }
 
 impl Drop for ServerSpan {
-    /// Unfinished: the span records the abort as it drops (see [`ABORT`]).
+    /// Unfinished: the span records the abort as it drops (`error.type` = [`ABORTED`](crate::ABORTED)).
     fn drop(&mut self) {
         drop(self.finish());
     }
