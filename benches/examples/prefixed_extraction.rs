@@ -7,6 +7,7 @@
 //! ```
 //!
 //! Prints the median time of one `Propagators::extract` per carrier size.
+#![allow(clippy::print_stdout)]
 
 use std::hint::black_box;
 use std::time::Instant;
