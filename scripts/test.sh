@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The brokers the tests need (names as in scripts/services.sh: nats redis rabbitmq mqtt).
-BROKERS="nats"
+BROKERS="nats redis"
 
 ci=""
 if [ "${CI:-}" = "true" ]; then ci=1; fi
@@ -81,6 +81,9 @@ else
 fi
 if bash scripts/services.sh check nats >/dev/null 2>&1; then
     export TRACEWIRE_NATS_URL=nats://127.0.0.1:4222
+fi
+if bash scripts/services.sh check redis >/dev/null 2>&1; then
+    export TRACEWIRE_REDIS_URL=redis://127.0.0.1:6379
 fi
 
 # --- tests ------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![allow(clippy::unwrap_used)]
 
+/// Interop peers: a Python script from `.venv` over a line protocol (std only).
+pub mod peer;
 /// Loud, recorded skips for tests whose interop peer or broker is missing (fail under `CI=true`).
 pub mod skip;
 

@@ -41,7 +41,14 @@ pub const NATS_URL_ENV: &str = "TRACEWIRE_NATS_URL";
 /// The URL of the local NATS server that `scripts/services.sh start nats` runs.
 pub const NATS_DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 
-/// How long [`nats_url`] waits for a TCP connection to the default NATS address.
+/// The environment variable with the Redis URL the tests use; `scripts/test.sh` exports it
+/// when a Redis server answers on 127.0.0.1:6379.
+pub const REDIS_URL_ENV: &str = "TRACEWIRE_REDIS_URL";
+
+/// The URL of the local Redis server that `scripts/services.sh start redis` runs.
+pub const REDIS_DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+
+/// How long [`broker_url`] waits for a TCP connection to the default address.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Whether this run is CI (`CI=true`), where a missing peer or broker is a failure.
@@ -73,22 +80,29 @@ pub fn skip(test: &str, why: &str) {
     );
 }
 
-/// The NATS URL to test against, or `None` when there is no NATS server (the caller then
-/// calls [`skip()`]).
-///
-/// `TRACEWIRE_NATS_URL` when set and not empty (taken as is: an explicitly named server that
-/// does not answer is an error for the test to report, not a skip); otherwise
-/// `nats://127.0.0.1:4222` if a TCP connection to 127.0.0.1:4222 succeeds within
-/// [`CONNECT_TIMEOUT`].
-pub fn nats_url() -> Option<String> {
-    if let Some(url) = std::env::var(NATS_URL_ENV)
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-    {
+/// The URL of a broker to test against, or `None` when there is none (the caller then calls
+/// [`skip()`]): the variable `env` when set and not empty (taken as is: an explicitly named
+/// server that does not answer is an error for the test to report, not a skip); otherwise
+/// `default_url` if a TCP connection to 127.0.0.1:`port` succeeds within [`CONNECT_TIMEOUT`].
+/// One rule for every broker; [`nats_url`] and [`redis_url`] are this with their defaults.
+pub fn broker_url(env: &str, default_url: &str, port: u16) -> Option<String> {
+    if let Some(url) = std::env::var(env).ok().filter(|u| !u.trim().is_empty()) {
         return Some(url);
     }
-    let addr = SocketAddr::from(([127, 0, 0, 1], 4222));
-    answers(addr).then(|| NATS_DEFAULT_URL.to_owned())
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    answers(addr).then(|| default_url.to_owned())
+}
+
+/// The NATS URL to test against ([`broker_url`] with `TRACEWIRE_NATS_URL`,
+/// `nats://127.0.0.1:4222`).
+pub fn nats_url() -> Option<String> {
+    broker_url(NATS_URL_ENV, NATS_DEFAULT_URL, 4222)
+}
+
+/// The Redis URL to test against ([`broker_url`] with `TRACEWIRE_REDIS_URL`,
+/// `redis://127.0.0.1:6379`).
+pub fn redis_url() -> Option<String> {
+    broker_url(REDIS_URL_ENV, REDIS_DEFAULT_URL, 6379)
 }
 
 fn answers(addr: SocketAddr) -> bool {
