@@ -7,6 +7,7 @@ pub mod carrier;
 pub mod context;
 pub mod env;
 mod hex;
+pub mod intern;
 mod kind;
 mod link;
 pub mod propagation;

@@ -7,6 +7,8 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use tracewire_core::intern::Interner;
+
 /// The most routes interned (each costs its route string and ten short names, once).
 pub(crate) const MAX_ROUTES: usize = 2048;
 
@@ -84,11 +86,10 @@ fn route_slow(route: &str) -> Option<&'static Entry> {
     Some(entry)
 }
 
-/// A bounded set of interned values (host names, user agents): the same few values repeat
-/// on almost every request; past `cap` distinct values, callers allocate.
+/// A bounded set of interned values (user agents): core's [`Interner`], with a per-thread
+/// cache of the last value for the sets that repeat one value on nearly every request.
 pub(crate) struct Values {
-    map: RwLock<Option<HashMap<Box<str>, &'static str>>>,
-    cap: usize,
+    set: Interner,
     /// This set's per-thread last-value cache, if it has one (index into `LAST_VALUES`).
     slot: Option<usize>,
 }
@@ -97,8 +98,7 @@ impl Values {
     #[cfg(test)]
     pub(crate) const fn new(cap: usize) -> Self {
         Values {
-            map: RwLock::new(None),
-            cap,
+            set: Interner::new(cap),
             slot: None,
         }
     }
@@ -106,50 +106,24 @@ impl Values {
     /// A set whose last value per thread is cached in `slot` (one set per slot).
     const fn cached(cap: usize, slot: usize) -> Self {
         Values {
-            map: RwLock::new(None),
-            cap,
+            set: Interner::new(cap),
             slot: Some(slot),
         }
     }
 
-    /// `value` as a `&'static str` if it is (or can be) interned. Values longer than 256
-    /// bytes are never interned.
+    /// `value` as a `&'static str` if it is (or can be) interned. Values longer than
+    /// [`MAX_LEN`](tracewire_core::intern::MAX_LEN) bytes are never interned.
     pub(crate) fn get(&self, value: &str) -> Option<&'static str> {
-        if value.len() > 256 {
-            return None;
-        }
         let Some(slot) = self.slot.filter(|s| *s < SLOTS) else {
-            return self.get_slow(value);
+            return self.set.get(value);
         };
         let last = LAST_VALUES.try_with(|c| c[slot].get()).ok().flatten();
         if let Some(v) = last.filter(|v| *v == value) {
             return Some(v);
         }
-        let v = self.get_slow(value)?;
+        let v = self.set.get(value)?;
         let _ = LAST_VALUES.try_with(|c| c[slot].set(Some(v)));
         Some(v)
-    }
-
-    fn get_slow(&self, value: &str) -> Option<&'static str> {
-        if let Ok(map) = self.map.read() {
-            if let Some(v) = map.as_ref().and_then(|m| m.get(value)) {
-                return Some(v);
-            }
-        }
-        let mut map = match self.map.write() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let map = map.get_or_insert_with(HashMap::new);
-        if let Some(v) = map.get(value) {
-            return Some(v);
-        }
-        if map.len() >= self.cap {
-            return None;
-        }
-        let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
-        map.insert(value.into(), leaked);
-        Some(leaked)
     }
 }
 

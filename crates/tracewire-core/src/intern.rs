@@ -1,0 +1,122 @@
+//! [`Interner`]: repeated attribute values and span names as `&'static str`, so a recorded span
+//! does not copy them every time — a route, a host, a subject, a queue name repeat on nearly
+//! every span. Bounded: past its capacity (or for long values) the caller copies as before, so
+//! high-cardinality input costs what it cost without interning, and never more memory.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
+
+/// Values longer than this are never interned.
+pub const MAX_LEN: usize = 256;
+
+/// A bounded set of interned strings. Each distinct value is leaked once (at most `capacity`
+/// values of at most [`MAX_LEN`] bytes, so at most `capacity × 256` bytes per set).
+///
+/// ```
+/// use tracewire_core::intern::Interner;
+///
+/// static SUBJECTS: Interner = Interner::new(2);
+/// let a = SUBJECTS.get("orders").unwrap();
+/// assert!(std::ptr::eq(a, SUBJECTS.get("orders").unwrap()), "one copy");
+/// SUBJECTS.get("payments").unwrap();
+/// assert_eq!(SUBJECTS.get("refunds"), None, "full: the caller copies");
+/// assert!(matches!(SUBJECTS.cow("refunds"), std::borrow::Cow::Owned(_)));
+/// ```
+#[derive(Debug)]
+pub struct Interner {
+    map: RwLock<Option<HashMap<Box<str>, &'static str>>>,
+    capacity: usize,
+}
+
+impl Interner {
+    /// An empty set that interns at most `capacity` values.
+    pub const fn new(capacity: usize) -> Self {
+        Interner {
+            map: RwLock::new(None),
+            capacity,
+        }
+    }
+
+    /// `value` as a `&'static str` if it is (or can still be) interned.
+    pub fn get(&self, value: &str) -> Option<&'static str> {
+        if value.len() > MAX_LEN {
+            return None;
+        }
+        if let Ok(map) = self.map.read() {
+            if let Some(v) = map.as_ref().and_then(|m| m.get(value)) {
+                return Some(v);
+            }
+        }
+        let mut map = match self.map.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let map = map.get_or_insert_with(HashMap::new);
+        if let Some(v) = map.get(value) {
+            return Some(v);
+        }
+        if map.len() >= self.capacity {
+            return None;
+        }
+        let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
+        map.insert(value.into(), leaked);
+        Some(leaked)
+    }
+
+    /// `value` interned, else copied.
+    pub fn cow(&self, value: &str) -> Cow<'static, str> {
+        match self.get(value) {
+            Some(v) => Cow::Borrowed(v),
+            None => Cow::Owned(value.to_owned()),
+        }
+    }
+
+    /// An owned value interned (the copy is dropped) when there is room; a borrowed one as
+    /// it is.
+    pub fn cow_owned(&self, value: Cow<'static, str>) -> Cow<'static, str> {
+        match value {
+            Cow::Borrowed(_) => value,
+            Cow::Owned(s) => match self.get(&s) {
+                Some(v) => Cow::Borrowed(v),
+                None => Cow::Owned(s),
+            },
+        }
+    }
+}
+
+/// "0" to "255", for [`number`].
+static SMALL: LazyLock<Vec<String>> =
+    LazyLock::new(|| (0..256u16).map(|n| n.to_string()).collect());
+
+/// A number as text: borrowed for 0..=255 (ports, counts, sizes of small messages), else
+/// formatted.
+pub fn number(n: u64) -> Cow<'static, str> {
+    match usize::try_from(n).ok().and_then(|i| SMALL.get(i)) {
+        Some(s) => Cow::Borrowed(s.as_str()),
+        None => Cow::Owned(n.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_numbers_are_borrowed_and_right() {
+        for n in [0u64, 7, 10, 99, 100, 255, 256, 4222, u64::MAX] {
+            let s = number(n);
+            assert_eq!(s, n.to_string());
+            assert_eq!(matches!(s, Cow::Borrowed(_)), n < 256, "{n}");
+        }
+    }
+
+    #[test]
+    fn long_values_are_never_interned() {
+        static SET: Interner = Interner::new(8);
+        assert!(SET.get(&"x".repeat(MAX_LEN + 1)).is_none());
+        assert!(SET.get(&"x".repeat(MAX_LEN)).is_some());
+        let owned = SET.cow_owned(Cow::Owned("a".to_owned()));
+        assert!(matches!(owned, Cow::Borrowed("a")));
+    }
+}
