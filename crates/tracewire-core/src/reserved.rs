@@ -15,6 +15,10 @@
 //! | `tracewire.link.{span id, 16 hex}.{key}` | the attribute's value | an attribute of the link to that span |
 //! | `tracewire.link_remote.{span id, 16 hex}` | `true` | the linked span lives in another process |
 //!
+//! A link to the span's own parent (a process span that is the child of its message's creation
+//! context and links it) carries no `link_remote` property: it is remote when the parent is
+//! (`tracewire.parent.remote`), and exporters read it so.
+//!
 //! [`SpanContext`]: fastrace::collector::SpanContext
 
 use std::borrow::Cow;

@@ -145,6 +145,19 @@ impl PendingSpan {
         }
     }
 
+    /// Adds the list `attributes` builds (called only when recording), moved in as it is when
+    /// the span has none yet: a caller that builds the whole list at once pays no copy.
+    pub fn append(&mut self, attributes: impl FnOnce() -> Vec<Attribute>) {
+        if self.recording {
+            let more = attributes();
+            if self.attributes.is_empty() {
+                self.attributes = more;
+            } else {
+                self.attributes.extend(more);
+            }
+        }
+    }
+
     /// **The one way a failure is recorded**: status `ERROR` with `description`, and
     /// `error.type` (low cardinality: an error type name, a status code, `timeout`).
     pub fn record_error(

@@ -468,9 +468,12 @@ impl Tracer {
             .flatten()
         });
         if let Some(link) = inbound_link {
-            span = span
-                .with_link(link)
-                .with_properties(|| [reserved::link_remote(link.span_id)]);
+            span = span.with_link(link);
+            // A link to the remote parent is remote by that fact (the exporters see the
+            // parent's flag); a new trace's link says so itself.
+            if origin != Origin::Continued {
+                span = span.with_properties(|| [reserved::link_remote(link.span_id)]);
+            }
         }
         for link in links() {
             span = link.add_to(span);
@@ -1004,9 +1007,10 @@ mod tests {
         let remote = crate::reserved::link_remote(SpanId(0x00f067aa0ba902b7));
         assert_eq!(
             prop(rec, &remote.0),
-            Some("true"),
-            "the message context is remote"
+            None,
+            "a link to the remote parent is remote by the parent's flag"
         );
+        assert_eq!(prop(rec, "tracewire.parent.remote"), Some("true"));
         let key = crate::reserved::link_attribute_key(SpanId(0x77), "messaging.message.id");
         assert_eq!(prop(rec, &key), Some("m-2"));
     }

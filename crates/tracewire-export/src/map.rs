@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use fastrace::collector::{EventRecord, SpanContext, SpanRecord};
+use fastrace::collector::{EventRecord, SpanContext, SpanId, SpanRecord, TraceId};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind as ProtoKind};
@@ -288,11 +288,12 @@ fn map_span_into(record: SpanRecord, limits: &SpanLimits, span: &mut Span, spare
     );
     span.dropped_links_count = links.len().saturating_sub(limits.link_count) as u32;
     span.links.clear();
+    let remote_parent = (remote && parent_id.0 != 0).then_some((trace_id, parent_id));
     span.links.extend(
         links
             .into_iter()
             .take(limits.link_count)
-            .map(|l| map_link(l, &link_facts, limits)),
+            .map(|l| map_link(l, &link_facts, remote_parent, limits)),
     );
 
     set_bytes(&mut span.trace_id, &trace_id.0.to_be_bytes());
@@ -332,7 +333,13 @@ fn map_event(event: EventRecord, limits: &SpanLimits) -> Event {
 
 /// A link, with the attributes and remote flag recorded for it (`facts`: the decoded
 /// `tracewire.link*` properties of the span).
-fn map_link(link: SpanContext, facts: &[(u64, Reserved<'_>)], limits: &SpanLimits) -> Link {
+/// A link to the span's own remote parent is remote too (see [`tracewire_core::reserved`]).
+fn map_link(
+    link: SpanContext,
+    facts: &[(u64, Reserved<'_>)],
+    remote_parent: Option<(TraceId, SpanId)>,
+    limits: &SpanLimits,
+) -> Link {
     let mut attributes = Vec::new();
     let mut spare = Spare::default();
     let mut attrs = AttrWriter::new(
@@ -342,6 +349,9 @@ fn map_link(link: SpanContext, facts: &[(u64, Reserved<'_>)], limits: &SpanLimit
         limits.attribute_value_length,
     );
     let mut flags = u32::from(link.sampled) | FLAG_HAS_IS_REMOTE;
+    if remote_parent == Some((link.trace_id, link.span_id)) {
+        flags |= FLAG_IS_REMOTE;
+    }
     let id = link.span_id.0;
     let first = facts.partition_point(|(f, _)| *f < id);
     for (_, fact) in facts[first..].iter().take_while(|(f, _)| *f == id) {
@@ -580,6 +590,18 @@ mod tests {
             Some(12)
         );
         assert!(lc.attributes.is_empty());
+
+        // A link to the span's own remote parent is remote without a property of its own.
+        let mut r = record(&[
+            ("span.kind", "consumer"),
+            ("tracewire.parent.remote", "true"),
+        ]);
+        r.links = vec![SpanContext::new(r.trace_id, r.parent_id)];
+        let span = map_span(r, &SpanLimits::default());
+        assert_eq!(
+            span.links[0].flags,
+            0x01 | FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE
+        );
     }
 
     #[test]
