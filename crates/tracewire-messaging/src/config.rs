@@ -7,6 +7,10 @@ use std::sync::Arc;
 
 use tracewire_core::Tracer;
 use tracewire_core::env::{self, OptIn};
+use tracewire_core::intern::Interner;
+
+/// Server addresses, ports and client ids: fixed per client, a handful per process.
+static CONFIG: Interner = Interner::new(256);
 
 /// How a process span relates to the message's creation context.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -71,8 +75,10 @@ pub(crate) struct Inner {
     pub(crate) tracer: Tracer,
     pub(crate) system: &'static str,
     pub(crate) server_address: Option<Cow<'static, str>>,
-    pub(crate) server_port: Option<u16>,
+    /// The port, as recorded (fixed per client: formatted once).
+    pub(crate) server_port: Option<Cow<'static, str>>,
     pub(crate) client_id: Option<Cow<'static, str>>,
+    pub(crate) settle_spans: bool,
     pub(crate) relation: Relation,
     pub(crate) conventions: Conventions,
     pub(crate) send_verb: &'static str,
@@ -107,6 +113,7 @@ impl fmt::Debug for Messaging {
             .field("server_address", &i.server_address)
             .field("server_port", &i.server_port)
             .field("client_id", &i.client_id)
+            .field("settle_spans", &i.settle_spans)
             .field("relation", &i.relation)
             .field("conventions", &i.conventions)
             .field("send_verb", &i.send_verb)
@@ -128,6 +135,7 @@ impl Messaging {
                 server_address: None,
                 server_port: None,
                 client_id: None,
+                settle_spans: false,
                 relation: Relation::default(),
                 conventions: Conventions::from_env(),
                 send_verb: "publish",
@@ -148,14 +156,25 @@ impl Messaging {
     /// The broker's address (`server.address`, `server.port`).
     pub fn server(mut self, address: impl Into<Cow<'static, str>>, port: Option<u16>) -> Self {
         let inner = self.inner_mut();
-        inner.server_address = Some(address.into());
-        inner.server_port = port;
+        // Fixed per client: interned once here, so no span copies them.
+        inner.server_address = Some(CONFIG.cow_owned(address.into()));
+        inner.server_port = port.map(|p| CONFIG.cow_owned(Cow::Owned(p.to_string())));
         self
     }
 
     /// The client's id (`messaging.client.id`).
     pub fn client_id(mut self, id: impl Into<Cow<'static, str>>) -> Self {
-        self.inner_mut().client_id = Some(id.into());
+        self.inner_mut().client_id = Some(CONFIG.cow_owned(id.into()));
+        self
+    }
+
+    /// Also records each settlement (ack, nak, ...) as a CLIENT span of its own, the child of
+    /// the process span, that lasts the settlement's round trip (`{verb} {destination}`,
+    /// `messaging.operation.type` = `settle`). Off by default: the outcome is always on the
+    /// process span (`messaging.settlement`), and a third span per message is a cost worth
+    /// choosing (BENCHMARKS.md, "Messaging (NATS)").
+    pub fn settle_spans(mut self, yes: bool) -> Self {
+        self.inner_mut().settle_spans = yes;
         self
     }
 

@@ -2,12 +2,33 @@
 //! one place those facts become span names and attributes**.
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::SystemTime;
 
+use tracewire_core::intern::{self, Interner};
 use tracewire_core::semconv;
 use tracewire_core::span::Attribute;
 
 use crate::config::Inner;
+
+/// Destination names and templates: a service sends to and consumes from a few subjects,
+/// queues or topics, over and over. Temporary destinations (reply inboxes) are never
+/// interned.
+static DESTINATIONS: Interner = Interner::new(4096);
+
+/// The most span names interned (`{verb} {destination}`).
+const MAX_SPAN_NAMES: usize = 4096;
+
+/// Span names by (verb, interned label), both `&'static`: keyed by their addresses.
+static SPAN_NAMES: RwLock<Option<HashMap<(usize, usize), &'static str>>> = RwLock::new(None);
+
+thread_local! {
+    /// The last span name this thread made: a handler loop names the same span every time.
+    static LAST_NAME: Cell<Option<(&'static str, &'static str, &'static str)>> =
+        const { Cell::new(None) };
+}
 
 /// Where a message goes, or where it was consumed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -135,16 +156,62 @@ impl Operation {
 
 /// The span name: `{verb} {destination}`, or `{verb}` alone when the destination is
 /// temporary or anonymous and has no template (semconv: high-cardinality names never name a
-/// span).
+/// span). Interned while there is room: a recorded span usually formats nothing.
 pub(crate) fn span_name(op: Operation, destination: &Destination<'_>) -> Cow<'static, str> {
-    match destination.label() {
-        Some(label) => Cow::Owned(format!("{} {label}", op.verb)),
-        None => Cow::Borrowed(op.verb),
+    let Some(label) = destination.label() else {
+        return Cow::Borrowed(op.verb);
+    };
+    let Some(label) = DESTINATIONS.get(label) else {
+        return Cow::Owned(format!("{} {label}", op.verb));
+    };
+    if let Some((verb, last_label, name)) = LAST_NAME.try_with(Cell::get).ok().flatten() {
+        if std::ptr::eq(verb, op.verb) && std::ptr::eq(last_label, label) {
+            return Cow::Borrowed(name);
+        }
     }
+    match interned_name(op.verb, label) {
+        Some(name) => {
+            let _ = LAST_NAME.try_with(|c| c.set(Some((op.verb, label, name))));
+            Cow::Borrowed(name)
+        }
+        None => Cow::Owned(format!("{} {label}", op.verb)),
+    }
+}
+
+fn interned_name(verb: &'static str, label: &'static str) -> Option<&'static str> {
+    let key = (verb.as_ptr() as usize, label.as_ptr() as usize);
+    if let Ok(map) = SPAN_NAMES.read() {
+        if let Some(name) = map.as_ref().and_then(|m| m.get(&key)) {
+            return Some(name);
+        }
+    }
+    let mut map = match SPAN_NAMES.write() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let map = map.get_or_insert_with(HashMap::new);
+    if let Some(name) = map.get(&key) {
+        return Some(name);
+    }
+    if map.len() >= MAX_SPAN_NAMES {
+        return None;
+    }
+    let name: &'static str = Box::leak(format!("{verb} {label}").into_boxed_str());
+    map.insert(key, name);
+    Some(name)
 }
 
 fn owned(s: &str) -> Cow<'static, str> {
     Cow::Owned(s.to_owned())
+}
+
+/// A destination name or template: interned unless temporary.
+fn destination(s: &str, temporary: bool) -> Cow<'static, str> {
+    if temporary {
+        owned(s)
+    } else {
+        DESTINATIONS.cow(s)
+    }
 }
 
 fn key(k: &'static str) -> Cow<'static, str> {
@@ -159,9 +226,12 @@ pub(crate) fn span_attributes(
     info: &MessageInfo<'_>,
     batch: Option<usize>,
 ) -> Vec<Attribute> {
-    let mut a: Vec<Attribute> = Vec::with_capacity(16);
     let legacy = config.conventions.legacy();
     let d = &info.destination;
+    // Room for everything below, and for what the span may add later (an error, a
+    // settlement): the list is moved into the span as it is.
+    let mut a: Vec<Attribute> =
+        Vec::with_capacity(17 + info.system_attributes.len() + if legacy { 4 } else { 0 });
     a.push((key(semconv::MESSAGING_SYSTEM), Cow::Borrowed(config.system)));
     a.push((
         key(semconv::MESSAGING_OPERATION_TYPE),
@@ -178,16 +248,20 @@ pub(crate) fn span_attributes(
         ));
     }
     if !d.name.is_empty() {
-        a.push((key(semconv::MESSAGING_DESTINATION_NAME), owned(d.name)));
+        let name = destination(d.name, d.temporary || d.anonymous);
         if legacy && op == Operation::PROCESS {
             a.push((
                 key(semconv::MESSAGING_DESTINATION_PUBLISH_NAME_LEGACY),
-                owned(d.name),
+                name.clone(),
             ));
         }
+        a.push((key(semconv::MESSAGING_DESTINATION_NAME), name));
     }
     if let Some(t) = d.template {
-        a.push((key(semconv::MESSAGING_DESTINATION_TEMPLATE), owned(t)));
+        a.push((
+            key(semconv::MESSAGING_DESTINATION_TEMPLATE),
+            destination(t, false),
+        ));
     }
     if d.temporary {
         a.push((
@@ -204,7 +278,7 @@ pub(crate) fn span_attributes(
     match batch {
         Some(n) => a.push((
             key(semconv::MESSAGING_BATCH_MESSAGE_COUNT),
-            Cow::Owned(n.to_string()),
+            intern::number(n as u64),
         )),
         None => message_attributes(&mut a, info, legacy, op == Operation::PROCESS),
     }
@@ -219,8 +293,8 @@ pub(crate) fn span_attributes(
     }
     if let Some(address) = &config.server_address {
         a.push((key(semconv::SERVER_ADDRESS), address.clone()));
-        if let Some(port) = config.server_port {
-            a.push((key(semconv::SERVER_PORT), Cow::Owned(port.to_string())));
+        if let Some(port) = &config.server_port {
+            a.push((key(semconv::SERVER_PORT), port.clone()));
         }
     }
     a
@@ -240,7 +314,7 @@ fn message_attributes(
         a.push((key(semconv::MESSAGING_MESSAGE_CONVERSATION_ID), owned(id)));
     }
     if let Some(size) = info.body_size {
-        let size: Cow<'static, str> = Cow::Owned(size.to_string());
+        let size = intern::number(size as u64);
         if legacy {
             a.push((
                 key(semconv::MESSAGING_MESSAGE_PAYLOAD_SIZE_BYTES_LEGACY),
@@ -250,20 +324,24 @@ fn message_attributes(
         a.push((key(semconv::MESSAGING_MESSAGE_BODY_SIZE), size));
     }
     if let Some(p) = info.partition_id {
-        a.push((key(semconv::MESSAGING_DESTINATION_PARTITION_ID), owned(p)));
+        a.push((
+            key(semconv::MESSAGING_DESTINATION_PARTITION_ID),
+            DESTINATIONS.cow(p),
+        ));
     }
     if consumed {
         if let Some(n) = info.delivery_count {
             a.push((
                 key(semconv::MESSAGING_MESSAGE_DELIVERY_COUNT),
-                Cow::Owned(n.to_string()),
+                intern::number(n),
             ));
         }
         if let Some(at) = info.published_at {
             let waited = SystemTime::now().duration_since(at).unwrap_or_default();
+            let ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
             a.push((
                 key(semconv::MESSAGING_MESSAGE_QUEUE_TIME_MS),
-                Cow::Owned(waited.as_millis().to_string()),
+                intern::number(ms),
             ));
         }
     }

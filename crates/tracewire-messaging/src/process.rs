@@ -29,11 +29,12 @@ use crate::facts::{self, Destination, MessageInfo, Operation};
 pub struct ProcessSpan {
     span: PendingSpan,
     context: TraceContext,
-    /// For settle spans; only kept when recording (an unsampled message costs no refcount).
+    /// For settle spans: only kept when they are on and the span records (an unsampled
+    /// message costs no refcount, a recorded one no label copy).
     recorded: Option<Recorded>,
 }
 
-/// What a recorded process span keeps for its settle spans.
+/// What a recorded process span keeps for its settle spans (only when they are on).
 struct Recorded {
     config: Messaging,
     /// The destination label of settle span names.
@@ -100,7 +101,7 @@ impl Messaging {
             }
         };
         let mut span = PendingSpan::new(span);
-        span.extend(|| facts::span_attributes(inner, op, info, None));
+        span.append(|| facts::span_attributes(inner, op, info, None));
         let recorded = self.recorded(&span, &info.destination);
         ProcessSpan {
             span,
@@ -109,8 +110,9 @@ impl Messaging {
         }
     }
 
+    /// What a recorded span keeps for settle spans, when they are on.
     fn recorded(&self, span: &PendingSpan, destination: &Destination<'_>) -> Option<Recorded> {
-        span.is_recording().then(|| Recorded {
+        (span.is_recording() && self.inner.settle_spans).then(|| Recorded {
             config: self.clone(),
             label: destination.label().map(str::to_owned),
         })
@@ -149,7 +151,7 @@ impl Messaging {
             },
         );
         let mut span = PendingSpan::new(child.span);
-        span.extend(|| {
+        span.append(|| {
             let info = MessageInfo {
                 consumer_group: messages.first().and_then(|(m, _)| m.consumer_group),
                 ..MessageInfo::new(destination)
@@ -250,17 +252,18 @@ impl ProcessSpan {
         }
     }
 
-    /// Records how the message was settled: `messaging.settlement` = `verb` on this span, and
-    /// a CLIENT settle span (`{verb} {destination}`, `messaging.operation.type` = `settle`) as
-    /// its child, to end when the broker has the settlement. `verb` is the broker's own word
-    /// (`ack`, `nak`, `term`, `in_progress`, `reject`, `commit`).
+    /// Records how the message was settled: `messaging.settlement` = `verb` on this span, and,
+    /// when [settle spans](Messaging::settle_spans) are on, a CLIENT settle span
+    /// (`{verb} {destination}`, `messaging.operation.type` = `settle`) as its child, to end
+    /// when the broker has the settlement. `verb` is the broker's own word (`ack`, `nak`,
+    /// `term`, `in_progress`, `reject`, `commit`).
     pub fn settle(&mut self, verb: &'static str) -> SettleSpan {
+        self.span.set(semconv::MESSAGING_SETTLEMENT, verb);
         let Some(recorded) = &self.recorded else {
             return SettleSpan {
                 span: PendingSpan::default(),
             };
         };
-        self.span.set(semconv::MESSAGING_SETTLEMENT, verb);
         let inner = &*recorded.config.inner;
         let op = Operation::settle(verb);
         let destination = Destination::new(recorded.label.as_deref().unwrap_or(""));
@@ -269,7 +272,7 @@ impl ProcessSpan {
             .tracer
             .start_child_lazy(|| facts::span_name(op, &destination), SpanKind::Client);
         let mut span = PendingSpan::new(child.span);
-        span.extend(|| facts::span_attributes(inner, op, &MessageInfo::new(destination), None));
+        span.append(|| facts::span_attributes(inner, op, &MessageInfo::new(destination), None));
         SettleSpan { span }
     }
 

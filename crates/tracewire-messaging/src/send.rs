@@ -127,7 +127,7 @@ impl Messaging {
             || existing.iter().map(Link::new).collect(),
         );
         let mut span = PendingSpan::new(child.span);
-        span.extend(|| facts::span_attributes(inner, op, info, None));
+        span.append(|| facts::span_attributes(inner, op, info, None));
         if existing.is_none() {
             if let Some(cx) = &child.context {
                 inner.tracer.inject(cx, headers);
@@ -170,7 +170,7 @@ impl Messaging {
                         Vec::new,
                     );
                     let mut span = PendingSpan::new(child.span);
-                    span.extend(|| facts::span_attributes(inner, Operation::CREATE, &info, None));
+                    span.append(|| facts::span_attributes(inner, Operation::CREATE, &info, None));
                     span.end();
                     if let Some(cx) = &child.context {
                         inner.tracer.inject(cx, headers);
@@ -196,7 +196,7 @@ impl Messaging {
             || links,
         );
         let mut span = PendingSpan::new(child.span);
-        span.extend(|| {
+        span.append(|| {
             facts::span_attributes(inner, op, &MessageInfo::new(destination), Some(count))
         });
         SendSpan {

@@ -229,7 +229,7 @@ fn links_only_starts_a_trace_per_delivery() {
 
 #[test]
 fn redeliveries_link_the_same_creation_context() {
-    let m = nats(Sampler::AlwaysOn);
+    let m = nats(Sampler::AlwaysOn).settle_spans(true);
     let cap = capture();
     let mut headers = Pairs::new();
     m.send(&info("jobs"), &mut headers).end();
@@ -279,6 +279,22 @@ fn redeliveries_link_the_same_creation_context() {
             .find(|r| r.name == "process jobs" && !r.events.is_empty())
             .map(|r| r.events[0].name.to_string()),
         Some("exception".into())
+    );
+}
+
+#[test]
+fn settle_spans_are_opt_in_and_the_outcome_is_always_recorded() {
+    let m = nats(Sampler::AlwaysOn);
+    let cap = capture();
+    let mut headers = Pairs::new();
+    m.send(&info("jobs"), &mut headers).end();
+    let mut span = m.process(&info("jobs"), Some(&headers));
+    span.settle("term").end();
+    span.end();
+    let spans = cap.finish();
+    assert_eq!(
+        spans.tree(&["messaging.settlement"]),
+        "publish jobs [producer]\n  process jobs [consumer] messaging.settlement=term\n"
     );
 }
 

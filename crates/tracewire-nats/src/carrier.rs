@@ -114,14 +114,25 @@ impl Extractor for HeaderInjector<'_> {
     }
 }
 
+/// The value moved into a header value (no copy), unless it holds a line break (which
+/// async-nats would panic on).
+fn value(value: String) -> Option<HeaderValue> {
+    (!value.contains(['\r', '\n'])).then(|| HeaderValue::from(value))
+}
+
 impl Injector for HeaderInjector<'_> {
+    /// The propagators' own names (`traceparent`, `b3`, ...) are valid header names: built
+    /// without parsing or copying.
     fn set(&mut self, key: &'static str, value: String) {
-        self.set_dynamic(key, value);
+        match self::value(value) {
+            Some(v) => self.0.insert(HeaderName::from_static(key), v),
+            None => log::debug!("not a valid NATS header value, not injected: {key}"),
+        }
     }
 
     fn set_dynamic(&mut self, key: &str, value: String) {
-        match (HeaderName::from_str(key), HeaderValue::from_str(&value)) {
-            (Ok(name), Ok(value)) if !key.is_empty() => self.0.insert(name, value),
+        match (HeaderName::from_str(key), self::value(value)) {
+            (Ok(name), Some(value)) if !key.is_empty() => self.0.insert(name, value),
             _ => log::debug!("not a valid NATS header, not injected: {key:?}"),
         }
     }

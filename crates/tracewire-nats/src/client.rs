@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use async_nats::client::{PublishError, RequestError};
+use async_nats::header::HeaderName;
 use async_nats::{HeaderMap, Subject, SubscribeError, ToSubject};
 use bytes::Bytes;
 use futures_core::Stream;
@@ -294,8 +295,8 @@ impl Client {
             let mut destination = self.destination(&message.subject);
             destination.template = template;
             let info = MessageInfo {
-                id: headers.and_then(|h| header(h, async_nats::header::NATS_MESSAGE_ID.as_ref())),
-                conversation_id: headers.and_then(|h| header(h, CORRELATION_ID)),
+                id: headers.and_then(|h| header(h, async_nats::header::NATS_MESSAGE_ID)),
+                conversation_id: headers.and_then(|h| header(h, CORRELATION_ID_HEADER)),
                 body_size: Some(message.payload.len()),
                 consumer_group: queue_group,
                 ..MessageInfo::new(destination)
@@ -324,20 +325,19 @@ fn ids(headers: &HeaderMap) -> (Option<String>, Option<String>) {
     if headers.is_empty() {
         return (None, None);
     }
-    let get = |name: &str| header(headers, name).map(str::to_owned);
+    let get = |name| header(headers, name).map(str::to_owned);
     (
-        get(async_nats::header::NATS_MESSAGE_ID.as_ref()),
-        get(CORRELATION_ID),
+        get(async_nats::header::NATS_MESSAGE_ID),
+        get(CORRELATION_ID_HEADER),
     )
 }
 
-/// The first value of header `name` (exact name, as NATS compares), if any.
-pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| AsRef::<str>::as_ref(*k) == name)
-        .and_then(|(_, v)| v.first())
-        .map(|v| v.as_str())
+/// [`CORRELATION_ID`] as a header name.
+pub(crate) const CORRELATION_ID_HEADER: HeaderName = HeaderName::from_static(CORRELATION_ID);
+
+/// The first value of header `name` (exact name, as NATS compares: one hash lookup), if any.
+pub(crate) fn header(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
+    headers.get(name).map(|v| v.as_str())
 }
 
 /// True for a subject with a `*` or `>` token.

@@ -22,7 +22,7 @@ use tracewire_messaging::{
 };
 
 use crate::carrier::HeaderExtractor;
-use crate::client::{CORRELATION_ID, Client, error_type, header};
+use crate::client::{CORRELATION_ID_HEADER, Client, error_type, header};
 
 /// A JetStream context whose publishes are traced, made from a traced [`Client`]. It reads as
 /// the [`async_nats::jetstream::Context`] for everything else (streams, consumers).
@@ -204,11 +204,17 @@ pub(crate) struct AckInfo<'a> {
 impl<'a> AckInfo<'a> {
     pub(crate) fn parse(reply: &'a str) -> Option<Self> {
         let rest = reply.strip_prefix("$JS.ACK.")?;
-        let tokens: Vec<&str> = rest.split('.').collect();
+        // Up to 12 tokens on the stack: no allocation per message.
+        let mut tokens = [""; 12];
+        let mut n = 0;
+        for t in rest.split('.') {
+            *tokens.get_mut(n)? = t;
+            n += 1;
+        }
         // v1: 7 tokens; v2: domain and account hash first, and a random token at the end.
-        let t = match tokens.len() {
-            7 => &tokens[..],
-            n if n >= 9 => &tokens[2..9],
+        let t = match n {
+            7 => &tokens[..7],
+            9..=12 => &tokens[2..9],
             _ => return None,
         };
         let number = |s: &str| s.parse::<u64>().ok();
@@ -235,8 +241,8 @@ fn info<'a>(
 ) -> MessageInfo<'a> {
     let headers = message.headers.as_ref();
     MessageInfo {
-        id: headers.and_then(|h| header(h, async_nats::header::NATS_MESSAGE_ID.as_ref())),
-        conversation_id: headers.and_then(|h| header(h, CORRELATION_ID)),
+        id: headers.and_then(|h| header(h, async_nats::header::NATS_MESSAGE_ID)),
+        conversation_id: headers.and_then(|h| header(h, CORRELATION_ID_HEADER)),
         body_size: Some(message.payload.len()),
         consumer_group: ack.map(|a| a.consumer),
         delivery_count: ack.map(|a| a.delivered),
@@ -248,21 +254,22 @@ fn info<'a>(
 fn process(client: &Client, message: jetstream::Message) -> Message {
     let span = {
         let ack = message.reply.as_deref().and_then(AckInfo::parse);
-        let facts = info(client, &message, ack.as_ref());
+        let stream = ack.map(|a| {
+            [
+                (semconv::MESSAGING_NATS_STREAM, a.stream),
+                (semconv::MESSAGING_NATS_STREAM_SEQUENCE, a.stream_sequence),
+                (
+                    semconv::MESSAGING_NATS_CONSUMER_SEQUENCE,
+                    a.consumer_sequence,
+                ),
+            ]
+        });
+        let facts = MessageInfo {
+            system_attributes: stream.as_ref().map_or(&[], |s| &s[..]),
+            ..info(client, &message, ack.as_ref())
+        };
         let carrier = message.headers.as_ref().map(HeaderExtractor);
-        let mut span = client.messaging().process(&facts, carrier.as_ref());
-        if let (Some(ack), true) = (ack, span.is_recording()) {
-            span.set(semconv::MESSAGING_NATS_STREAM, ack.stream.to_owned());
-            span.set(
-                semconv::MESSAGING_NATS_STREAM_SEQUENCE,
-                ack.stream_sequence.to_owned(),
-            );
-            span.set(
-                semconv::MESSAGING_NATS_CONSUMER_SEQUENCE,
-                ack.consumer_sequence.to_owned(),
-            );
-        }
-        span
+        client.messaging().process(&facts, carrier.as_ref())
     };
     Message { message, span }
 }

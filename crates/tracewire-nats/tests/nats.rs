@@ -409,7 +409,12 @@ fn stream_name(subject: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_nak_redelivers_and_every_attempt_links_one_creation_context() {
-    let Some(client) = connect("jetstream_redelivery", nats(Sampler::AlwaysOn)).await else {
+    let Some(client) = connect(
+        "jetstream_redelivery",
+        nats(Sampler::AlwaysOn).settle_spans(true),
+    )
+    .await
+    else {
         return;
     };
     let base = unique("jobs");
@@ -515,7 +520,12 @@ messaging.nats.stream.sequence=1 messaging.nats.duplicate=true
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pulled_batch_is_one_span_with_a_link_per_message() {
-    let Some(client) = connect("jetstream_batch", nats(Sampler::AlwaysOn)).await else {
+    let Some(client) = connect(
+        "jetstream_batch",
+        nats(Sampler::AlwaysOn).settle_spans(true),
+    )
+    .await
+    else {
         return;
     };
     let base = unique("batch");
@@ -621,12 +631,12 @@ async fn a_push_consumer_traces_each_delivery() {
     drop(messages);
     js.delete_stream(&name).await.unwrap();
     let spans = cap.finish();
+    // Settle spans are off by default: the outcome is on the process span.
     assert_eq!(
-        spans.tree(&["messaging.consumer.group.name"]),
+        spans.tree(&["messaging.consumer.group.name", "messaging.settlement"]),
         format!(
             "publish {subject} [producer]
-  process {subject} [consumer] messaging.consumer.group.name=pusher
-    ack {subject} [client]
+  process {subject} [consumer] messaging.consumer.group.name=pusher messaging.settlement=ack
 "
         )
     );

@@ -535,6 +535,7 @@ async fn chains_through_faststream_and_back_are_one_trace_per_mode() {
 
     // Parent-based sampling: were FastStream's `-03` flags misread, our spans would be missing.
     let messaging = Messaging::new("redis")
+        .settle_spans(true)
         .tracer(Tracer::new().with_sampler(Sampler::parent_based(Sampler::AlwaysOn)))
         .relation(Relation::ChildAndLink)
         .conventions(Conventions::Current);

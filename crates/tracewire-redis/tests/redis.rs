@@ -33,7 +33,10 @@ fn unique(name: &str) -> String {
 }
 
 fn redis_messaging(sampler: Sampler) -> Messaging {
-    Messaging::new("redis").tracer(Tracer::new().with_sampler(sampler))
+    // Settle spans on: the trees below show every XACK/LREM as its own span.
+    Messaging::new("redis")
+        .settle_spans(true)
+        .tracer(Tracer::new().with_sampler(sampler))
 }
 
 /// A traced client, or `None` after a recorded skip.
