@@ -101,26 +101,31 @@ pub fn visit_entries<'a>(
     mut pick: impl FnMut(&str) -> Option<u8>,
     mut take: impl FnMut(u8, &'a str, &'a str),
 ) -> bool {
-    let mut buf = [0u8; 64];
     for (key, value) in entries {
-        let slot = if !key.bytes().any(|b| b.is_ascii_uppercase()) {
-            pick(key)
-        } else if let Some(lower) = buf.get_mut(..key.len()) {
-            lower.copy_from_slice(key.as_bytes());
-            lower.make_ascii_lowercase();
-            // ASCII lowercasing keeps UTF-8 valid.
-            match std::str::from_utf8(lower) {
-                Ok(lower) => pick(lower),
-                Err(_) => None,
-            }
-        } else {
-            pick(&key.to_ascii_lowercase())
-        };
-        if let Some(slot) = slot {
+        if let Some(slot) = pick_any_case(key, &mut pick) {
             take(slot, key, value);
         }
     }
     true
+}
+
+/// `pick(key)` for a key in any case: `pick` sees it lowercased (on the stack for keys up to
+/// 64 bytes). The building block of [`visit_entries`], for carriers that group the values of a
+/// key (pick once per key, then take each value).
+pub fn pick_any_case(key: &str, pick: &mut impl FnMut(&str) -> Option<u8>) -> Option<u8> {
+    if !key.bytes().any(|b| b.is_ascii_uppercase()) {
+        return pick(key);
+    }
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..key.len()) {
+        Some(lower) => {
+            lower.copy_from_slice(key.as_bytes());
+            lower.make_ascii_lowercase();
+            // ASCII lowercasing keeps UTF-8 valid.
+            std::str::from_utf8(lower).ok().and_then(pick)
+        }
+        None => pick(&key.to_ascii_lowercase()),
+    }
 }
 
 /// Keeps the first entry of each key (ASCII case-insensitive), in order: O(n log n), no

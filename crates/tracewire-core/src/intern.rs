@@ -4,11 +4,22 @@
 //! high-cardinality input costs what it cost without interning, and never more memory.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{LazyLock, RwLock};
 
 /// Values longer than this are never interned.
 pub const MAX_LEN: usize = 256;
+
+/// How many recent lookups each thread remembers (across every set).
+const RECENT_LEN: usize = 4;
+
+thread_local! {
+    /// `(set, value)` of this thread's last lookups, round robin.
+    static RECENT: [Cell<Option<(usize, &'static str)>>; RECENT_LEN] =
+        const { [const { Cell::new(None) }; RECENT_LEN] };
+    static NEXT: Cell<usize> = const { Cell::new(0) };
+}
 
 /// A bounded set of interned strings. Each distinct value is leaked once (at most `capacity`
 /// values of at most [`MAX_LEN`] bytes, so at most `capacity × 256` bytes per set).
@@ -38,11 +49,34 @@ impl Interner {
         }
     }
 
-    /// `value` as a `&'static str` if it is (or can still be) interned.
+    /// `value` as a `&'static str` if it is (or can still be) interned. The last few values
+    /// a thread looked up are answered without the lock or a hash: a handler loop or a server
+    /// thread asks for the same few values over and over.
     pub fn get(&self, value: &str) -> Option<&'static str> {
         if value.len() > MAX_LEN {
             return None;
         }
+        let me = std::ptr::from_ref(self) as usize;
+        let recent = RECENT.try_with(|r| {
+            r.iter()
+                .find_map(|c| c.get().filter(|(set, v)| *set == me && *v == value))
+        });
+        if let Ok(Some((_, v))) = recent {
+            return Some(v);
+        }
+        let v = self.get_shared(value)?;
+        let _ = RECENT.try_with(|r| {
+            let i = NEXT.with(|n| {
+                let i = n.get();
+                n.set((i + 1) % RECENT_LEN);
+                i
+            });
+            r[i].set(Some((me, v)));
+        });
+        Some(v)
+    }
+
+    fn get_shared(&self, value: &str) -> Option<&'static str> {
         if let Ok(map) = self.map.read() {
             if let Some(v) = map.as_ref().and_then(|m| m.get(value)) {
                 return Some(v);
@@ -109,6 +143,28 @@ mod tests {
             assert_eq!(s, n.to_string());
             assert_eq!(matches!(s, Cow::Borrowed(_)), n < 256, "{n}");
         }
+    }
+
+    #[test]
+    fn bounded_and_the_recent_cache_returns_the_interned_values() {
+        static SET: Interner = Interner::new(2);
+        static OTHER: Interner = Interner::new(2);
+        let a = SET.get("a").unwrap();
+        assert!(std::ptr::eq(a, SET.get("a").unwrap()), "cache hit");
+        let b = SET.get("b").unwrap();
+        assert_eq!(SET.get("c"), None, "full: not cached either");
+        assert!(matches!(SET.cow("c"), Cow::Owned(_)));
+        assert!(std::ptr::eq(a, SET.get("a").unwrap()), "after a miss");
+        assert!(std::ptr::eq(b, SET.get("b").unwrap()));
+        // Another set does not answer from this one's entries.
+        let other_a = OTHER.get("a").unwrap();
+        assert!(!std::ptr::eq(a, other_a));
+        assert!(std::ptr::eq(other_a, OTHER.get("a").unwrap()));
+        // Another thread sees the same values.
+        let there = std::thread::spawn(|| SET.get("a").map(|v| v.as_ptr() as usize))
+            .join()
+            .unwrap();
+        assert_eq!(there, Some(a.as_ptr() as usize));
     }
 
     #[test]

@@ -454,18 +454,20 @@ impl Tracer {
                 )
             });
             let debug = debug_id.map(|id| (semconv::JAEGER_DEBUG_ID, Cow::Owned(id)));
-            [
-                Some((semconv::SPAN_KIND, Cow::Borrowed(kind.as_str()))),
-                Some((
-                    reserved::TRACE_FLAGS,
-                    Cow::Borrowed(reserved::flags_str(context.flags())),
-                )),
-                remote,
-                state,
-                debug,
-            ]
-            .into_iter()
-            .flatten()
+            crate::span::with_room(
+                [
+                    Some((semconv::SPAN_KIND, Cow::Borrowed(kind.as_str()))),
+                    Some((
+                        reserved::TRACE_FLAGS,
+                        Cow::Borrowed(reserved::flags_str(context.flags())),
+                    )),
+                    remote,
+                    state,
+                    debug,
+                ]
+                .into_iter()
+                .flatten(),
+            )
         });
         if let Some(link) = inbound_link {
             span = span.with_link(link);
@@ -537,10 +539,13 @@ impl Tracer {
         }
         let flags = reserved::flags_str(cx.flags());
         let props = move || {
-            [
-                (semconv::SPAN_KIND, kind.as_str()),
-                (reserved::TRACE_FLAGS, flags),
-            ]
+            crate::span::with_room(
+                [
+                    (semconv::SPAN_KIND, kind.as_str()),
+                    (reserved::TRACE_FLAGS, flags),
+                ]
+                .into_iter(),
+            )
         };
         let mut span = if SpanContext::current_local_parent().is_some() {
             Span::enter_with_local_parent(name())

@@ -38,15 +38,9 @@ thread_local! {
     /// The last route this thread looked up: a server thread sees the same few routes over
     /// and over, and a hit skips the lock and the hash.
     static LAST_ROUTE: Cell<Option<&'static Entry>> = const { Cell::new(None) };
-    /// The last value looked up per cached [`Values`] set (see `Values::slot`).
-    static LAST_VALUES: [Cell<Option<&'static str>>; SLOTS] =
-        const { [const { Cell::new(None) }; SLOTS] };
     /// The last `Host` this thread looked up.
     static LAST_HOST: Cell<Option<&'static Host>> = const { Cell::new(None) };
 }
-
-/// How many [`Values`] sets have a per-thread last-value cache.
-const SLOTS: usize = 1;
 
 /// The interned entry for `route`, creating it if there is room.
 pub(crate) fn route(route: &str) -> Option<&'static Entry> {
@@ -86,49 +80,8 @@ fn route_slow(route: &str) -> Option<&'static Entry> {
     Some(entry)
 }
 
-/// A bounded set of interned values (user agents): core's [`Interner`], with a per-thread
-/// cache of the last value for the sets that repeat one value on nearly every request.
-pub(crate) struct Values {
-    set: Interner,
-    /// This set's per-thread last-value cache, if it has one (index into `LAST_VALUES`).
-    slot: Option<usize>,
-}
-
-impl Values {
-    #[cfg(test)]
-    pub(crate) const fn new(cap: usize) -> Self {
-        Values {
-            set: Interner::new(cap),
-            slot: None,
-        }
-    }
-
-    /// A set whose last value per thread is cached in `slot` (one set per slot).
-    const fn cached(cap: usize, slot: usize) -> Self {
-        Values {
-            set: Interner::new(cap),
-            slot: Some(slot),
-        }
-    }
-
-    /// `value` as a `&'static str` if it is (or can be) interned. Values longer than
-    /// [`MAX_LEN`](tracewire_core::intern::MAX_LEN) bytes are never interned.
-    pub(crate) fn get(&self, value: &str) -> Option<&'static str> {
-        let Some(slot) = self.slot.filter(|s| *s < SLOTS) else {
-            return self.set.get(value);
-        };
-        let last = LAST_VALUES.try_with(|c| c[slot].get()).ok().flatten();
-        if let Some(v) = last.filter(|v| *v == value) {
-            return Some(v);
-        }
-        let v = self.set.get(value)?;
-        let _ = LAST_VALUES.try_with(|c| c[slot].set(Some(v)));
-        Some(v)
-    }
-}
-
 /// `user_agent.original` values.
-pub(crate) static USER_AGENTS: Values = Values::cached(256, 0);
+pub(crate) static USER_AGENTS: Interner = Interner::new(256);
 
 /// The most `Host` values interned.
 const MAX_HOSTS: usize = 64;
@@ -187,14 +140,6 @@ fn host_slow(raw: &str) -> Option<&'static Host> {
     Some(h)
 }
 
-/// `value` interned in `set`, else owned.
-pub(crate) fn cow(set: &Values, value: &str) -> std::borrow::Cow<'static, str> {
-    match set.get(value) {
-        Some(v) => std::borrow::Cow::Borrowed(v),
-        None => std::borrow::Cow::Owned(value.to_owned()),
-    }
-}
-
 /// `host[:port]` / `[v6][:port]` → `(host, port)`.
 pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     let s = s.rsplit_once('@').map_or(s, |(_, h)| h);
@@ -217,25 +162,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bounded_values() {
-        let set = Values::new(2);
-        let a = set.get("a").unwrap();
-        assert!(std::ptr::eq(a, set.get("a").unwrap()));
-        assert!(set.get("b").is_some());
-        assert_eq!(set.get("c"), None, "full");
-        assert_eq!(set.get(&"x".repeat(300)), None, "too long");
-        assert!(matches!(cow(&set, "c"), std::borrow::Cow::Owned(_)));
-    }
-
-    #[test]
-    fn per_thread_cache_returns_the_interned_values() {
-        let set = Values::cached(2, 0);
-        let a = set.get("a").unwrap();
-        assert!(std::ptr::eq(a, set.get("a").unwrap()), "cache hit");
-        let b = set.get("b").unwrap();
-        assert_eq!(set.get("c"), None, "full: not cached either");
-        assert!(std::ptr::eq(a, set.get("a").unwrap()), "after a miss");
-        assert!(std::ptr::eq(b, set.get("b").unwrap()));
+    fn per_thread_cache_returns_the_interned_routes() {
         let r1 = route("/cache/{a}").unwrap();
         let r2 = route("/cache/{b}").unwrap();
         assert!(std::ptr::eq(r1, route("/cache/{a}").unwrap()));

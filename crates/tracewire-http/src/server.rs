@@ -460,7 +460,7 @@ impl ServerConfig {
         {
             put(
                 semconv::USER_AGENT_ORIGINAL,
-                crate::intern::cow(&crate::intern::USER_AGENTS, ua),
+                crate::intern::USER_AGENTS.cow(ua),
             );
         }
         if inner.body_sizes {

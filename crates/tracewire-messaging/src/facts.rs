@@ -283,7 +283,10 @@ pub(crate) fn span_attributes(
         None => message_attributes(&mut a, info, legacy, op == Operation::PROCESS),
     }
     if let Some(g) = info.consumer_group {
-        a.push((key(semconv::MESSAGING_CONSUMER_GROUP_NAME), owned(g)));
+        a.push((
+            key(semconv::MESSAGING_CONSUMER_GROUP_NAME),
+            DESTINATIONS.cow(g),
+        ));
     }
     if let Some(id) = &config.client_id {
         a.push((key(semconv::MESSAGING_CLIENT_ID), id.clone()));

@@ -69,11 +69,27 @@ impl Messaging {
     where
         E: Extractor + ?Sized,
     {
+        self.process_lazy(|| *info, headers)
+    }
+
+    /// [`process`](Messaging::process) with the message's facts gathered only when they are
+    /// needed — when the span is recorded (or a custom sampler reads its name): an unsampled
+    /// message costs the extraction of its context and nothing else (no header lookups for
+    /// ids, no parsing of broker metadata). `info` is called at most once.
+    pub fn process_lazy<'i, E>(
+        &self,
+        info: impl FnOnce() -> MessageInfo<'i>,
+        headers: Option<&E>,
+    ) -> ProcessSpan
+    where
+        E: Extractor + ?Sized,
+    {
         let inner = &*self.inner;
         let op = Operation::PROCESS;
+        let info = Lazy::new(info);
         let extracted = headers.map_or_else(Extracted::default, |h| inner.tracer.extract(h));
         let ambient = TraceContext::current();
-        let name = || facts::span_name(op, &info.destination);
+        let name = || facts::span_name(op, &info.get().destination);
         let (span, context) = match (extracted.context, ambient) {
             // The handler already runs in a span: it stays the parent unless the message's
             // context takes that place (then the ambient span is linked).
@@ -101,8 +117,12 @@ impl Messaging {
             }
         };
         let mut span = PendingSpan::new(span);
-        span.append(|| facts::span_attributes(inner, op, info, None));
-        let recorded = self.recorded(&span, &info.destination);
+        span.append(|| facts::span_attributes(inner, op, &info.get(), None));
+        let recorded = if span.is_recording() {
+            self.recorded(&span, &info.get().destination)
+        } else {
+            None
+        };
         ProcessSpan {
             span,
             context,
@@ -167,6 +187,27 @@ impl Messaging {
             }),
             recorded,
         }
+    }
+}
+
+/// Facts computed on first use, at most once.
+struct Lazy<'i, F> {
+    make: std::cell::Cell<Option<F>>,
+    made: std::cell::OnceCell<MessageInfo<'i>>,
+}
+
+impl<'i, F: FnOnce() -> MessageInfo<'i>> Lazy<'i, F> {
+    fn new(make: F) -> Self {
+        Lazy {
+            make: std::cell::Cell::new(Some(make)),
+            made: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn get(&self) -> MessageInfo<'i> {
+        *self
+            .made
+            .get_or_init(|| self.make.take().map(|f| f()).unwrap_or_default())
     }
 }
 

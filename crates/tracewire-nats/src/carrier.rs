@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use async_nats::HeaderMap;
 use async_nats::header::{HeaderName, HeaderValue};
-use tracewire_core::carrier::visit_entries;
+use tracewire_core::carrier::pick_any_case;
 use tracewire_core::{Extractor, Injector};
 
 /// Reads propagation headers from an [`async_nats::HeaderMap`].
@@ -46,16 +46,21 @@ fn keys(map: &HeaderMap) -> Keys<'_> {
     map.iter().map(name)
 }
 
+/// One walk of the map: each name picked once (in any case), then its values taken in order.
 fn visit<'a>(
     map: &'a HeaderMap,
-    pick: impl FnMut(&str) -> Option<u8>,
-    take: impl FnMut(u8, &'a str, &'a str),
+    mut pick: impl FnMut(&str) -> Option<u8>,
+    mut take: impl FnMut(u8, &'a str, &'a str),
 ) -> bool {
-    let entries = map.iter().flat_map(|(name, values)| {
+    for (name, values) in map.iter() {
         let name: &'a str = name.as_ref();
-        values.iter().map(move |v| (name, v.as_str()))
-    });
-    visit_entries(entries, pick, take)
+        if let Some(slot) = pick_any_case(name, &mut pick) {
+            for value in values {
+                take(slot, name, value.as_str());
+            }
+        }
+    }
+    true
 }
 
 impl Extractor for HeaderExtractor<'_> {

@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use async_nats::client::{PublishError, RequestError};
-use async_nats::header::HeaderName;
 use async_nats::{HeaderMap, Subject, SubscribeError, ToSubject};
 use bytes::Bytes;
 use futures_core::Stream;
@@ -110,7 +109,7 @@ impl Client {
         payload: &Bytes,
     ) -> SendSpan {
         // Copied out (rarely present) so the headers can take the context.
-        let (id, conversation) = ids(headers);
+        let (id, conversation) = owned_ids(headers);
         let info = MessageInfo {
             id: id.as_deref(),
             conversation_id: conversation.as_deref(),
@@ -213,7 +212,7 @@ impl Client {
         let subject = subject.to_subject();
         let mut headers = request.headers.take().unwrap_or_default();
         let span = {
-            let (id, conversation) = ids(&headers);
+            let (id, conversation) = owned_ids(&headers);
             let info = MessageInfo {
                 id: id.as_deref(),
                 conversation_id: conversation.as_deref(),
@@ -292,17 +291,21 @@ impl Client {
     ) -> Message {
         let span = {
             let headers = message.headers.as_ref();
-            let mut destination = self.destination(&message.subject);
-            destination.template = template;
-            let info = MessageInfo {
-                id: headers.and_then(|h| header(h, async_nats::header::NATS_MESSAGE_ID)),
-                conversation_id: headers.and_then(|h| header(h, CORRELATION_ID_HEADER)),
-                body_size: Some(message.payload.len()),
-                consumer_group: queue_group,
-                ..MessageInfo::new(destination)
+            // The facts are gathered only for a recorded span.
+            let info = || {
+                let (id, conversation_id) = headers.map_or((None, None), ids);
+                let mut destination = self.destination(&message.subject);
+                destination.template = template;
+                MessageInfo {
+                    id,
+                    conversation_id,
+                    body_size: Some(message.payload.len()),
+                    consumer_group: queue_group,
+                    ..MessageInfo::new(destination)
+                }
             };
             self.messaging
-                .process(&info, headers.map(HeaderExtractor).as_ref())
+                .process_lazy(info, headers.map(HeaderExtractor).as_ref())
         };
         Message { message, span }
     }
@@ -320,25 +323,35 @@ pub(crate) fn finish<T, E: fmt::Display>(
     span.end();
 }
 
-/// The message id (`Nats-Msg-Id`) and correlation id of outgoing headers, copied.
-fn ids(headers: &HeaderMap) -> (Option<String>, Option<String>) {
+/// The message id (`Nats-Msg-Id`) and correlation id of a message's headers, in one pass
+/// (no hashing).
+pub(crate) fn ids(headers: &HeaderMap) -> (Option<&str>, Option<&str>) {
+    let (mut id, mut correlation) = (None, None);
+    for (name, values) in headers.iter() {
+        let name: &str = name.as_ref();
+        let slot = if name == NATS_MESSAGE_ID {
+            &mut id
+        } else if name == CORRELATION_ID {
+            &mut correlation
+        } else {
+            continue;
+        };
+        *slot = values.first().map(|v| v.as_str());
+    }
+    (id, correlation)
+}
+
+/// [`ids`], copied out (so the headers can take the trace context).
+fn owned_ids(headers: &HeaderMap) -> (Option<String>, Option<String>) {
     if headers.is_empty() {
         return (None, None);
     }
-    let get = |name| header(headers, name).map(str::to_owned);
-    (
-        get(async_nats::header::NATS_MESSAGE_ID),
-        get(CORRELATION_ID_HEADER),
-    )
+    let (id, correlation) = ids(headers);
+    (id.map(str::to_owned), correlation.map(str::to_owned))
 }
 
-/// [`CORRELATION_ID`] as a header name.
-pub(crate) const CORRELATION_ID_HEADER: HeaderName = HeaderName::from_static(CORRELATION_ID);
-
-/// The first value of header `name` (exact name, as NATS compares: one hash lookup), if any.
-pub(crate) fn header(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
-    headers.get(name).map(|v| v.as_str())
-}
+/// The JetStream message id header, as async-nats spells it.
+const NATS_MESSAGE_ID: &str = "Nats-Msg-Id";
 
 /// True for a subject with a `*` or `>` token.
 pub(crate) fn is_wildcard(subject: &str) -> bool {

@@ -2,6 +2,7 @@
 //! (push and pull: a process span per message, or one with a link per message for a pull
 //! batch), and acks as settlements.
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::ops::Deref;
@@ -22,7 +23,7 @@ use tracewire_messaging::{
 };
 
 use crate::carrier::HeaderExtractor;
-use crate::client::{CORRELATION_ID_HEADER, Client, error_type, header};
+use crate::client::{Client, error_type, ids};
 
 /// A JetStream context whose publishes are traced, made from a traced [`Client`]. It reads as
 /// the [`async_nats::jetstream::Context`] for everything else (streams, consumers).
@@ -217,14 +218,13 @@ impl<'a> AckInfo<'a> {
             9..=12 => &tokens[2..9],
             _ => return None,
         };
-        let number = |s: &str| s.parse::<u64>().ok();
         Some(AckInfo {
             stream: t[0],
             consumer: t[1],
-            delivered: number(t[2])?,
+            delivered: decimal(t[2])?,
             stream_sequence: t[3],
             consumer_sequence: t[4],
-            published_nanos: number(t[5])?,
+            published_nanos: decimal(t[5])?,
         })
     }
 
@@ -233,16 +233,28 @@ impl<'a> AckInfo<'a> {
     }
 }
 
+/// A decimal `u64` (digits only, no sign, no overflow).
+fn decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |n, b| {
+        let d = b.wrapping_sub(b'0');
+        (d < 10).then_some(())?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
 /// The facts of a JetStream message.
 fn info<'a>(
     client: &Client,
     message: &'a jetstream::Message,
     ack: Option<&AckInfo<'a>>,
 ) -> MessageInfo<'a> {
-    let headers = message.headers.as_ref();
+    let (id, conversation_id) = message.headers.as_ref().map_or((None, None), ids);
     MessageInfo {
-        id: headers.and_then(|h| header(h, async_nats::header::NATS_MESSAGE_ID)),
-        conversation_id: headers.and_then(|h| header(h, CORRELATION_ID_HEADER)),
+        id,
+        conversation_id,
         body_size: Some(message.payload.len()),
         consumer_group: ack.map(|a| a.consumer),
         delivery_count: ack.map(|a| a.delivered),
@@ -253,23 +265,34 @@ fn info<'a>(
 
 fn process(client: &Client, message: jetstream::Message) -> Message {
     let span = {
-        let ack = message.reply.as_deref().and_then(AckInfo::parse);
-        let stream = ack.map(|a| {
-            [
-                (semconv::MESSAGING_NATS_STREAM, a.stream),
-                (semconv::MESSAGING_NATS_STREAM_SEQUENCE, a.stream_sequence),
-                (
-                    semconv::MESSAGING_NATS_CONSUMER_SEQUENCE,
-                    a.consumer_sequence,
-                ),
-            ]
-        });
-        let facts = MessageInfo {
-            system_attributes: stream.as_ref().map_or(&[], |s| &s[..]),
-            ..info(client, &message, ack.as_ref())
+        // The ack subject is parsed, and the headers searched for ids, only for a recorded
+        // span.
+        let ack: OnceCell<Option<AckInfo<'_>>> = OnceCell::new();
+        let stream: OnceCell<[(&'static str, &str); 3]> = OnceCell::new();
+        let facts = || {
+            let ack = ack
+                .get_or_init(|| message.reply.as_deref().and_then(AckInfo::parse))
+                .as_ref();
+            let system: &[(&'static str, &str)] = match ack {
+                Some(a) => stream.get_or_init(|| {
+                    [
+                        (semconv::MESSAGING_NATS_STREAM, a.stream),
+                        (semconv::MESSAGING_NATS_STREAM_SEQUENCE, a.stream_sequence),
+                        (
+                            semconv::MESSAGING_NATS_CONSUMER_SEQUENCE,
+                            a.consumer_sequence,
+                        ),
+                    ]
+                }),
+                None => &[],
+            };
+            MessageInfo {
+                system_attributes: system,
+                ..info(client, &message, ack)
+            }
         };
         let carrier = message.headers.as_ref().map(HeaderExtractor);
-        client.messaging().process(&facts, carrier.as_ref())
+        client.messaging().process_lazy(facts, carrier.as_ref())
     };
     Message { message, span }
 }
@@ -561,9 +584,13 @@ mod tests {
             AckInfo::parse("$JS.ACK.hub.ACCHASH.ORDERS.workers.1.17.40.1796197401115296289.3.tok")
                 .unwrap();
         assert_eq!((v2.stream, v2.delivered), ("ORDERS", 1));
+        assert_eq!(decimal("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(decimal("18446744073709551616"), None);
+        assert_eq!(decimal("+1"), None);
         for bad in [
             "",
             "_INBOX.x",
+            "$JS.ACK.a.b.c.d.e.f.g.h.i.j.k.l.m.n",
             "$JS.ACK.a.b.c",
             "$JS.ACK.ORDERS.workers.x.17.40.1.3",
             "$JS.ACK.ORDERS.workers.1.17.40.notanumber.3",
