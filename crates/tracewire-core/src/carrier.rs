@@ -113,8 +113,13 @@ pub fn visit_entries<'a>(
 /// 64 bytes). The building block of [`visit_entries`], for carriers that group the values of a
 /// key (pick once per key, then take each value).
 pub fn pick_any_case(key: &str, pick: &mut impl FnMut(&str) -> Option<u8>) -> Option<u8> {
+    // Most keys are lowercase: ask with the key as it is first. (`pick` answers only
+    // lowercase names, so a key with capitals cannot be picked by this first call.)
+    if let Some(slot) = pick(key) {
+        return Some(slot);
+    }
     if !key.bytes().any(|b| b.is_ascii_uppercase()) {
-        return pick(key);
+        return None;
     }
     let mut buf = [0u8; 64];
     match buf.get_mut(..key.len()) {

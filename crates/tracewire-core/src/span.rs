@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::LazyLock;
 
 use fastrace::collector::SpanContext;
 use fastrace::{Event, Span};
@@ -84,20 +85,29 @@ pub struct Abort {
 /// span.end();
 /// ```
 pub struct PendingSpan {
+    /// What a recording span holds, behind one box: a span that records nothing (unsampled)
+    /// is two words, cheap to move through the futures and messages that carry it.
+    recording: Option<Box<Recording>>,
+    ended: bool,
+}
+
+struct Recording {
     span: Span,
     attributes: Vec<Attribute>,
-    recording: bool,
-    ended: bool,
     abort: Option<Abort>,
 }
 
+/// What [`PendingSpan::span`] lends when nothing is recorded.
+static NOOP: LazyLock<Span> = LazyLock::new(Span::noop);
+
 impl fmt::Debug for PendingSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.recording.as_deref();
         f.debug_struct("PendingSpan")
-            .field("recording", &self.recording)
+            .field("recording", &r.is_some())
             .field("ended", &self.ended)
-            .field("attributes", &self.attributes)
-            .field("abort", &self.abort)
+            .field("attributes", &r.map(|r| &r.attributes))
+            .field("abort", &r.and_then(|r| r.abort))
             .finish()
     }
 }
@@ -105,64 +115,74 @@ impl fmt::Debug for PendingSpan {
 impl Default for PendingSpan {
     /// A span that records nothing.
     fn default() -> Self {
-        PendingSpan::new(Span::noop())
+        PendingSpan {
+            recording: None,
+            ended: false,
+        }
     }
 }
 
 impl PendingSpan {
     /// Collects attributes for `span` (nothing when it is a no-op span).
     pub fn new(span: Span) -> Self {
-        PendingSpan::with_capacity(span, 0)
+        PendingSpan::with_attributes(span, Vec::new())
     }
 
     /// [`new`](PendingSpan::new) with room for `capacity` attributes (allocated only when
     /// recording).
     pub fn with_capacity(span: Span, capacity: usize) -> Self {
-        let recording = SpanContext::from_span(&span).is_some();
-        PendingSpan {
-            span,
-            attributes: if recording {
-                Vec::with_capacity(capacity)
-            } else {
-                Vec::new()
-            },
-            recording,
-            ended: false,
-            abort: None,
+        if SpanContext::from_span(&span).is_none() {
+            return PendingSpan::default();
         }
+        PendingSpan::with_attributes(span, Vec::with_capacity(capacity))
     }
 
     /// [`new`](PendingSpan::new) with the attributes already collected (dropped unread when
     /// not recording).
     pub fn with_attributes(span: Span, attributes: Vec<Attribute>) -> Self {
-        let mut pending = PendingSpan::new(span);
-        if pending.recording {
-            pending.attributes = attributes;
+        let recording = SpanContext::from_span(&span).is_some().then(|| {
+            Box::new(Recording {
+                span,
+                attributes,
+                abort: None,
+            })
+        });
+        PendingSpan {
+            recording,
+            ended: false,
         }
-        pending
     }
 
     /// What to record when the span is dropped before [`end`](PendingSpan::end).
     pub fn abort_on_drop(mut self, abort: Abort) -> Self {
-        self.abort = Some(abort);
+        if let Some(r) = self.recording.as_deref_mut() {
+            r.abort = Some(abort);
+        }
         self
     }
 
     /// True until the span ends, when it is recorded (sampled and fastrace enabled).
     pub fn is_recording(&self) -> bool {
-        self.recording
+        self.recording.is_some()
     }
 
     /// The fastrace span (a no-op span once ended or when not recording): make it the local
     /// parent while the work runs so nested spans land under it.
     pub fn span(&self) -> &Span {
-        &self.span
+        match self.recording.as_deref() {
+            Some(r) => &r.span,
+            None => &NOOP,
+        }
+    }
+
+    fn attributes(&mut self) -> Option<&mut Vec<Attribute>> {
+        self.recording.as_deref_mut().map(|r| &mut r.attributes)
     }
 
     /// Adds one attribute.
     pub fn set(&mut self, key: &'static str, value: impl Into<Cow<'static, str>>) {
-        if self.recording {
-            self.attributes.push((Cow::Borrowed(key), value.into()));
+        if let Some(a) = self.attributes() {
+            a.push((Cow::Borrowed(key), value.into()));
         }
     }
 
@@ -171,20 +191,20 @@ impl PendingSpan {
     where
         I: IntoIterator<Item = Attribute>,
     {
-        if self.recording {
-            self.attributes.extend(attributes());
+        if let Some(a) = self.attributes() {
+            a.extend(attributes());
         }
     }
 
     /// Adds the list `attributes` builds (called only when recording), moved in as it is when
     /// the span has none yet: a caller that builds the whole list at once pays no copy.
     pub fn append(&mut self, attributes: impl FnOnce() -> Vec<Attribute>) {
-        if self.recording {
+        if let Some(a) = self.attributes() {
             let more = attributes();
-            if self.attributes.is_empty() {
-                self.attributes = more;
+            if a.is_empty() {
+                *a = more;
             } else {
-                self.attributes.extend(more);
+                a.extend(more);
             }
         }
     }
@@ -196,9 +216,8 @@ impl PendingSpan {
         error_type: impl Into<Cow<'static, str>>,
         description: impl Into<Cow<'static, str>>,
     ) {
-        if self.recording {
-            self.attributes
-                .extend(error_attributes(error_type.into(), description.into()));
+        if let Some(a) = self.attributes() {
+            a.extend(error_attributes(error_type.into(), description.into()));
         }
     }
 
@@ -206,11 +225,11 @@ impl PendingSpan {
     /// error's `Display` as description) plus an `exception` event carrying `exception.type`
     /// and `exception.message`, as the OpenTelemetry conventions record exceptions.
     pub fn record_exception(&mut self, error_type: &str, error: &dyn fmt::Display) {
-        if !self.recording {
+        let Some(r) = self.recording.as_deref_mut() else {
             return;
-        }
+        };
         let message = error.to_string();
-        self.span
+        r.span
             .add_event(exception_event(error_type.to_owned(), message.clone()));
         self.record_error(Cow::Owned(error_type.to_owned()), Cow::Owned(message));
     }
@@ -218,18 +237,18 @@ impl PendingSpan {
     /// Hands the attributes to fastrace and ends the span. Later calls, and the drop, do
     /// nothing.
     pub fn end(&mut self) {
-        if self.ended {
-            return;
-        }
         self.ended = true;
-        self.abort = None;
-        self.recording = false;
-        let span = std::mem::replace(&mut self.span, Span::noop());
-        if self.attributes.is_empty() {
+        let Some(r) = self.recording.take() else {
+            return;
+        };
+        let Recording {
+            span, attributes, ..
+        } = *r;
+        if attributes.is_empty() {
             drop(span);
         } else {
-            let attributes = std::mem::take(&mut self.attributes);
-            // One exactly sized copy into the span's own list; the span ends here.
+            // One copy into the span's own list (which has room for it, see `with_room`);
+            // the span ends here.
             drop(span.with_properties(|| attributes));
         }
     }
@@ -242,7 +261,7 @@ impl PendingSpan {
 
 impl Drop for PendingSpan {
     fn drop(&mut self) {
-        if let Some(abort) = self.abort.take() {
+        if let Some(abort) = self.recording.as_deref_mut().and_then(|r| r.abort.take()) {
             self.record_error(abort.error_type, abort.description);
         }
         self.end();
@@ -365,8 +384,9 @@ mod tests {
         let cap = tracewire_test::capture();
         let mut span = PendingSpan::with_capacity(Span::noop(), 16);
         span.extend(|| -> Vec<Attribute> { panic!("built") });
+        span.append(|| -> Vec<Attribute> { panic!("built") });
         span.record_exception("E", &"boom");
-        assert_eq!(span.attributes.capacity(), 0);
+        assert!(span.recording.is_none(), "nothing held");
         drop(span);
         assert!(cap.finish().is_empty());
     }

@@ -98,6 +98,8 @@ pub struct Child {
 struct Inner {
     propagators: Propagators,
     sampler: Sampler,
+    /// `sampler.uses_name()`, asked once.
+    sampler_uses_name: bool,
     force_new_trace: bool,
     drop_inbound_baggage: bool,
 }
@@ -143,6 +145,7 @@ impl Tracer {
             inner: Arc::new(Inner {
                 propagators: Propagators::default(),
                 sampler: Sampler::default(),
+                sampler_uses_name: Sampler::default().uses_name(),
                 force_new_trace: false,
                 drop_inbound_baggage: false,
             }),
@@ -191,7 +194,9 @@ impl Tracer {
 
     /// Uses this sampler.
     pub fn with_sampler(mut self, sampler: Sampler) -> Self {
-        self.inner_mut().sampler = sampler;
+        let inner = self.inner_mut();
+        inner.sampler_uses_name = sampler.uses_name();
+        inner.sampler = sampler;
         self
     }
 
@@ -377,7 +382,7 @@ impl Tracer {
                     _ => Sampling::from_bool(inner.sampler.should_sample(
                         Some(&remote),
                         remote.trace_id,
-                        name.for_sampler(&inner.sampler),
+                        name.for_sampler(inner.sampler_uses_name),
                     )),
                 };
                 let parent = remote.span_id;
@@ -396,14 +401,14 @@ impl Tracer {
                         Sampling::Deferred => Sampling::from_bool(inner.sampler.should_sample(
                             None,
                             trace_id,
-                            name.for_sampler(&inner.sampler),
+                            name.for_sampler(inner.sampler_uses_name),
                         )),
                         other => other,
                     },
                     _ => Sampling::from_bool(inner.sampler.should_sample(
                         None,
                         trace_id,
-                        name.for_sampler(&inner.sampler),
+                        name.for_sampler(inner.sampler_uses_name),
                     )),
                 };
                 let cx = TraceContext {
@@ -599,8 +604,8 @@ impl<F: FnOnce() -> Cow<'static, str>> LazyName<F> {
     }
 
     /// What the sampler sees: the name if it may read it, else `""` (nothing is built).
-    fn for_sampler(&mut self, sampler: &Sampler) -> &str {
-        if !sampler.uses_name() {
+    fn for_sampler(&mut self, uses_name: bool) -> &str {
+        if !uses_name {
             return "";
         }
         let build = &mut self.build;

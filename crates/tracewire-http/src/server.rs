@@ -295,7 +295,8 @@ impl ServerConfig {
         );
         if !root.context.is_sampled() {
             return Some(ServerSpan {
-                recorded: None,
+                span: PendingSpan::default(),
+                body_size: 0,
                 context: Some(root.context),
                 // Unsampled, the response only needs the configuration to inject headers.
                 config: inner.inject_response_headers.then(|| self.clone()),
@@ -316,7 +317,8 @@ impl ServerConfig {
             PendingSpan::with_attributes(root.span, self.request_properties(&h, method, route))
                 .abort_on_drop(ABORT);
         Some(ServerSpan {
-            recorded: Some(Box::new(Recorded { span, body_size: 0 })),
+            span,
+            body_size: 0,
             context: Some(root.context),
             config: Some(self.clone()),
             sampled: true,
@@ -626,10 +628,12 @@ impl<F: std::future::Future> std::future::Future for InServerSpan<'_, F> {
 ///
 /// Small when the request is not sampled (the context, a flag or two), since integrations
 /// move it through the framework's response future: what a sampled request records lives
-/// behind one box.
+/// behind one box (the [`PendingSpan`]'s).
 pub struct ServerSpan {
-    /// `None` when not sampled.
-    recorded: Option<Box<Recorded>>,
+    /// Records nothing when not sampled.
+    span: PendingSpan,
+    /// Response bytes counted so far (sampled requests).
+    body_size: u64,
     /// `None` only while lent to the thread by [`ServerSpan::scope`].
     context: Option<TraceContext>,
     /// Kept when the response needs it: a sampled request, or trace headers to inject.
@@ -639,13 +643,6 @@ pub struct ServerSpan {
     /// body unsent, which completes the response.
     pub(crate) bodiless: bool,
     done: bool,
-}
-
-/// What a sampled request records: the span (its attributes collected until it ends, see
-/// [`PendingSpan`]) and the response bytes counted so far.
-struct Recorded {
-    span: PendingSpan,
-    body_size: u64,
 }
 
 /// What a request dropped before its response was fully sent records.
@@ -663,9 +660,6 @@ impl fmt::Debug for ServerSpan {
     }
 }
 
-/// What [`ServerSpan::span`] lends when the request is not sampled.
-static NOOP_SPAN: LazyLock<Span> = LazyLock::new(Span::noop);
-
 /// What [`ServerSpan::context`] lends in the (unobservable) moment its context is attached.
 static NO_CONTEXT: LazyLock<TraceContext> =
     LazyLock::new(|| TraceContext::new(TraceId(0), SpanId(0), false));
@@ -679,10 +673,7 @@ impl ServerSpan {
 
     /// The fastrace span (a no-op span when not sampled, or once ended).
     pub fn span(&self) -> &Span {
-        match &self.recorded {
-            Some(r) => r.span.span(),
-            None => &NOOP_SPAN,
-        }
+        self.span.span()
     }
 
     /// True when the request is sampled (attributes are recorded).
@@ -712,9 +703,9 @@ impl ServerSpan {
     pub fn scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         let _active = ActiveGuard::enter();
         let _parent = self
-            .recorded
-            .as_ref()
-            .map(|r| r.span.span().set_local_parent());
+            .span
+            .is_recording()
+            .then(|| self.span.span().set_local_parent());
         context::scope(&mut self.context, f)
     }
 
@@ -738,17 +729,15 @@ impl ServerSpan {
 
     /// Counts response body bytes (for `http.response.body.size`).
     pub(crate) fn add_body_bytes(&mut self, n: usize) {
-        if let Some(r) = self.recorded.as_deref_mut() {
-            r.body_size += n as u64;
+        if self.span.is_recording() {
+            self.body_size += n as u64;
         }
     }
 
     /// Records `http.route` when the framework learns the route after the span started.
     pub fn record_route(&mut self, route: &str) {
-        if let Some(r) = self.recorded.as_deref_mut() {
-            r.span
-                .extend(|| [(Cow::Borrowed(semconv::HTTP_ROUTE), route_cow(route))]);
-        }
+        self.span
+            .extend(|| [(Cow::Borrowed(semconv::HTTP_ROUTE), route_cow(route))]);
     }
 
     /// Records the response head: `http.response.status_code`, status `ERROR` and
@@ -770,20 +759,21 @@ impl ServerSpan {
                 inner.tracer.inject(cx, &mut HeaderInjector(headers));
             }
         }
-        let Some(r) = self.recorded.as_deref_mut() else {
+        if !self.span.is_recording() {
             return;
-        };
-        crate::record_status(&mut r.span, status, status.is_server_error());
+        }
+        crate::record_status(&mut self.span, status, status.is_server_error());
         if !inner.response_headers.is_empty() {
-            r.span.extend(|| inner.response_headers.properties(headers));
+            self.span
+                .extend(|| inner.response_headers.properties(headers));
         }
     }
 
     /// Records a failure: status `ERROR` with `description`, and `error.type` (a low
     /// cardinality identifier: an error type name, or a status code).
     pub fn record_error(&mut self, error_type: &str, description: &str) {
-        if let Some(r) = self.recorded.as_deref_mut() {
-            r.span
+        if self.span.is_recording() {
+            self.span
                 .record_error(error_type.to_owned(), description.to_owned());
         }
     }
@@ -800,23 +790,22 @@ impl ServerSpan {
     }
 
     pub(crate) fn complete(&mut self) {
-        if let Some(mut r) = self.finish() {
-            r.span.end();
+        if self.finish() {
+            self.span.end();
         }
     }
 
-    /// Takes what a sampled request recorded, with the response size added, once.
-    fn finish(&mut self) -> Option<Box<Recorded>> {
+    /// Adds the response size, once; false when already done.
+    fn finish(&mut self) -> bool {
         if std::mem::replace(&mut self.done, true) {
-            return None;
+            return false;
         }
-        let mut r = self.recorded.take()?;
-        if self.config.as_ref().is_some_and(|c| c.inner.body_sizes) {
-            let size = r.body_size;
-            r.span
+        if self.span.is_recording() && self.config.as_ref().is_some_and(|c| c.inner.body_sizes) {
+            let size = self.body_size;
+            self.span
                 .set(semconv::HTTP_RESPONSE_BODY_SIZE, size.to_string());
         }
-        Some(r)
+        true
     }
 }
 
@@ -831,7 +820,7 @@ fn route_cow(route: &str) -> Cow<'static, str> {
 impl Drop for ServerSpan {
     /// Unfinished: the span records the abort as it drops (`error.type` = [`ABORTED`](crate::ABORTED)).
     fn drop(&mut self) {
-        drop(self.finish());
+        self.finish();
     }
 }
 

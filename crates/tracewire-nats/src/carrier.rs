@@ -122,7 +122,9 @@ impl Extractor for HeaderInjector<'_> {
 /// The value moved into a header value (no copy), unless it holds a line break (which
 /// async-nats would panic on).
 fn value(value: String) -> Option<HeaderValue> {
-    (!value.contains(['\r', '\n'])).then(|| HeaderValue::from(value))
+    memchr::memchr2(b'\r', b'\n', value.as_bytes())
+        .is_none()
+        .then(|| HeaderValue::from(value))
 }
 
 impl Injector for HeaderInjector<'_> {
