@@ -183,9 +183,10 @@ impl Delivery {
     /// Starts the process span of this delivery.
     pub(crate) fn process(self, client: &Client, template: Option<&str>) -> Message {
         let label = [(MESSAGING_REDIS_ENVELOPE, self.envelope_label())];
+        // The facts (header lookups) only for a recorded span.
         let span = client
             .messaging
-            .process(&self.facts(template, &label), self.carrier());
+            .process_lazy(|| self.facts(template, &label), self.carrier());
         Message {
             delivery: self,
             span,

@@ -160,7 +160,7 @@ fn carrier(entry: &StreamEntry) -> Option<Headers<'_>> {
 
 fn process(messaging: &Messaging, group: &str, entry: &StreamEntry) -> ProcessSpan {
     let label = [(MESSAGING_REDIS_ENVELOPE, entry.envelope_label())];
-    messaging.process(&entry.facts(group, &label), carrier(entry).as_ref())
+    messaging.process_lazy(|| entry.facts(group, &label), carrier(entry).as_ref())
 }
 
 /// A consumer in a consumer group of one stream, on a connection of its own: made by
