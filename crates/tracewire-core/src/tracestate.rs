@@ -28,9 +28,11 @@ pub const MAX_VALUE_LEN: usize = 256;
 /// chr         = %x20 / nblk-chr
 /// ```
 ///
-/// A header with any invalid member, a duplicated key or more than 32 members is invalid as a
-/// whole: [`TraceState::parse`] rejects it and extraction continues with an empty `tracestate`
-/// (the spec's "vendors MUST discard the whole tracestate" for malformed input).
+/// A header with any invalid member or more than 32 members is invalid as a whole:
+/// [`TraceState::parse`] rejects it and extraction continues with an empty `tracestate` (the
+/// spec's "vendors MUST discard the whole tracestate" for malformed input). A repeated key is
+/// not malformed input to lose the header over: its first member is kept and the repeats are
+/// dropped (what the W3C test suite's `test_tracestate_duplicated_keys` accepts).
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct TraceState(Option<Arc<str>>);
 
@@ -45,7 +47,6 @@ enum InvalidKind {
     Key,
     Value,
     Member,
-    Duplicate,
     TooMany,
 }
 
@@ -65,10 +66,6 @@ impl InvalidTraceState {
     pub fn is_malformed_member(&self) -> bool {
         self.kind == InvalidKind::Member
     }
-    /// The same key appeared twice.
-    pub fn is_duplicate_key(&self) -> bool {
-        self.kind == InvalidKind::Duplicate
-    }
     /// More than [`MAX_MEMBERS`] members.
     pub fn is_too_many_members(&self) -> bool {
         self.kind == InvalidKind::TooMany
@@ -81,7 +78,6 @@ impl fmt::Display for InvalidTraceState {
             InvalidKind::Key => "invalid tracestate key",
             InvalidKind::Value => "invalid tracestate value",
             InvalidKind::Member => "tracestate list member without '='",
-            InvalidKind::Duplicate => "duplicated tracestate key",
             InvalidKind::TooMany => "more than 32 tracestate list members",
         })
     }
@@ -260,16 +256,18 @@ impl TraceState {
                 if !is_valid_value(value) {
                     return Err(InvalidTraceState::new(InvalidKind::Value));
                 }
-                if count == MAX_MEMBERS {
-                    return Err(InvalidTraceState::new(InvalidKind::TooMany));
-                }
                 let seen = if count <= inline.len() {
                     &inline[..count]
                 } else {
                     &spilled[..]
                 };
+                // A repeated key: the first member stands, the repeat is dropped (the W3C test
+                // suite's `foo=1,foo=2` keeps `foo`, it does not lose the whole header).
                 if seen.iter().any(|(k, _)| *k == key) {
-                    return Err(InvalidTraceState::new(InvalidKind::Duplicate));
+                    continue;
+                }
+                if count == MAX_MEMBERS {
+                    return Err(InvalidTraceState::new(InvalidKind::TooMany));
                 }
                 if count < inline.len() {
                     inline[count] = (key, value);
@@ -453,7 +451,18 @@ mod tests {
                 .unwrap_err()
                 .is_invalid_value()
         );
-        assert!(TraceState::parse("a=1,a=2").unwrap_err().is_duplicate_key());
+        // Repeated keys: the first member stands (W3C `test_tracestate_duplicated_keys`).
+        assert_eq!(TraceState::parse("a=1,a=2").unwrap().header_value(), "a=1");
+        assert_eq!(
+            TraceState::parse("foo=1,foo=1").unwrap().header_value(),
+            "foo=1"
+        );
+        assert_eq!(
+            TraceState::parse("b=1, a=2 ,b=3,c=4")
+                .unwrap()
+                .header_value(),
+            "b=1,a=2,c=4"
+        );
         let long_key = format!("{}=v", "k".repeat(257));
         assert!(TraceState::parse(&long_key).unwrap_err().is_invalid_key());
         let ok_key = format!("{}=v", "k".repeat(256));
@@ -508,9 +517,15 @@ mod tests {
             .unwrap();
         assert_eq!(ts.header_value(), members.join(","));
         let dup = format!("{},k3=x", members.join(","));
-        assert!(TraceState::parse(&dup).unwrap_err().is_duplicate_key());
+        assert_eq!(
+            TraceState::parse(&dup).unwrap().header_value(),
+            members.join(",")
+        );
         let dup = format!("{},k15=x", members.join(","));
-        assert!(TraceState::parse(&dup).unwrap_err().is_duplicate_key());
+        assert_eq!(
+            TraceState::parse(&dup).unwrap().header_value(),
+            members.join(",")
+        );
         let canonical = members[..5].join(",");
         assert_eq!(
             TraceState::parse(&canonical).unwrap().header_value(),

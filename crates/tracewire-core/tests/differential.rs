@@ -260,8 +260,9 @@ fn ts_value(v: &str) -> bool {
         && nblk(b[b.len() - 1])
 }
 
-/// The tracestate a receiver keeps from these header lines: the canonical list, or nothing
-/// when any member is invalid, a key repeats or there are more than 32 members.
+/// The tracestate a receiver keeps from these header lines: the canonical list (the first
+/// member of a repeated key), or nothing when any member is invalid or there are more than 32
+/// members.
 fn ref_tracestate(lines: &[&str]) -> String {
     let mut members: Vec<(&str, &str)> = Vec::new();
     for line in lines {
@@ -273,8 +274,13 @@ fn ref_tracestate(lines: &[&str]) -> String {
             let Some((k, v)) = m.split_once('=') else {
                 return String::new();
             };
-            if !l2_key(k) || !ts_value(v) || members.iter().any(|(x, _)| *x == k) {
+            if !l2_key(k) || !ts_value(v) {
                 return String::new();
+            }
+            // A repeated key: the first member stands (W3C test suite,
+            // `test_tracestate_duplicated_keys`).
+            if members.iter().any(|(x, _)| *x == k) {
+                continue;
             }
             members.push((k, v));
         }
@@ -333,9 +339,8 @@ fn ref_baggage(lines: &[&str]) -> BTreeMap<String, String> {
             if !is_token(k) || !v.bytes().all(is_baggage_octet) {
                 continue;
             }
-            let Ok(v) = percent_decode_str(v).decode_utf8() else {
-                continue;
-            };
+            // Octets that do not decode as UTF-8 become U+FFFD (W3C Baggage).
+            let v = percent_decode_str(v).decode_utf8_lossy();
             let mut props = Vec::new();
             let mut ok = true;
             for p in parts {
@@ -483,6 +488,24 @@ const TRACECONTEXT_DEVIATIONS: &[Deviation] = &[
                 .flat_map(|l| l.split(','))
                 .filter_map(|m| m.trim_matches(is_ows).split_once('='))
                 .any(|(k, _)| l2_key(k) && !l1_key(k))
+        },
+        spec: spec_tracestate,
+    },
+    // Python drops a whole tracestate in which a key repeats; the W3C test suite
+    // (`test_tracestate_duplicated_keys`) accepts keeping one of the repeats, and tracewire
+    // keeps the first rather than lose every vendor's state over one repeat.
+    Deviation {
+        name: "python drops tracestate with a repeated key",
+        applies: |c| {
+            let mut keys: Vec<&str> = values(&c.headers, "tracestate")
+                .iter()
+                .flat_map(|l| l.split(','))
+                .filter_map(|m| m.trim_matches(is_ows).split_once('=').map(|(k, _)| k))
+                .collect();
+            let n = keys.len();
+            keys.sort_unstable();
+            keys.dedup();
+            keys.len() < n
         },
         spec: spec_tracestate,
     },
