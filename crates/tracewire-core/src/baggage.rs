@@ -230,7 +230,10 @@ fn parse_member(raw: &str) -> Option<Member> {
         let mut key_value = Vec::with_capacity(key.len() + value.len());
         key_value.extend_from_slice(key.as_bytes());
         key_value.extend(percent_decode_str(value));
-        String::from_utf8(key_value).ok()?
+        // W3C Baggage: decoded octets that are not UTF-8 become U+FFFD (the member is kept).
+        // The key is ASCII, so it stays as it was, ahead of the value.
+        String::from_utf8(key_value)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     } else {
         let mut key_value = String::with_capacity(key.len() + value.len());
         key_value.push_str(key);
@@ -383,6 +386,17 @@ impl Baggage {
 
     /// Adds the members of `other` whose keys `self` lacks, within the limits (`self` wins).
     pub fn merge(&self, other: &Baggage) -> Baggage {
+        self.merge_by(other, |a, b| a == b)
+    }
+
+    /// [`merge`](Baggage::merge), with keys that differ only in ASCII case counted as one: for
+    /// baggage from two formats, one of which lowercases keys on the way (Jaeger's
+    /// `uberctx-{key}` headers, whose names HTTP lowercases). One key in, one key out.
+    pub fn merge_ignoring_key_case(&self, other: &Baggage) -> Baggage {
+        self.merge_by(other, str::eq_ignore_ascii_case)
+    }
+
+    fn merge_by(&self, other: &Baggage, same: fn(&str, &str) -> bool) -> Baggage {
         if other.is_empty() {
             return self.clone();
         }
@@ -396,7 +410,7 @@ impl Baggage {
             let extra = m.encoded_len() + 1;
             if members.len() < MAX_MEMBERS
                 && bytes + extra <= MAX_BYTES
-                && !members.iter().any(|x| x.key() == m.key())
+                && !members.iter().any(|x| same(x.key(), m.key()))
             {
                 bytes += extra;
                 members.push(m.clone());
@@ -526,8 +540,19 @@ mod tests {
     fn invalid_members_are_dropped_alone() {
         let (b, drops) =
             Baggage::parse_lines_counted(["a=1,no-equals,b c=2,c=\"q\",d=%FF,e=ok;bad prop,f=2"]);
-        assert_eq!(b.iter().map(Member::key).collect::<Vec<_>>(), ["a", "f"]);
-        assert_eq!(drops.invalid, 5);
+        assert_eq!(
+            b.iter().map(Member::key).collect::<Vec<_>>(),
+            ["a", "d", "f"]
+        );
+        assert_eq!(drops.invalid, 4);
+    }
+
+    #[test]
+    fn undecodable_octets_become_the_replacement_character() {
+        let b = Baggage::parse_lines(["k=%FF,l=a%C3b,m=%E2%86%92"]);
+        assert_eq!(b.get("k"), Some("\u{FFFD}"));
+        assert_eq!(b.get("l"), Some("a\u{FFFD}b"));
+        assert_eq!(b.get("m"), Some("→"));
     }
 
     #[test]
