@@ -275,9 +275,12 @@ impl Propagators {
     }
 }
 
+/// Baggage from one more format: earlier formats win a key, and keys that differ only in case
+/// are one key (Jaeger's come lowercased through HTTP: `userId` sent as W3C baggage and as
+/// `uberctx-userId` must not come back as two keys).
 fn merge(into: &mut Baggage, more: Baggage) {
     if !more.is_empty() {
-        *into = into.merge(&more);
+        *into = into.merge_ignoring_key_case(&more);
     }
 }
 
@@ -341,6 +344,41 @@ mod tests {
         assert_eq!(
             p.extract(&c).context.unwrap().trace_id,
             TraceId(0x80f198ee56343ba864fe8b2a57d3eff7)
+        );
+    }
+
+    #[test]
+    fn one_baggage_key_through_w3c_and_jaeger_stays_one_key() {
+        let p = Propagators::new([Format::TraceContext, Format::Baggage, Format::Jaeger]);
+        let mut cx = p
+            .extract(&Pairs::from_pairs([("traceparent", TP)]))
+            .context
+            .unwrap();
+        cx.baggage = Baggage::parse_lines(["userId=alice"]);
+        let mut out = Pairs::new();
+        p.inject(&cx, &mut out);
+        // HTTP lowercases header names on the way.
+        let hop: Vec<(String, String)> = out
+            .0
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        let back = p.extract(&Pairs(hop)).baggage;
+        assert_eq!(
+            back.iter()
+                .map(|m| (m.key(), m.value()))
+                .collect::<Vec<_>>(),
+            [("userId", "alice")]
+        );
+        // Jaeger first: its (lowercased) key stands.
+        let p = Propagators::new([Format::Jaeger, Format::Baggage]);
+        let e = p.extract(&Pairs::from_pairs([
+            ("uberctx-userid", "alice"),
+            ("baggage", "userId=alice,other=1"),
+        ]));
+        assert_eq!(
+            e.baggage.iter().map(|m| m.key()).collect::<Vec<_>>(),
+            ["userid", "other"]
         );
     }
 
