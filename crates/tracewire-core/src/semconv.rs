@@ -14,6 +14,12 @@ pub const SPAN_KIND: &str = "span.kind";
 pub const OTEL_STATUS_CODE: &str = "otel.status_code";
 /// Span status description; only meaningful with `ERROR`.
 pub const OTEL_STATUS_DESCRIPTION: &str = "otel.status_description";
+/// fastrace-opentelemetry's name for the status code property (`unset`, `ok`, `error`,
+/// case-insensitive): read like [`OTEL_STATUS_CODE`], so spans instrumented for that bridge
+/// keep their status.
+pub const FASTRACE_STATUS_CODE: &str = "span.status_code";
+/// fastrace-opentelemetry's name for the status description property.
+pub const FASTRACE_STATUS_DESCRIPTION: &str = "span.status_description";
 /// Status code value for an error.
 pub const STATUS_ERROR: &str = "ERROR";
 /// Status code value for an explicit OK.
@@ -180,6 +186,21 @@ pub const MESSAGING_NATS_CONSUMER_SEQUENCE: &str = "messaging.nats.consumer.sequ
 /// earlier `Nats-Msg-Id`.
 pub const MESSAGING_NATS_DUPLICATE: &str = "messaging.nats.duplicate";
 
+/// RabbitMQ (semconv): `messaging.rabbitmq.destination.routing_key`, the routing key of a
+/// published or consumed message (set when not empty).
+pub const MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY: &str =
+    "messaging.rabbitmq.destination.routing_key";
+/// RabbitMQ (semconv): `messaging.rabbitmq.message.delivery_tag` (int), the delivery's tag on
+/// its channel.
+pub const MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG: &str = "messaging.rabbitmq.message.delivery_tag";
+/// Not in the conventions: `messaging.rabbitmq.message.redelivered` (bool), AMQP's
+/// `redelivered` flag — the message was delivered before (set when true; the attempt itself is
+/// [`MESSAGING_MESSAGE_DELIVERY_COUNT`] when the queue counts, as quorum queues do).
+pub const MESSAGING_RABBITMQ_MESSAGE_REDELIVERED: &str = "messaging.rabbitmq.message.redelivered";
+/// Not in the conventions: `messaging.rabbitmq.requeue` (bool), whether a `nack` or `reject`
+/// settlement asked the broker to requeue the message.
+pub const MESSAGING_RABBITMQ_REQUEUE: &str = "messaging.rabbitmq.requeue";
+
 /// Older name (semconv ≤ 1.25, still emitted by FastStream) of `messaging.operation.type`,
 /// with the values `publish`, `receive`, `process`. Written only under
 /// `OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup`.
@@ -248,6 +269,7 @@ pub fn value_type(key: &str) -> ValueType {
         | MESSAGING_MESSAGE_PAYLOAD_SIZE_BYTES_LEGACY
         | MESSAGING_NATS_STREAM_SEQUENCE
         | MESSAGING_NATS_CONSUMER_SEQUENCE
+        | MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG
         | "process.pid"
         | "thread.id"
         | "code.lineno"
@@ -256,7 +278,9 @@ pub fn value_type(key: &str) -> ValueType {
         "exception.escaped"
         | MESSAGING_DESTINATION_TEMPORARY
         | MESSAGING_DESTINATION_ANONYMOUS
-        | MESSAGING_NATS_DUPLICATE => ValueType::Bool,
+        | MESSAGING_NATS_DUPLICATE
+        | MESSAGING_RABBITMQ_MESSAGE_REDELIVERED
+        | MESSAGING_RABBITMQ_REQUEUE => ValueType::Bool,
         k if k.starts_with(HTTP_REQUEST_HEADER_PREFIX)
             || k.starts_with(HTTP_RESPONSE_HEADER_PREFIX) =>
         {

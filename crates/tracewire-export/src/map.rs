@@ -249,7 +249,8 @@ fn map_span_into(record: SpanRecord, limits: &SpanLimits, span: &mut Span, spare
         }
         match &**key {
             semconv::SPAN_KIND => kind = proto_kind(SpanKind::parse(value).unwrap_or_default()),
-            semconv::OTEL_STATUS_CODE => {
+            // Also fastrace-opentelemetry's names, for spans instrumented for that bridge.
+            semconv::OTEL_STATUS_CODE | semconv::FASTRACE_STATUS_CODE => {
                 status_code = if value.eq_ignore_ascii_case(semconv::STATUS_ERROR) {
                     StatusCode::Error
                 } else if value.eq_ignore_ascii_case(semconv::STATUS_OK) {
@@ -258,7 +259,9 @@ fn map_span_into(record: SpanRecord, limits: &SpanLimits, span: &mut Span, spare
                     StatusCode::Unset
                 }
             }
-            semconv::OTEL_STATUS_DESCRIPTION => set_str(&mut status.message, value),
+            semconv::OTEL_STATUS_DESCRIPTION | semconv::FASTRACE_STATUS_DESCRIPTION => {
+                set_str(&mut status.message, value)
+            }
             _ => attrs.push(key, value),
         }
     }
@@ -602,6 +605,28 @@ mod tests {
             span.links[0].flags,
             0x01 | FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE
         );
+    }
+
+    #[test]
+    fn fastrace_opentelemetry_status_keys_are_read_too() {
+        let span = map_span(
+            record(&[
+                ("span.kind", "client"),
+                ("span.status_code", "error"),
+                ("span.status_description", "refused"),
+            ]),
+            &SpanLimits::default(),
+        );
+        let status = span.status.unwrap();
+        assert_eq!(status.code, StatusCode::Error as i32);
+        assert_eq!(status.message, "refused");
+        assert_eq!(span.kind, ProtoKind::Client as i32);
+        assert!(span.attributes.is_empty(), "{:?}", span.attributes);
+        let ok = map_span(
+            record(&[("span.status_code", "OK")]),
+            &SpanLimits::default(),
+        );
+        assert_eq!(ok.status.unwrap().code, StatusCode::Ok as i32);
     }
 
     #[test]
