@@ -138,7 +138,8 @@ fn assert_sample_trace(spans: &[Span]) {
     assert_eq!(client.links.len(), 1);
     assert_eq!(client.links[0].trace_id, 0xabcu128.to_be_bytes());
     assert_eq!(client.links[0].span_id, 0xdefu64.to_be_bytes());
-    assert_eq!(client.links[0].flags, 1);
+    // Sampled, and known not to be remote (tracewire marks remote links).
+    assert_eq!(client.links[0].flags, 0x101);
 }
 
 fn pipeline(cfg: OtlpConfig, retry: RetryPolicy) -> Pipeline {
