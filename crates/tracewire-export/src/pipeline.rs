@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -61,6 +61,9 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Growth factor between retries (default 1.5).
     pub multiplier: f64,
+    /// Cap on a server-provided delay (`Retry-After`, `RetryInfo`; default 30 s): a collector
+    /// asking for an hour does not stall the export for an hour.
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -70,6 +73,7 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(5),
             multiplier: 1.5,
+            max_retry_after: Duration::from_secs(30),
         }
     }
 }
@@ -140,6 +144,12 @@ struct Shared {
     counters: AtomicCounters,
     config: BatchConfig,
     simple: bool,
+    /// Set when a shutdown passed its deadline: in-flight exports and retry waits end at once
+    /// and what they held is counted as failed, the queue as dropped.
+    cancelled: AtomicBool,
+    cancel: tokio::sync::Notify,
+    /// Woken by a flush: a retry waiting out its delay goes now.
+    hurry: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -149,7 +159,33 @@ impl Shared {
             Err(poisoned) => poisoned.into_inner(),
         }
     }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Resolves once a shutdown has given up (at once if it already has).
+    async fn cancelled(&self) {
+        let notified = self.cancel.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_cancelled() {
+            return;
+        }
+        notified.await;
+    }
+
+    /// Gives up: in-flight exports end, the queue is dropped (counted).
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        self.cancel.notify_waiters();
+        self.wake.notify_all();
+    }
 }
+
+/// How long a shutdown that gave up at its deadline waits for the worker to count what it
+/// abandons.
+const CANCEL_GRACE: Duration = Duration::from_millis(500);
 
 /// Builds a [`Pipeline`].
 pub struct PipelineBuilder {
@@ -259,6 +295,9 @@ impl PipelineBuilder {
             counters: AtomicCounters::default(),
             config,
             simple: self.simple,
+            cancelled: AtomicBool::new(false),
+            cancel: tokio::sync::Notify::new(),
+            hurry: tokio::sync::Notify::new(),
         });
         let names: Vec<String> = self.exporters.iter().map(|e| e.name().to_owned()).collect();
         let mut describe = String::new();
@@ -378,6 +417,7 @@ impl Pipeline {
         st.flush_requested += 1;
         let target = st.flush_requested;
         shared.wake.notify_all();
+        shared.hurry.notify_waiters();
         while st.flush_done < target && !st.stopped {
             let now = Instant::now();
             if now >= deadline {
@@ -403,9 +443,19 @@ impl Pipeline {
             st.shutdown = true;
             st.give_up_at = Some(deadline);
             shared.wake.notify_all();
+            shared.hurry.notify_waiters();
             while !st.stopped {
                 let now = Instant::now();
                 if now >= deadline {
+                    // Give up: what is in flight or queued is abandoned — and counted.
+                    shared.cancel();
+                    let grace = now + CANCEL_GRACE;
+                    while !st.stopped && Instant::now() < grace {
+                        st = match shared.done.wait_timeout(st, grace - Instant::now()) {
+                            Ok((g, _)) => g,
+                            Err(p) => p.into_inner().0,
+                        };
+                    }
                     return false;
                 }
                 st = match shared.done.wait_timeout(st, deadline - now) {
@@ -507,7 +557,11 @@ impl Worker {
                         && (shared.simple
                             || st.queue.len() >= cfg.max_export_batch_size
                             || last_export.elapsed() >= cfg.scheduled_delay);
-                    if due || st.shutdown || st.flush_requested > st.flush_done {
+                    if due
+                        || st.shutdown
+                        || st.flush_requested > st.flush_done
+                        || shared.is_cancelled()
+                    {
                         break;
                     }
                     let wait = cfg
@@ -526,6 +580,14 @@ impl Worker {
                     if st.queue.is_empty() {
                         last_export = Instant::now();
                     }
+                }
+                if shared.is_cancelled() {
+                    let abandoned = st.queue.len() as u64;
+                    st.queue.clear();
+                    shared
+                        .counters
+                        .dropped
+                        .fetch_add(abandoned, Ordering::Relaxed);
                 }
                 let n = st.queue.len().min(cfg.max_export_batch_size);
                 let batch: Vec<SpanRecord> = st.queue.drain(..n).collect();
@@ -661,18 +723,29 @@ async fn export_with_retry(
     retry: &RetryPolicy,
 ) -> Result<(), ExportError> {
     let timeout = shared.config.export_timeout;
+    let abandoned =
+        || ExportError::permanent("abandoned: the pipeline shut down past its deadline");
     let mut attempt = 1;
     loop {
-        let result = match tokio::time::timeout(timeout, exporter.export(request)).await {
-            Ok(r) => r,
-            Err(_) => Err(ExportError::timeout(timeout)),
+        if shared.is_cancelled() {
+            return Err(abandoned());
+        }
+        let result = tokio::select! {
+            r = tokio::time::timeout(timeout, exporter.export(request)) => match r {
+                Ok(r) => r,
+                Err(_) => Err(ExportError::timeout(timeout)),
+            },
+            () = shared.cancelled() => Err(abandoned()),
         };
         let err = match result {
             Ok(()) => return Ok(()),
             Err(e) if !e.is_retryable() || attempt >= retry.max_attempts => return Err(e),
             Err(e) => e,
         };
-        let delay = err.retry_after().unwrap_or_else(|| retry.backoff(attempt));
+        let delay = match err.retry_after() {
+            Some(asked) => asked.min(retry.max_retry_after),
+            None => retry.backoff(attempt),
+        };
         let give_up_at = shared.lock().give_up_at;
         if let Some(at) = give_up_at
             && Instant::now() + delay >= at
@@ -681,7 +754,12 @@ async fn export_with_retry(
         }
         log::debug!(target: "tracewire", "exporter {}: {err}; retry {attempt} in {delay:?}", exporter.name());
         shared.counters.retries.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(delay).await;
+        // A flush cuts the wait short (the retry goes now); a shutdown that gave up ends it.
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shared.hurry.notified() => {}
+            () = shared.cancelled() => return Err(err),
+        }
         attempt += 1;
     }
 }

@@ -71,6 +71,7 @@ fn fast_retry() -> RetryPolicy {
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(20),
         multiplier: 2.0,
+        ..RetryPolicy::default()
     }
 }
 
@@ -272,6 +273,7 @@ fn shutdown_deadline_abandons_retries() {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_millis(200),
             multiplier: 1.0,
+            ..RetryPolicy::default()
         })
         .build()
         .unwrap();
@@ -305,4 +307,78 @@ fn simple_mode_exports_each_report_without_waiting() {
     }
     assert_eq!(fake.spans(), 2);
     assert!(p.describe().contains("mode: simple"));
+}
+
+fn asks_for_an_hour() -> ExportError {
+    ExportError::retryable("503").with_retry_after(Duration::from_secs(3600))
+}
+
+#[test]
+fn a_server_delay_is_capped() {
+    let fake = Fake::default();
+    fake.script
+        .lock()
+        .unwrap()
+        .push_back(Err(asks_for_an_hour()));
+    let p = Pipeline::builder()
+        .exporter(fake.clone())
+        .retry(RetryPolicy {
+            max_retry_after: Duration::from_millis(50),
+            ..RetryPolicy::default()
+        })
+        .build()
+        .unwrap();
+    p.reporter().report(records(3, 1));
+    // `Retry-After: 3600` waits the cap (50 ms), then the retry succeeds.
+    assert!(p.flush(Duration::from_secs(10)), "{:?}", p.counters());
+    assert_eq!(p.counters().exported, 3);
+    assert!(p.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_flush_cuts_a_retry_wait_short() {
+    let fake = Fake::default();
+    fake.script
+        .lock()
+        .unwrap()
+        .push_back(Err(asks_for_an_hour()));
+    let p = Pipeline::builder().exporter(fake.clone()).build().unwrap();
+    p.reporter().report(records(3, 1));
+    // The first attempt fails and the retry waits (capped at 30 s); a flush wants the spans
+    // now: the retry goes at once.
+    while *fake.attempts.lock().unwrap() == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(p.flush(Duration::from_secs(5)), "{:?}", p.counters());
+    assert_eq!(p.counters().exported, 3);
+    assert!(p.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_shutdown_past_its_deadline_counts_every_span_it_abandons() {
+    // A collector that accepts and never answers.
+    let fake = Fake {
+        delay: Some(Duration::from_secs(3600)),
+        ..Fake::default()
+    };
+    let p = Pipeline::builder()
+        .exporter(fake.clone())
+        .batch(BatchConfig {
+            max_export_batch_size: 512,
+            export_timeout: Duration::from_secs(600),
+            ..BatchConfig::default()
+        })
+        .build()
+        .unwrap();
+    p.reporter().report(records(2048, 1));
+    assert!(
+        !p.shutdown(Duration::from_millis(300)),
+        "gives up at the deadline"
+    );
+    let c = p.counters();
+    // One batch was in flight (failed), the rest still queued (dropped): none unaccounted.
+    assert_eq!(c.exported, 0);
+    assert_eq!(c.failed + c.dropped, 2048, "{c:?}");
+    assert!(c.failed >= 512, "{c:?}");
 }

@@ -54,7 +54,9 @@ impl OtlpGrpcExporter {
             .map_err(|e| ConfigError::new("endpoint", format!("{url:?}: {e}")))?
             .connect_timeout(timeout)
             .timeout(timeout)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .user_agent(crate::USER_AGENT)
+            .map_err(|e| ConfigError::new("endpoint", format!("user agent: {e}")))?;
         let endpoint = tls(endpoint, &url, config)?;
         let mut metadata = MetadataMap::new();
         for (k, v) in &config.headers {

@@ -22,6 +22,10 @@ use crate::config::{Compression, ConfigError, OtlpConfig, Protocol};
 pub const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf";
 /// `application/json`
 pub const CONTENT_TYPE_JSON: &str = "application/json";
+/// The most of a collector's response body that is read (64 KiB: a response holds a
+/// partial-success count and message; a collector answering with more is not trusted to
+/// fill the application's memory).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Exports over OTLP/HTTP: `POST` of an `ExportTraceServiceRequest` as protobuf or JSON.
 ///
@@ -132,6 +136,11 @@ impl OtlpHttpExporter {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ExportError::permanent(format!("request: {e}")))?;
         let h = req.headers_mut();
+        h.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(crate::USER_AGENT),
+        );
+        // Configured headers (`OTEL_EXPORTER_OTLP_HEADERS`) replace ours, a User-Agent too.
         h.extend(self.headers.clone());
         h.insert(
             CONTENT_TYPE,
@@ -163,7 +172,10 @@ impl OtlpHttpExporter {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-        let body = match tokio::time::timeout(self.timeout, resp.into_body().collect()).await {
+        // A response is an `ExportTraceServiceResponse` (a partial-success count and message):
+        // a body past `MAX_RESPONSE_BYTES` is not read further, and counts as empty.
+        let limited = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES);
+        let body = match tokio::time::timeout(self.timeout, limited.collect()).await {
             Ok(Ok(b)) => b.to_bytes(),
             _ => Bytes::new(),
         };

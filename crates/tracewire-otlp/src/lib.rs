@@ -12,6 +12,15 @@ pub use grpc::OtlpGrpcExporter;
 pub use http::OtlpHttpExporter;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+/// The `User-Agent` both exporters send, naming the exporter, its language and version as the
+/// OTLP exporter specification asks (`OTel-OTLP-Exporter-Python/1.2.3` is the spec's example).
+/// A `User-Agent` in the configured headers replaces it on OTLP/HTTP; on OTLP/gRPC tonic
+/// appends its own name.
+pub const USER_AGENT: &str = concat!(
+    "OTel-OTLP-Exporter-Rust-tracewire/",
+    env!("CARGO_PKG_VERSION")
+);
 use tracewire_export::{BoxFuture, ExportError, SpanExporter};
 
 /// An OTLP exporter for the configured [`Protocol`].

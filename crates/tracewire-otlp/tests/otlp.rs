@@ -164,6 +164,7 @@ fn quick_retry(attempts: u32) -> RetryPolicy {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
         multiplier: 2.0,
+        ..RetryPolicy::default()
     }
 }
 
@@ -199,6 +200,17 @@ fn check_content(protocol: Protocol, compression: Compression) {
             .iter()
             .any(|(k, v)| k == "x-api-key" && v == "s3cret")
     );
+    // The exporter names itself, its language and version (tonic appends its own name).
+    let agent = r
+        .headers
+        .iter()
+        .find(|(k, _)| k == "user-agent")
+        .map(|(_, v)| v.as_str());
+    assert!(
+        agent.is_some_and(|a| a.starts_with(tracewire_otlp::USER_AGENT)),
+        "{agent:?}"
+    );
+    assert!(tracewire_otlp::USER_AGENT.starts_with("OTel-OTLP-Exporter-Rust-tracewire/0."));
     let rs = &r.request.resource_spans[0];
     let resource = rs.resource.as_ref().unwrap();
     let service = resource
@@ -375,6 +387,7 @@ fn collector_down_at_start_then_up() {
                 initial_backoff: Duration::from_millis(50),
                 max_backoff: Duration::from_millis(100),
                 multiplier: 1.5,
+                ..RetryPolicy::default()
             },
         );
         p.reporter().report(many(10, 1));
@@ -412,6 +425,7 @@ fn collector_down_under_load_bounded_queue_then_resumes() {
             initial_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(50),
             multiplier: 2.0,
+            ..RetryPolicy::default()
         })
         .batch(BatchConfig {
             max_queue_size: 500,
@@ -506,4 +520,25 @@ fn bad_configuration_fails_at_build_naming_the_option() {
     )
     .unwrap_err();
     assert_eq!(e.option(), "headers");
+}
+
+/// A collector that answers 200 with a body that never ends: the exporter reads at most
+/// `MAX_RESPONSE_BYTES` of it and moves on, instead of filling memory until its timeout.
+#[test]
+fn an_endless_response_body_is_not_read_past_the_bound() {
+    let collector = Collector::http();
+    collector.script([Reply::Endless]);
+    let cfg = OtlpConfig::new(Protocol::HttpProtobuf)
+        .endpoint(collector.http_url())
+        .timeout(Duration::from_secs(20));
+    let p = pipeline(cfg, RetryPolicy::none());
+    p.reporter().report(sample_trace());
+    assert!(p.flush(Duration::from_secs(20)));
+    assert_eq!(p.counters().exported, 2, "{:?}", p.counters());
+    let state = collector.stop();
+    let sent = state.sent.load(std::sync::atomic::Ordering::Relaxed);
+    // What the server could push into the sockets' buffers before the client stopped
+    // reading: a few MiB at most (without the bound, it reads until its timeout: GiBs).
+    assert!(sent < 32 << 20, "{sent} bytes sent");
+    assert!(p.shutdown(Duration::from_secs(5)));
 }

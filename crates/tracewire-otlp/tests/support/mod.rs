@@ -33,6 +33,8 @@ pub enum Reply {
     Grpc(tonic::Code, Option<Duration>),
     /// Wait this long, then accept.
     Slow(Duration),
+    /// HTTP 200 with a body that never ends (bytes sent counted in `State::sent`).
+    Endless,
 }
 
 /// One request the collector received (accepted or not).
@@ -51,6 +53,8 @@ pub struct Received {
 pub struct State {
     pub received: Mutex<Vec<Received>>,
     pub script: Mutex<VecDeque<Reply>>,
+    /// Bytes of `Reply::Endless` bodies produced so far.
+    pub sent: std::sync::atomic::AtomicU64,
 }
 
 impl State {
@@ -265,10 +269,23 @@ impl Collector {
     }
 }
 
+type ReplyBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A body of 64 KiB chunks that never ends, counting what it produced.
+fn endless(st: Arc<State>) -> ReplyBody {
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    let frames = std::iter::repeat_with(move || {
+        st.sent
+            .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok::<_, Infallible>(hyper::body::Frame::data(chunk.clone()))
+    });
+    http_body_util::StreamBody::new(tokio_stream::iter(frames)).boxed()
+}
+
 async fn handle_http(
     st: Arc<State>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<ReplyBody>, Infallible> {
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
@@ -295,12 +312,13 @@ async fn handle_http(
     let Some(request) = request.filter(|_| path_ok) else {
         return Ok(Response::builder()
             .status(400)
-            .body(Full::new(Bytes::from_static(b"undecodable")))
+            .body(Full::new(Bytes::from_static(b"undecodable")).boxed())
             .unwrap());
     };
     let reply = st.next();
+    let endless_body = matches!(reply, Reply::Endless);
     let (status, retry_after) = match reply {
-        Reply::Ok => (200, None),
+        Reply::Ok | Reply::Endless => (200, None),
         Reply::Slow(d) => {
             tokio::time::sleep(d).await;
             (200, None)
@@ -320,6 +338,9 @@ async fn handle_http(
     if let Some(s) = retry_after {
         resp = resp.header("retry-after", s.to_string());
     }
+    if endless_body {
+        return Ok(resp.body(endless(st)).unwrap());
+    }
     let body = if status == 200 {
         if content_type == "application/json" {
             Bytes::from_static(b"{}")
@@ -331,7 +352,7 @@ async fn handle_http(
     };
     Ok(resp
         .header("content-type", content_type)
-        .body(Full::new(body))
+        .body(Full::new(body).boxed())
         .unwrap())
 }
 
@@ -370,7 +391,7 @@ impl TraceService for GrpcService {
             )),
             Reply::Grpc(code, None) => Some(tonic::Status::new(code, "scripted")),
             Reply::Http(..) => Some(tonic::Status::internal("http reply in grpc")),
-            Reply::Ok | Reply::Slow(_) => None,
+            Reply::Ok | Reply::Slow(_) | Reply::Endless => None,
         };
         self.0.received.lock().unwrap().push(Received {
             request: request.into_inner(),
