@@ -128,6 +128,10 @@ pub fn link_remote(link: SpanId) -> (Cow<'static, str>, Cow<'static, str>) {
 }
 
 /// The `tracewire.trace_flags` value of a flags byte (only the two defined bits are kept).
+pub fn flags_value(flags: u8) -> &'static str {
+    flags_str(flags)
+}
+
 pub(crate) fn flags_str(flags: u8) -> &'static str {
     match flags & 0x03 {
         0x00 => "00",

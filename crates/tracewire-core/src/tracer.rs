@@ -543,13 +543,23 @@ impl Tracer {
             };
         }
         let flags = reserved::flags_str(cx.flags());
+        // Every recorded span carries its own flags and tracestate (exporters never have to
+        // guess them from another span).
+        let state = (!cx.trace_state.is_empty()).then(|| {
+            (
+                reserved::TRACE_STATE,
+                Cow::Owned(cx.trace_state.header_value().to_owned()),
+            )
+        });
         let props = move || {
             crate::span::with_room(
                 [
-                    (semconv::SPAN_KIND, kind.as_str()),
-                    (reserved::TRACE_FLAGS, flags),
+                    Some((semconv::SPAN_KIND, Cow::Borrowed(kind.as_str()))),
+                    Some((reserved::TRACE_FLAGS, Cow::Borrowed(flags))),
+                    state,
                 ]
-                .into_iter(),
+                .into_iter()
+                .flatten(),
             )
         };
         let mut span = if SpanContext::current_local_parent().is_some() {
@@ -962,6 +972,26 @@ mod tests {
             "the injected id is the client span's"
         );
         assert_eq!(spans.expect("PUBLISH").span_id, detached.span_id);
+    }
+
+    #[test]
+    fn a_child_span_carries_its_own_flags_and_tracestate() {
+        let t = tracer(Sampler::AlwaysOn);
+        let cap = tracewire_test::capture();
+        let root = t.start_root(
+            "GET /x",
+            SpanKind::Server,
+            &Pairs::from_pairs([("traceparent", TP), ("tracestate", "rojo=1")]),
+        );
+        {
+            let _in = root.enter();
+            drop(t.start_child("GET", SpanKind::Client));
+        }
+        drop(root);
+        let spans = cap.finish();
+        let client = spans.expect("GET");
+        assert_eq!(prop(client, "tracewire.tracestate"), Some("rojo=1"));
+        assert_eq!(prop(client, "tracewire.trace_flags"), Some("01"));
     }
 
     #[test]

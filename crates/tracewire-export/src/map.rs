@@ -17,10 +17,13 @@
 //! The `tracewire.*` properties are decoded by [`tracewire_core::reserved::decode`], next to
 //! where they are written.
 //!
-//! A span without `tracewire.trace_flags`/`tracewire.tracestate` (a plain child span) takes
-//! them from a span of the same trace in the same batch that has them (the root).
+//! A span without `tracewire.trace_flags`/`tracewire.tracestate` (an internal span of
+//! `#[fastrace::trace]`) takes them from its nearest recorded ancestor
+//! ([`inherit_trace_context`], which the pipeline applies per fastrace report).
 
 use std::collections::HashMap;
+
+use std::borrow::Cow;
 
 use fastrace::collector::{EventRecord, SpanContext, SpanId, SpanRecord, TraceId};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -74,12 +77,12 @@ pub fn map_spans(records: Vec<SpanRecord>, limits: &SpanLimits) -> Vec<Span> {
     Mapper::new(limits.clone()).map(records)
 }
 
-/// Maps one record. Prefer [`map_spans`] or a [`Mapper`], which also fill in the trace flags
-/// and `tracestate` of child spans from their root.
+/// Maps one record as it is. Prefer [`map_spans`] or a [`Mapper`], which also give spans
+/// without trace flags and `tracestate` of their own those of their nearest recorded ancestor
+/// (see [`inherit_trace_context`]).
 pub fn map_span(record: SpanRecord, limits: &SpanLimits) -> Span {
     let mut span = Span::default();
     map_span_into(record, limits, &mut span, &mut Spare::default());
-    span.flags &= !RECORDED;
     span
 }
 
@@ -132,15 +135,17 @@ impl Mapper {
         }
     }
 
-    /// Maps a batch; children inherit their root's trace flags and `tracestate`.
-    pub fn map(&mut self, records: Vec<SpanRecord>) -> Vec<Span> {
+    /// Maps a batch; spans without trace flags and `tracestate` of their own take their
+    /// nearest recorded ancestor's in the batch ([`inherit_trace_context`]; the pipeline has
+    /// done it already, per fastrace report, so batch boundaries do not matter there).
+    pub fn map(&mut self, mut records: Vec<SpanRecord>) -> Vec<Span> {
+        inherit_trace_context(&mut records);
         let mut spans = Vec::with_capacity(records.len());
         for r in records {
             let mut span = self.pool.pop().unwrap_or_default();
             map_span_into(r, &self.limits, &mut span, &mut self.spare);
             spans.push(span);
         }
-        inherit_trace_flags(&mut spans);
         spans
     }
 
@@ -165,35 +170,75 @@ impl Mapper {
     }
 }
 
-/// Children inherit the root's flags and tracestate (only the root records them). Bit 11
-/// (not an OTLP bit) marks "flags were recorded" until here.
-fn inherit_trace_flags(spans: &mut [Span]) {
-    let key = |s: &Span| <[u8; 16]>::try_from(s.trace_id.as_slice()).map(u128::from_be_bytes);
-    let mut by_trace: HashMap<u128, (u32, String)> = HashMap::new();
-    for s in spans.iter() {
-        if s.flags & RECORDED != 0
-            && let Ok(k) = key(s)
-        {
-            by_trace
-                .entry(k)
-                .or_insert_with(|| (s.flags & 0xff, s.trace_state.clone()));
-        }
-    }
-    for s in spans.iter_mut() {
-        if s.flags & RECORDED != 0 {
-            s.flags &= !RECORDED;
-        } else if !by_trace.is_empty()
-            && let Some((flags, state)) = key(s).ok().and_then(|k| by_trace.get(&k))
-        {
-            s.flags = (s.flags & !0xff) | flags;
-            if s.trace_state.is_empty() {
-                s.trace_state.clone_from(state);
+/// Gives every span its own trace flags and `tracestate` (the reserved properties of
+/// [`tracewire_core::reserved`]): a span that records none — an internal span made by
+/// `#[fastrace::trace]`, which carries no properties of its own — takes those of its nearest
+/// ancestor in `records` that has them. A span with no such ancestor keeps none (it is then
+/// exported as sampled, with no `tracestate`).
+///
+/// fastrace reports the spans of one root (a request, a message) together, so the pipeline's
+/// reporter calls this on each report: every exported span carries its own values, whatever
+/// the export batches later split.
+pub fn inherit_trace_context(records: &mut [SpanRecord]) {
+    // (flags, tracestate) each span records itself.
+    let own: Vec<(Option<u8>, Option<Cow<'static, str>>)> = records
+        .iter()
+        .map(|r| {
+            let mut flags = None;
+            let mut state = None;
+            for (k, v) in &r.properties {
+                match reserved::decode(k, v) {
+                    Some(Reserved::TraceFlags(f)) => flags = Some(f),
+                    Some(Reserved::TraceState(_)) => state = Some(v.clone()),
+                    _ => {}
+                }
             }
+            (flags, state)
+        })
+        .collect();
+    if own.iter().all(|(f, _)| f.is_some()) {
+        return;
+    }
+    let index: HashMap<(TraceId, SpanId), usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.trace_id, r.span_id), i))
+        .collect();
+    // The nearest recorded ancestor of each span, found by walking parents (bounded, so a
+    // cycle of parent ids cannot loop).
+    let found: Vec<Option<usize>> = (0..records.len())
+        .map(|i| {
+            let mut at = i;
+            for _ in 0..MAX_DEPTH {
+                if own[at].0.is_some() {
+                    return Some(at);
+                }
+                let r = &records[at];
+                at = *index.get(&(r.trace_id, r.parent_id))?;
+            }
+            None
+        })
+        .collect();
+    for (i, r) in records.iter_mut().enumerate() {
+        if own[i].0.is_some() {
+            continue;
+        }
+        let Some((Some(flags), state)) = found[i].map(|a| &own[a]) else {
+            continue;
+        };
+        r.properties.push((
+            Cow::Borrowed(reserved::TRACE_FLAGS),
+            Cow::Borrowed(reserved::flags_value(*flags)),
+        ));
+        if let Some(state) = state {
+            r.properties
+                .push((Cow::Borrowed(reserved::TRACE_STATE), state.clone()));
         }
     }
 }
 
-const RECORDED: u32 = 0x800;
+/// How far [`inherit_trace_context`] walks up a span's parents.
+const MAX_DEPTH: usize = 256;
 
 fn set_bytes(v: &mut Vec<u8>, b: &[u8]) {
     v.clear();
@@ -272,10 +317,7 @@ fn map_span_into(record: SpanRecord, limits: &SpanLimits, span: &mut Span, spare
         status.message.clear();
     }
     status.code = status_code as i32;
-    let mut flags = match trace_flags {
-        Some(f) => f | RECORDED,
-        None => 0x01,
-    };
+    let mut flags = trace_flags.unwrap_or(0x01);
     flags |= FLAG_HAS_IS_REMOTE;
     if remote {
         flags |= FLAG_IS_REMOTE;
@@ -700,24 +742,70 @@ mod tests {
     }
 
     #[test]
-    fn children_inherit_flags_and_tracestate_from_root() {
-        let mut root = record(&[
-            ("tracewire.trace_flags", "00"),
-            ("tracewire.tracestate", "k=v"),
-        ]);
-        root.parent_id = SpanId(0);
-        let child = record(&[("span.kind", "client")]);
-        let other_trace = SpanRecord {
-            trace_id: TraceId(7),
-            ..record(&[])
+    fn spans_take_their_nearest_recorded_ancestors_flags_and_tracestate() {
+        let at = |span: u64, parent: u64, props: &[(&'static str, &'static str)]| SpanRecord {
+            span_id: SpanId(span),
+            parent_id: SpanId(parent),
+            ..record(props)
         };
-        let spans = map_spans(vec![child, root, other_trace], &SpanLimits::default());
-        assert_eq!(spans[0].flags, 0x100);
-        assert_eq!(spans[0].trace_state, "k=v");
-        assert!(spans[1].parent_span_id.is_empty());
-        assert_eq!(spans[1].flags, 0x100);
-        assert_eq!(spans[2].flags, 0x101);
-        assert!(spans.iter().all(|s| s.flags & 0x800 == 0));
+        // root (00, k=v) → internal → client (its own 00, k=v2) → internal
+        let root = at(
+            1,
+            0,
+            &[
+                ("tracewire.trace_flags", "00"),
+                ("tracewire.tracestate", "k=v"),
+            ],
+        );
+        let inner = at(2, 1, &[]);
+        let client = at(
+            3,
+            2,
+            &[
+                ("span.kind", "client"),
+                ("tracewire.trace_flags", "00"),
+                ("tracewire.tracestate", "k=v2"),
+            ],
+        );
+        let deep = at(4, 3, &[]);
+        let orphan = SpanRecord {
+            trace_id: TraceId(7),
+            ..at(5, 99, &[])
+        };
+        let mut report = vec![deep, inner, client, root, orphan];
+        inherit_trace_context(&mut report);
+        // Exported in separate batches: each span carries its own values now.
+        let mapped: Vec<Span> = report
+            .into_iter()
+            .map(|r| map_spans(vec![r], &SpanLimits::default()).remove(0))
+            .collect();
+        let by_id = |id: u64| {
+            mapped
+                .iter()
+                .find(|s| s.span_id == id.to_be_bytes())
+                .unwrap()
+        };
+        assert_eq!(
+            (by_id(2).flags & 0xff, by_id(2).trace_state.as_str()),
+            (0x00, "k=v")
+        );
+        assert_eq!(
+            (by_id(4).flags & 0xff, by_id(4).trace_state.as_str()),
+            (0x00, "k=v2")
+        );
+        assert_eq!(
+            (by_id(3).flags & 0xff, by_id(3).trace_state.as_str()),
+            (0x00, "k=v2")
+        );
+        // No recorded ancestor: sampled, no tracestate.
+        assert_eq!(
+            (by_id(5).flags & 0xff, by_id(5).trace_state.as_str()),
+            (0x01, "")
+        );
+        // A parent-id cycle ends the walk.
+        let mut cycle = vec![at(10, 11, &[]), at(11, 10, &[])];
+        inherit_trace_context(&mut cycle);
+        assert!(cycle.iter().all(|r| r.properties.is_empty()));
     }
 
     #[test]

@@ -489,10 +489,13 @@ impl std::fmt::Debug for PipelineReporter {
 }
 
 impl Reporter for PipelineReporter {
-    fn report(&mut self, spans: Vec<SpanRecord>) {
+    fn report(&mut self, mut spans: Vec<SpanRecord>) {
         if spans.is_empty() {
             return;
         }
+        // A root and everything under it arrive in one report: each span gets its own trace
+        // flags and tracestate here, before batches can split them.
+        crate::map::inherit_trace_context(&mut spans);
         let shared = &self.shared;
         let mut st = shared.lock();
         if st.shutdown || st.stopped {
