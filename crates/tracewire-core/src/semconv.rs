@@ -52,6 +52,11 @@ pub const ERROR_TYPE: &str = "error.type";
 // Integrations add keys for their domain here, in their section.
 // ---------------------------------------------------------------------------------------------
 
+/// The semantic-conventions version the exported telemetry follows (`schema_url` of the
+/// resource and of the instrumentation scope): 1.37, the last release of the RPC conventions
+/// tracewire emits by default (the HTTP and messaging names are the same in it as today).
+pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.37.0";
+
 /// `http.request.method`
 pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
 /// `http.request.method_original`
@@ -186,6 +191,15 @@ pub const MESSAGING_NATS_CONSUMER_SEQUENCE: &str = "messaging.nats.consumer.sequ
 /// earlier `Nats-Msg-Id`.
 pub const MESSAGING_NATS_DUPLICATE: &str = "messaging.nats.duplicate";
 
+/// Kafka: `messaging.kafka.offset` (int), the offset of a record in its partition (on process
+/// spans, and on send spans once the delivery report gives it).
+pub const MESSAGING_KAFKA_OFFSET: &str = "messaging.kafka.offset";
+/// `messaging.kafka.message.key`: the record's key, when it is text.
+pub const MESSAGING_KAFKA_MESSAGE_KEY: &str = "messaging.kafka.message.key";
+/// `messaging.kafka.message.tombstone` (bool): the record has no value (a tombstone);
+/// recorded only when true.
+pub const MESSAGING_KAFKA_MESSAGE_TOMBSTONE: &str = "messaging.kafka.message.tombstone";
+
 /// RabbitMQ (semconv): `messaging.rabbitmq.destination.routing_key`, the routing key of a
 /// published or consumed message (set when not empty).
 pub const MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY: &str =
@@ -200,6 +214,16 @@ pub const MESSAGING_RABBITMQ_MESSAGE_REDELIVERED: &str = "messaging.rabbitmq.mes
 /// Not in the conventions: `messaging.rabbitmq.requeue` (bool), whether a `nack` or `reject`
 /// settlement asked the broker to requeue the message.
 pub const MESSAGING_RABBITMQ_REQUEUE: &str = "messaging.rabbitmq.requeue";
+
+/// MQTT (the conventions have no MQTT attributes yet): `messaging.mqtt.qos` (int), the QoS of
+/// a publish (0, 1, 2), or of a delivery (the lower of the publish's and the subscription's).
+pub const MESSAGING_MQTT_QOS: &str = "messaging.mqtt.qos";
+/// `messaging.mqtt.retain` (bool): a publish asks the broker to retain the message, or a
+/// delivery comes from the broker's retained store (set when true).
+pub const MESSAGING_MQTT_RETAIN: &str = "messaging.mqtt.retain";
+/// `messaging.mqtt.duplicate` (bool): the delivery's DUP flag — the broker sends it again, an
+/// earlier attempt unacknowledged (set when true).
+pub const MESSAGING_MQTT_DUPLICATE: &str = "messaging.mqtt.duplicate";
 
 /// Older name (semconv ≤ 1.25, still emitted by FastStream) of `messaging.operation.type`,
 /// with the values `publish`, `receive`, `process`. Written only under
@@ -270,17 +294,21 @@ pub fn value_type(key: &str) -> ValueType {
         | MESSAGING_NATS_STREAM_SEQUENCE
         | MESSAGING_NATS_CONSUMER_SEQUENCE
         | MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG
+        | MESSAGING_MQTT_QOS
         | "process.pid"
         | "thread.id"
         | "code.lineno"
         | "code.line.number"
-        | "messaging.kafka.offset" => ValueType::Int,
+        | MESSAGING_KAFKA_OFFSET => ValueType::Int,
         "exception.escaped"
         | MESSAGING_DESTINATION_TEMPORARY
         | MESSAGING_DESTINATION_ANONYMOUS
         | MESSAGING_NATS_DUPLICATE
         | MESSAGING_RABBITMQ_MESSAGE_REDELIVERED
-        | MESSAGING_RABBITMQ_REQUEUE => ValueType::Bool,
+        | MESSAGING_RABBITMQ_REQUEUE
+        | MESSAGING_MQTT_RETAIN
+        | MESSAGING_MQTT_DUPLICATE
+        | MESSAGING_KAFKA_MESSAGE_TOMBSTONE => ValueType::Bool,
         k if k.starts_with(HTTP_REQUEST_HEADER_PREFIX)
             || k.starts_with(HTTP_RESPONSE_HEADER_PREFIX) =>
         {

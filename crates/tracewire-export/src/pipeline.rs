@@ -711,9 +711,9 @@ impl Worker {
                 scope_spans: vec![ScopeSpans {
                     scope: Some(self.scope.clone()),
                     spans,
-                    schema_url: String::new(),
+                    schema_url: tracewire_core::semconv::SCHEMA_URL.to_owned(),
                 }],
-                schema_url: String::new(),
+                schema_url: tracewire_core::semconv::SCHEMA_URL.to_owned(),
             }],
         }
     }

@@ -26,6 +26,16 @@ pub const PROCESS_PID: &str = "process.pid";
 pub const PROCESS_EXECUTABLE_NAME: &str = "process.executable.name";
 /// `process.command_args`
 pub const PROCESS_COMMAND_ARGS: &str = "process.command_args";
+/// `service.instance.id`
+pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+/// `process.runtime.name`
+pub const PROCESS_RUNTIME_NAME: &str = "process.runtime.name";
+/// `process.runtime.version`
+pub const PROCESS_RUNTIME_VERSION: &str = "process.runtime.version";
+/// `process.runtime.description`
+pub const PROCESS_RUNTIME_DESCRIPTION: &str = "process.runtime.description";
+/// `host.arch`
+pub const HOST_ARCH: &str = "host.arch";
 
 /// A resource value.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,16 +97,35 @@ impl Resource {
         Resource::default()
     }
 
-    /// `service.name` = `service_name` plus what can be detected: `telemetry.sdk.*`,
-    /// `host.name`, `os.type`, `process.pid`, `process.executable.name`.
+    /// `service.name` = `service_name` plus what can be detected: `service.instance.id` (a
+    /// random UUID, one per process), `telemetry.sdk.*`, `host.name`, `host.arch`, `os.type`,
+    /// `process.pid`, `process.executable.name`, `process.runtime.*` (the compiler that built
+    /// tracewire). `process.command_args` is opt-in ([`with_command_args`]: arguments may
+    /// hold secrets; `process.executable.name` satisfies the conventions' requirement).
+    ///
+    /// [`with_command_args`]: Resource::with_command_args
     pub fn detect(service_name: impl Into<String>) -> Self {
         let mut r = Resource::empty()
             .with(SERVICE_NAME, service_name.into())
+            .with(SERVICE_INSTANCE_ID, instance_id())
             .with(TELEMETRY_SDK_NAME, "tracewire")
             .with(TELEMETRY_SDK_LANGUAGE, "rust")
             .with(TELEMETRY_SDK_VERSION, env!("CARGO_PKG_VERSION"))
+            .with(HOST_ARCH, host_arch())
             .with(OS_TYPE, os_type())
-            .with(PROCESS_PID, i64::from(std::process::id()));
+            .with(PROCESS_PID, i64::from(std::process::id()))
+            .with(PROCESS_RUNTIME_NAME, "rustc");
+        for (key, value) in [
+            (PROCESS_RUNTIME_VERSION, env!("TRACEWIRE_RUSTC_VERSION")),
+            (
+                PROCESS_RUNTIME_DESCRIPTION,
+                env!("TRACEWIRE_RUSTC_DESCRIPTION"),
+            ),
+        ] {
+            if !value.is_empty() {
+                r.set(key, value);
+            }
+        }
         if let Some(host) = host_name() {
             r.set(HOST_NAME, host);
         }
@@ -187,6 +216,37 @@ impl Resource {
     }
 }
 
+/// This process's `service.instance.id`: a random (version 4) UUID, made once.
+fn instance_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let (a, b) = (fastrand::u64(..), fastrand::u64(..));
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0x0fff,
+            0x8000 | (b >> 48) & 0x3fff,
+            b & 0xffff_ffff_ffff
+        )
+    })
+    .clone()
+}
+
+/// `host.arch` in the conventions' words.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "x86",
+        "arm" => "arm32",
+        "powerpc" => "ppc32",
+        "powerpc64" => "ppc64",
+        "s390x" => "s390x",
+        other => other,
+    }
+}
+
 fn os_type() -> &'static str {
     match std::env::consts::OS {
         "macos" | "ios" => "darwin",
@@ -236,5 +296,19 @@ mod tests {
         assert!(r.get(PROCESS_EXECUTABLE_NAME).is_some());
         assert!(r.get(PROCESS_COMMAND_ARGS).is_none());
         assert!(Resource::default_service_name().starts_with("unknown_service:"));
+        // One instance id per process, a v4 UUID.
+        let id = r.get(SERVICE_INSTANCE_ID).unwrap().to_string();
+        assert_eq!(
+            id,
+            Resource::detect("other")
+                .get(SERVICE_INSTANCE_ID)
+                .unwrap()
+                .to_string()
+        );
+        assert_eq!((id.len(), &id[14..15]), (36, "4"), "{id}");
+        assert_eq!(r.get(PROCESS_RUNTIME_NAME).unwrap().to_string(), "rustc");
+        let version = r.get(PROCESS_RUNTIME_VERSION).unwrap().to_string();
+        assert!(version.starts_with("1."), "{version}");
+        assert!(r.get(HOST_ARCH).is_some());
     }
 }

@@ -246,6 +246,14 @@ impl ClientSpan {
         }
     }
 
+    /// Records the response's protocol version (`network.protocol.version`: `1.1`, `2`).
+    pub fn record_protocol_version(&mut self, version: http::Version) {
+        self.span.set(
+            semconv::NETWORK_PROTOCOL_VERSION,
+            crate::headers::protocol_version(version),
+        );
+    }
+
     /// Records a failed attempt (connection refused, timeout...): status `ERROR` with
     /// `description`, and `error.type` (a low-cardinality identifier, e.g. `connect`,
     /// `timeout`, or an error type name).

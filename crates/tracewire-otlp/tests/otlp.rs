@@ -223,6 +223,11 @@ fn check_content(protocol: Protocol, compression: Compression) {
         Some(Value::StringValue("checkout".into()))
     );
     assert_eq!(rs.scope_spans[0].scope.as_ref().unwrap().name, "tracewire");
+    assert_eq!(rs.schema_url, tracewire_core::semconv::SCHEMA_URL);
+    assert_eq!(
+        rs.scope_spans[0].schema_url,
+        tracewire_core::semconv::SCHEMA_URL
+    );
     assert_sample_trace(&collector.spans());
     assert!(p.shutdown(Duration::from_secs(5)));
 }

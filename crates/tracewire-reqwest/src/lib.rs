@@ -113,7 +113,10 @@ impl Tracing {
 
 fn finish(span: &mut ClientSpan, res: &reqwest::Result<reqwest::Response>) {
     match res {
-        Ok(r) => span.record_response(r.status(), r.headers()),
+        Ok(r) => {
+            span.record_response(r.status(), r.headers());
+            span.record_protocol_version(r.version());
+        }
         Err(e) => span.record_error(error_type(e), &e.to_string()),
     }
 }
@@ -150,7 +153,10 @@ impl reqwest_middleware::Middleware for Tracing {
         let mut span = self.start(&mut req, template.as_deref(), Some(resend));
         let res = next.run(req, extensions).await;
         match &res {
-            Ok(r) => span.record_response(r.status(), r.headers()),
+            Ok(r) => {
+                span.record_response(r.status(), r.headers());
+                span.record_protocol_version(r.version());
+            }
             Err(reqwest_middleware::Error::Reqwest(e)) => {
                 span.record_error(error_type(e), &e.to_string())
             }

@@ -97,6 +97,10 @@ async fn middleware_span_injects_its_own_context() {
     );
     let c = spans.expect("GET /echo");
     assert_eq!(
+        tracewire_test::property(c, "network.protocol.version"),
+        Some("1.1")
+    );
+    assert_eq!(
         seen,
         format!("00-{:032x}-{:016x}-03", c.trace_id.0, c.span_id.0)
     );

@@ -34,8 +34,14 @@ pub(crate) fn span_name(path: &str) -> Cow<'static, str> {
 /// span's own list, where `Span::add_properties(&self)` would send fastrace's collector a
 /// separate record. Lazy: nothing is computed (and `server` and `peer` are not called) for a
 /// no-op, unsampled span.
+///
+/// `peer` is the other end of the connection when known: on the server, the client (recorded
+/// as `client.address`/`client.port` and `network.peer.*`); on the client none is known, and
+/// `network.peer.*` is recorded when the server address is an IP address (then it is the
+/// peer).
 pub(crate) fn record_start(
     span: Span,
+    side: Side,
     conventions: RpcConventions,
     path: &str,
     server: impl FnOnce() -> Option<(Cow<'static, str>, Option<u16>)>,
@@ -53,14 +59,22 @@ pub(crate) fn record_start(
             };
             (semconv::RPC_METHOD, owned(value))
         });
-        let (server_address, server_port) = match server() {
+        let server = server();
+        let peer = match side {
+            Side::Server => peer(),
+            Side::Client => server.as_ref().and_then(|(host, port)| {
+                let ip: std::net::IpAddr = host.parse().ok()?;
+                Some(SocketAddr::new(ip, (*port)?))
+            }),
+        };
+        let (server_address, server_port) = match server {
             Some((host, port)) => (
                 Some((semconv::SERVER_ADDRESS, host)),
                 port.map(|p| (semconv::SERVER_PORT, Cow::Owned(p.to_string()))),
             ),
             None => (None, None),
         };
-        let peer = peer();
+        let client = peer.filter(|_| side == Side::Server);
         [
             conventions
                 .legacy()
@@ -74,6 +88,8 @@ pub(crate) fn record_start(
             method,
             server_address,
             server_port,
+            client.map(|p| (semconv::CLIENT_ADDRESS, Cow::Owned(p.ip().to_string()))),
+            client.map(|p| (semconv::CLIENT_PORT, Cow::Owned(p.port().to_string()))),
             peer.map(|p| {
                 (
                     semconv::NETWORK_PEER_ADDRESS,

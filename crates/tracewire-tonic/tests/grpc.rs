@@ -82,6 +82,12 @@ async fn unary_ok_one_trace_with_attributes() {
         .parse()
         .unwrap();
     assert_ne!(peer_port, addr.port());
+    // The server knows its client: `client.address` / `client.port` (no proxy in between).
+    assert_eq!(property(server, "client.address"), Some("127.0.0.1"));
+    assert_eq!(
+        property(server, "client.port"),
+        Some(peer_port.to_string().as_str())
+    );
 
     let client_span = by_kind(&spans, UNARY, "client");
     assert_eq!(property(client_span, "server.address"), Some("127.0.0.1"));
@@ -89,6 +95,16 @@ async fn unary_ok_one_trace_with_attributes() {
         property(client_span, "server.port"),
         Some(addr.port().to_string().as_str())
     );
+    // An IP address as the server is the network peer too.
+    assert_eq!(
+        property(client_span, "network.peer.address"),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        property(client_span, "network.peer.port"),
+        Some(addr.port().to_string().as_str())
+    );
+    assert_eq!(property(client_span, "client.address"), None);
 }
 
 /// tonic answers a unary error as a trailers-only response (`grpc-status` in the headers).

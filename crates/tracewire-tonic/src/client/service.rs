@@ -57,6 +57,7 @@ where
             .start_child(record::span_name(path), SpanKind::Client);
         let span = record::record_start(
             child.span,
+            Side::Client,
             config.conventions,
             path,
             || config.server.clone().or_else(|| record::authority_of(&req)),

@@ -91,6 +91,7 @@ where
         );
         let span = record::record_start(
             root.span,
+            Side::Server,
             config.conventions,
             path,
             || server_of(&req),

@@ -148,7 +148,10 @@ where
         let res = ready!(this.inner.poll(cx));
         if let Some(mut span) = this.span.take() {
             match &res {
-                Ok(r) => span.record_response(r.status(), r.headers()),
+                Ok(r) => {
+                    span.record_response(r.status(), r.headers());
+                    span.record_protocol_version(r.version());
+                }
                 Err(e) => span.record_error(std::any::type_name::<E>(), &e.to_string()),
             }
         }
