@@ -220,4 +220,9 @@ impl Messaging {
     pub fn get_relation(&self) -> Relation {
         self.inner.relation
     }
+
+    /// True when settlements get spans of their own ([`settle_spans`](Messaging::settle_spans)).
+    pub fn has_settle_spans(&self) -> bool {
+        self.inner.settle_spans
+    }
 }
