@@ -113,6 +113,27 @@ impl<'a> MessageInfo<'a> {
     }
 }
 
+/// Facts computed on first use, at most once.
+pub(crate) struct Lazy<'i, F> {
+    make: std::cell::Cell<Option<F>>,
+    made: std::cell::OnceCell<MessageInfo<'i>>,
+}
+
+impl<'i, F: FnOnce() -> MessageInfo<'i>> Lazy<'i, F> {
+    pub(crate) fn new(make: F) -> Self {
+        Lazy {
+            make: std::cell::Cell::new(Some(make)),
+            made: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub(crate) fn get(&self) -> MessageInfo<'i> {
+        *self
+            .made
+            .get_or_init(|| self.make.take().map(|f| f()).unwrap_or_default())
+    }
+}
+
 /// One messaging operation: its `messaging.operation.type` and the broker's verb for it
 /// (`messaging.operation.name`, and the first word of the span name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

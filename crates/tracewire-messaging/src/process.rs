@@ -14,7 +14,7 @@ use tracewire_core::{
 };
 
 use crate::config::{Messaging, Relation};
-use crate::facts::{self, Destination, MessageInfo, Operation};
+use crate::facts::{self, Destination, Lazy, MessageInfo, Operation};
 
 /// The CONSUMER span one message (or one batch) is processed in. Made by
 /// [`Messaging::process`] or [`Messaging::process_batch`]; run the handler in it
@@ -187,27 +187,6 @@ impl Messaging {
             }),
             recorded,
         }
-    }
-}
-
-/// Facts computed on first use, at most once.
-struct Lazy<'i, F> {
-    make: std::cell::Cell<Option<F>>,
-    made: std::cell::OnceCell<MessageInfo<'i>>,
-}
-
-impl<'i, F: FnOnce() -> MessageInfo<'i>> Lazy<'i, F> {
-    fn new(make: F) -> Self {
-        Lazy {
-            make: std::cell::Cell::new(Some(make)),
-            made: std::cell::OnceCell::new(),
-        }
-    }
-
-    fn get(&self) -> MessageInfo<'i> {
-        *self
-            .made
-            .get_or_init(|| self.make.take().map(|f| f()).unwrap_or_default())
     }
 }
 

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use tracewire_core::{Extractor, Injector, Link, PendingSpan, SpanKind, TraceContext};
 
 use crate::config::Messaging;
-use crate::facts::{self, Destination, MessageInfo, Operation};
+use crate::facts::{self, Destination, Lazy, MessageInfo, Operation};
 
 /// The span of a message (or a batch) on its way to the broker. Made by
 /// [`Messaging::send`], [`Messaging::request`] and [`Messaging::send_batch`]; end it when the
@@ -91,10 +91,24 @@ impl Messaging {
     where
         C: Extractor + Injector + ?Sized,
     {
+        self.send_lazy(|| *info, headers)
+    }
+
+    /// [`send`](Messaging::send) with the message's facts gathered only when they are needed
+    /// (a recorded span, or a custom sampler reading the name): an unsampled send costs the
+    /// context written into the headers and nothing else. `info` is called at most once.
+    pub fn send_lazy<'i, C>(
+        &self,
+        info: impl FnOnce() -> MessageInfo<'i>,
+        headers: &mut C,
+    ) -> SendSpan
+    where
+        C: Extractor + Injector + ?Sized,
+    {
         self.start_send(
             Operation::send(self.inner.send_verb),
             SpanKind::Producer,
-            info,
+            &Lazy::new(info),
             headers,
         )
     }
@@ -106,28 +120,34 @@ impl Messaging {
     where
         C: Extractor + Injector + ?Sized,
     {
-        self.start_send(Operation::send("request"), SpanKind::Client, info, headers)
+        self.start_send(
+            Operation::send("request"),
+            SpanKind::Client,
+            &Lazy::new(|| *info),
+            headers,
+        )
     }
 
-    fn start_send<C>(
+    fn start_send<'i, C, F>(
         &self,
         op: Operation,
         kind: SpanKind,
-        info: &MessageInfo<'_>,
+        info: &Lazy<'i, F>,
         headers: &mut C,
     ) -> SendSpan
     where
         C: Extractor + Injector + ?Sized,
+        F: FnOnce() -> MessageInfo<'i>,
     {
         let inner = &*self.inner;
         let existing = existing_context(self, headers);
         let child = inner.tracer.start_child_or_root(
-            || facts::span_name(op, &info.destination),
+            || facts::span_name(op, &info.get().destination),
             kind,
             || existing.iter().map(Link::new).collect(),
         );
         let mut span = PendingSpan::new(child.span);
-        span.append(|| facts::span_attributes(inner, op, info, None));
+        span.append(|| facts::span_attributes(inner, op, &info.get(), None));
         if existing.is_none() {
             if let Some(cx) = &child.context {
                 inner.tracer.inject(cx, headers);

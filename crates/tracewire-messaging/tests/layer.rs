@@ -529,3 +529,30 @@ async fn the_handler_runs_inside_the_span_across_awaits() {
         "publish orders [producer]\n  process orders [consumer]\n    load [internal]\n"
     );
 }
+
+#[test]
+fn lazy_facts_are_gathered_only_for_recorded_spans() {
+    let off = nats(Sampler::AlwaysOff);
+    let mut headers = Pairs::new();
+    let send = off.send_lazy(|| unreachable!("unsampled: no facts"), &mut headers);
+    assert!(
+        headers.get("traceparent").is_some(),
+        "the context still travels"
+    );
+    send.end();
+    off.process_lazy(|| unreachable!("unsampled: no facts"), Some(&headers))
+        .end();
+    let on = nats(Sampler::AlwaysOn);
+    let cap = capture();
+    let mut calls = 0;
+    on.send_lazy(
+        || {
+            calls += 1;
+            info("orders")
+        },
+        &mut Pairs::new(),
+    )
+    .end();
+    assert_eq!(calls, 1, "once, for the name and the attributes");
+    assert_eq!(cap.finish().tree(&[]), "publish orders [producer]\n");
+}
