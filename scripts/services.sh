@@ -1,35 +1,49 @@
 #!/usr/bin/env bash
-# The brokers tracewire's integration tests talk to, on 127.0.0.1 only, from Debian's packages.
-# Nothing runs them for us (no systemd, no broker preinstalled): this script installs them,
-# starts them in the background with their state under a temp dir, and stops what it started.
+# The brokers tracewire's integration tests talk to, on 127.0.0.1 only, from Debian's packages
+# (Apache Kafka: its jars from Maven Central, run on the machine's JDK). Nothing runs them for us
+# (no systemd, no broker preinstalled): this script installs them, starts them in the
+# background with their state under a temp dir, and stops what it started.
 #
 #   bash scripts/services.sh check     [names...]  # which answer on 127.0.0.1 (exit 1 if any does not)
 #   bash scripts/services.sh installed [names...]  # which have their server installed (exit 1 if any has not)
-#   bash scripts/services.sh install   [names...]  # apt-get install what is missing (root)
+#   bash scripts/services.sh install   [names...]  # apt-get install what is missing (root); Kafka: fetch
 #   bash scripts/services.sh start     [names...]  # start those not answering, wait until they answer
 #   bash scripts/services.sh stop      [names...]  # stop what this script started (pid files)
 #
-# Names (no name = all four):
+# Names (no name = all five):
 #   nats       nats-server, 127.0.0.1:4222, JetStream on (-js), monitoring on 127.0.0.1:8222
 #   redis      redis-server, 127.0.0.1:6379, no persistence
 #   rabbitmq   rabbitmq-server, 127.0.0.1:5672 (AMQP 0-9-1); Erlang distribution on 127.0.0.1:25672,
 #              epmd on 127.0.0.1:4369 (alias: amqp)
 #   mosquitto  mosquitto, 127.0.0.1:1883 (MQTT, anonymous) (alias: mqtt)
+#   kafka      Apache Kafka 4.4.0, one node in KRaft mode (broker and controller), 127.0.0.1:9092,
+#              controller on 127.0.0.1:9093 (TRACEWIRE_KAFKA_PORT, TRACEWIRE_KAFKA_CONTROLLER_PORT).
+#              `install` fetches org.apache.kafka:kafka_2.13 and its dependencies with Maven
+#              (no root; needs java 17+ and mvn, apt-get installed when missing) into
+#              ${XDG_CACHE_HOME:-~/.cache}/tracewire/kafka-4.4.0 (TRACEWIRE_KAFKA_HOME), once;
+#              `start` formats the log dir on first use and runs it with a 512 MiB heap.
 #
 # "Answers" means the broker speaks its protocol, not just that the port is open: NATS sends its
 # INFO and replies to a JetStream API request ($JS.API.INFO), Redis answers INFO, RabbitMQ sends
-# Connection.Start, Mosquitto accepts an MQTT CONNECT. State (pid files, logs, the JetStream
-# store, RabbitMQ's data, Mosquitto's config) lives in $TRACEWIRE_SERVICES_DIR, default
+# Connection.Start, Mosquitto accepts an MQTT CONNECT, Kafka answers an ApiVersions request with
+# its API list and a Metadata request with itself as a broker. State (pid files, logs, the
+# JetStream store, RabbitMQ's data, Mosquitto's config, Kafka's log dir) lives in
+# $TRACEWIRE_SERVICES_DIR, default
 # ${TMPDIR:-/tmp}/tracewire-services-<uid>; nothing is written to /etc.
-# Start timeouts (seconds): TRACEWIRE_START_TIMEOUT (default 30; RabbitMQ gets 4x that).
+# Start timeouts (seconds): TRACEWIRE_START_TIMEOUT (default 30; RabbitMQ gets 4x that, Kafka 2x).
 # shellcheck disable=SC2016
 set -euo pipefail
 
 HOST=127.0.0.1
 STATE=${TRACEWIRE_SERVICES_DIR:-${TMPDIR:-/tmp}/tracewire-services-$(id -u)}
 TIMEOUT=${TRACEWIRE_START_TIMEOUT:-30}
-ALL=(nats redis rabbitmq mosquitto)
+ALL=(nats redis rabbitmq mosquitto kafka)
 NATS_MONITOR_PORT=8222
+KAFKA_VERSION=4.4.0
+KAFKA_PORT=${TRACEWIRE_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${TRACEWIRE_KAFKA_CONTROLLER_PORT:-9093}
+# Outside the clone: fetched once per machine, kept between runs.
+KAFKA_HOME=${TRACEWIRE_KAFKA_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/tracewire/kafka-$KAFKA_VERSION}
 RABBIT_NODE=tracewire@localhost
 LAUNCHED_PID=""
 
@@ -43,20 +57,26 @@ canon() {
         redis | redis-server) echo redis ;;
         rabbitmq | rabbitmq-server | rabbit | amqp) echo rabbitmq ;;
         mosquitto | mqtt) echo mosquitto ;;
+        kafka | apache-kafka) echo kafka ;;
         *)
             echo "services.sh: unknown broker '$1' (known: ${ALL[*]}; aliases: mqtt, amqp)" >&2
             return 2
             ;;
     esac
 }
-pkg_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo rabbitmq-server ;; mosquitto) echo mosquitto ;; esac; }
-port_of() { case "$1" in nats) echo 4222 ;; redis) echo 6379 ;; rabbitmq) echo 5672 ;; mosquitto) echo 1883 ;; esac; }
+pkg_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo rabbitmq-server ;; mosquitto) echo mosquitto ;; kafka) echo kafka ;; esac; }
+port_of() { case "$1" in nats) echo 4222 ;; redis) echo 6379 ;; rabbitmq) echo 5672 ;; mosquitto) echo 1883 ;; kafka) echo "$KAFKA_PORT" ;; esac; }
 # The process name (/proc/PID/comm) of the server, to never signal a recycled pid.
-comm_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo beam.smp ;; mosquitto) echo mosquitto ;; esac; }
+comm_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo beam.smp ;; mosquitto) echo mosquitto ;; kafka) echo java ;; esac; }
 
-# The server binary, or nothing (sbin is not on every PATH).
+# The server binary, or nothing (sbin is not on every PATH). Kafka: its fetched jars.
 bin_of() {
     local b
+    if [ "$1" = kafka ]; then
+        [ -f "$KAFKA_HOME/.complete" ] && command -v java >/dev/null || return 1
+        echo "$KAFKA_HOME"
+        return 0
+    fi
     b=$(pkg_of "$1")
     [ "$1" = rabbitmq ] && b=rabbitmq-server
     command -v "$b" 2>/dev/null && return 0
@@ -73,6 +93,10 @@ bin_of() {
 # Installed package version (Debian revision stripped), or "?".
 pkg_version() {
     local v
+    if [ "$1" = kafka ]; then
+        echo "$KAFKA_VERSION"
+        return 0
+    fi
     v=$(dpkg-query -W -f '${Version}' "$(pkg_of "$1")" 2>/dev/null) || v=""
     v=${v#*:}
     v=${v%%-*}
@@ -161,6 +185,36 @@ probe_mosquitto() {
         v=$("$bin" -h 2>/dev/null | sed -n 's/^mosquitto version \([^ ]*\).*/\1/p' | head -n1) || true
     fi
     echo "${v:-?}"
+}
+
+# One Kafka request (header v1, client id "tracewire"; printf escapes) to 127.0.0.1:$KAFKA_PORT;
+# prints the response as hex (its first read, enough for the fields checked).
+kafka_request() {
+    timeout 3 bash -c '
+        exec 3<>"/dev/tcp/$0/$1" || exit 1
+        printf "$2" >&3
+        dd bs=4096 count=1 status=none <&3 | od -An -tx1 -v | tr -d " \n"' "$HOST" "$KAFKA_PORT" "$1" 2>/dev/null
+}
+
+probe_kafka() {
+    local r n i produce="" brokers
+    # ApiVersions v0 (key 18): size, correlation id 1, error 0, then [key min max] per API; a
+    # broker (not only a controller) lists Produce (key 0).
+    r=$(kafka_request '\x00\x00\x00\x13\x00\x12\x00\x00\x00\x00\x00\x01\x00\x09tracewire') || return 1
+    [ "${r:8:8}" = 00000001 ] && [ "${r:16:4}" = 0000 ] || return 1
+    n=$((16#${r:20:8}))
+    for ((i = 0; i < n && 28 + i * 12 + 4 <= ${#r}; i++)); do
+        if [ "${r:28+i*12:4}" = 0000 ]; then produce=1; fi
+    done
+    [ -n "$produce" ] || return 1
+    # Metadata v0 (key 3), all topics: size, correlation id 2, then the brokers; at least this one.
+    r=$(kafka_request '\x00\x00\x00\x17\x00\x03\x00\x00\x00\x00\x00\x02\x00\x09tracewire\x00\x00\x00\x00') || return 1
+    [ "${r:8:8}" = 00000002 ] || return 1
+    brokers=$((16#${r:16:8}))
+    [ "$brokers" -ge 1 ] || return 1
+    local v="?"
+    if our_pid kafka >/dev/null; then v=$KAFKA_VERSION; fi
+    echo "$v ($n APIs, $brokers broker)"
 }
 
 probe() { "probe_$1"; }
@@ -253,16 +307,24 @@ cmd_installed() {
 }
 
 cmd_install() {
-    local n missing=() pkgs=()
+    local n missing=() pkgs=() kafka=""
     for n in "$@"; do
-        if bin_of "$n" >/dev/null; then
+        if [ "$n" = kafka ]; then
+            kafka=1
+            # Kafka's own prerequisites come from apt; the broker itself from Maven below.
+            command -v java >/dev/null || pkgs+=(openjdk-17-jre-headless)
+            command -v mvn >/dev/null || pkgs+=(maven)
+        elif bin_of "$n" >/dev/null; then
             echo "present  $(pkg_of "$n") $(pkg_version "$n")"
         else
             missing+=("$n")
             pkgs+=("$(pkg_of "$n")")
         fi
     done
-    [ ${#pkgs[@]} -eq 0 ] && return 0
+    if [ ${#pkgs[@]} -eq 0 ]; then
+        if [ -n "$kafka" ]; then install_kafka; fi
+        return 0
+    fi
     if [ "$(id -u)" != 0 ]; then
         echo "services.sh install: installing ${pkgs[*]} needs root (apt-get install); run as root:" >&2
         echo "    sudo bash scripts/services.sh install ${missing[*]}" >&2
@@ -322,6 +384,59 @@ cmd_install() {
             return 1
         fi
     done
+    if [ -n "$kafka" ]; then install_kafka; fi
+}
+
+# Apache Kafka from Maven Central: kafka_2.13 and its runtime dependencies (and slf4j-simple,
+# so the broker logs somewhere), copied into $KAFKA_HOME/libs. Skipped when present.
+install_kafka() {
+    if [ -f "$KAFKA_HOME/.complete" ]; then
+        echo "present  kafka $KAFKA_VERSION ($KAFKA_HOME)"
+        return 0
+    fi
+    local tool
+    for tool in java mvn; do
+        command -v "$tool" >/dev/null || {
+            echo "services.sh install: kafka needs $tool (run as root to apt-get install it)" >&2
+            return 1
+        }
+    done
+    local major
+    major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+    if [ "${major:-0}" -lt 17 ]; then
+        echo "services.sh install: Kafka $KAFKA_VERSION needs java 17 or later; java is ${major:-unknown}" >&2
+        return 1
+    fi
+    local t0=$SECONDS tmp log=$STATE/kafka-fetch.log
+    mkdir -p "$(dirname "$KAFKA_HOME")" "$STATE"
+    tmp=$(mktemp -d "$KAFKA_HOME.tmp.XXXXXX")
+    cat >"$tmp/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <!-- written by tracewire scripts/services.sh: the jars of one Kafka broker -->
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>tracewire</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>$KAFKA_VERSION</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <!-- the binding of the slf4j-api 1.7 that Kafka brings: logs to the file start gives it -->
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-simple</artifactId><version>1.7.36</version></dependency>
+  </dependencies>
+</project>
+EOF
+    if ! mvn -q -B -f "$tmp/pom.xml" dependency:copy-dependencies -DoutputDirectory="$tmp/libs" \
+        >"$log" 2>&1 || [ ! -f "$tmp/libs/kafka_2.13-$KAFKA_VERSION.jar" ]; then
+        tail -n 30 "$log" >&2
+        rm -rf "$tmp"
+        echo "services.sh install: fetching Kafka $KAFKA_VERSION with Maven failed (log: $log)" >&2
+        return 1
+    fi
+    touch "$tmp/.complete"
+    # Another install may have finished meanwhile: keep the first.
+    if ! mv -T "$tmp" "$KAFKA_HOME" 2>/dev/null; then rm -rf "$tmp"; fi
+    echo "installed kafka $KAFKA_VERSION (Maven Central, $(find "$KAFKA_HOME/libs" -name '*.jar' | wc -l) jars," \
+        "$(du -sh "$KAFKA_HOME" | cut -f1), $((SECONDS - t0))s) in $KAFKA_HOME"
 }
 
 # --- starting, one function per broker; each runs the daemon detached, fds closed ------------
@@ -396,6 +511,44 @@ EOF
     "$bin" -d -c "$d/mosquitto.conf" </dev/null >>"$d/mosquitto.out" 2>&1 9>&-
 }
 
+launch_kafka() {
+    local d=$1 home=$2
+    mkdir -p "$d/data"
+    cat >"$d/server.properties" <<EOF
+# written by tracewire scripts/services.sh: one node, broker and controller (KRaft), loopback only
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$d/data
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.partitions=1
+auto.create.topics.enable=true
+EOF
+    local java=(java -Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true
+        -Dorg.slf4j.simpleLogger.logFile="$d/kafka.log" -Dorg.slf4j.simpleLogger.showDateTime=true
+        -cp "$home/libs/*")
+    if [ ! -f "$d/data/meta.properties" ]; then
+        # A cluster id is 16 random bytes, base64url without padding (what random-uuid prints).
+        local id
+        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+        "${java[@]}" kafka.tools.StorageTool format -t "$id" -c "$d/server.properties" \
+            </dev/null >>"$d/kafka.out" 2>&1 9>&- || return 1
+    fi
+    setsid "${java[@]}" kafka.Kafka "$d/server.properties" </dev/null >>"$d/kafka.out" 2>&1 9>&- &
+    LAUNCHED_PID=$!
+    echo "$LAUNCHED_PID" >"$(pidfile kafka)"
+}
+
 logfile_of() {
     local d=$STATE/$1
     case "$1" in
@@ -403,6 +556,7 @@ logfile_of() {
         redis) echo "$d/redis.log" ;;
         rabbitmq) echo "$d/rabbitmq.log" ;;
         mosquitto) echo "$d/mosquitto.log" ;;
+        kafka) echo "$d/kafka.log" ;;
     esac
 }
 
@@ -452,6 +606,7 @@ start_one() {
     fi
     limit=$TIMEOUT
     [ "$n" = rabbitmq ] && limit=$((TIMEOUT * 4))
+    [ "$n" = kafka ] && limit=$((TIMEOUT * 2))
     local deadline=$(($(date +%s) + limit)) pid
     until v=$(answers "$n"); do
         pid=""

@@ -14,8 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The brokers the tests need (names as in scripts/services.sh: nats redis rabbitmq mqtt).
-BROKERS="nats redis"
+# The brokers the tests need (names as in scripts/services.sh: nats redis rabbitmq mqtt kafka).
+BROKERS="nats redis rabbitmq mosquitto kafka"
 
 ci=""
 if [ "${CI:-}" = "true" ]; then ci=1; fi
@@ -84,6 +84,15 @@ if bash scripts/services.sh check nats >/dev/null 2>&1; then
 fi
 if bash scripts/services.sh check redis >/dev/null 2>&1; then
     export TRACEWIRE_REDIS_URL=redis://127.0.0.1:6379
+fi
+if bash scripts/services.sh check rabbitmq >/dev/null 2>&1; then
+    export TRACEWIRE_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/%2f
+fi
+if bash scripts/services.sh check mosquitto >/dev/null 2>&1; then
+    export TRACEWIRE_MQTT_URL=mqtt://127.0.0.1:1883
+fi
+if bash scripts/services.sh check kafka >/dev/null 2>&1; then
+    export TRACEWIRE_KAFKA_URL=127.0.0.1:9092
 fi
 
 # --- tests ------------------------------------------------------------------------------------

@@ -48,6 +48,30 @@ pub const REDIS_URL_ENV: &str = "TRACEWIRE_REDIS_URL";
 /// The URL of the local Redis server that `scripts/services.sh start redis` runs.
 pub const REDIS_DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 
+/// The environment variable with the AMQP URL of the RabbitMQ server the tests use;
+/// `scripts/test.sh` exports it when RabbitMQ answers on 127.0.0.1:5672.
+pub const RABBITMQ_URL_ENV: &str = "TRACEWIRE_RABBITMQ_URL";
+
+/// The URL of the local RabbitMQ server that `scripts/services.sh start rabbitmq` runs
+/// (Debian's default `guest` user, the default vhost).
+pub const RABBITMQ_DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The environment variable with the MQTT URL (`mqtt://HOST:PORT`) of the broker the tests
+/// use; `scripts/test.sh` exports it when Mosquitto answers on 127.0.0.1:1883.
+pub const MQTT_URL_ENV: &str = "TRACEWIRE_MQTT_URL";
+
+/// The URL of the local Mosquitto that `scripts/services.sh start mosquitto` runs (MQTT 5,
+/// anonymous).
+pub const MQTT_DEFAULT_URL: &str = "mqtt://127.0.0.1:1883";
+
+/// The environment variable with the Kafka bootstrap servers (`HOST:PORT`) the tests use;
+/// `scripts/test.sh` exports it when Kafka answers on 127.0.0.1:9092.
+pub const KAFKA_URL_ENV: &str = "TRACEWIRE_KAFKA_URL";
+
+/// The bootstrap servers of the local Kafka that `scripts/services.sh start kafka` runs (one
+/// node, KRaft, plaintext).
+pub const KAFKA_DEFAULT_URL: &str = "127.0.0.1:9092";
+
 /// How long [`broker_url`] waits for a TCP connection to the default address.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -103,6 +127,24 @@ pub fn nats_url() -> Option<String> {
 /// `redis://127.0.0.1:6379`).
 pub fn redis_url() -> Option<String> {
     broker_url(REDIS_URL_ENV, REDIS_DEFAULT_URL, 6379)
+}
+
+/// The RabbitMQ URL to test against ([`broker_url`] with `TRACEWIRE_RABBITMQ_URL`,
+/// `amqp://guest:guest@127.0.0.1:5672/%2f`).
+pub fn rabbitmq_url() -> Option<String> {
+    broker_url(RABBITMQ_URL_ENV, RABBITMQ_DEFAULT_URL, 5672)
+}
+
+/// The MQTT URL to test against ([`broker_url`] with `TRACEWIRE_MQTT_URL`,
+/// `mqtt://127.0.0.1:1883`).
+pub fn mqtt_url() -> Option<String> {
+    broker_url(MQTT_URL_ENV, MQTT_DEFAULT_URL, 1883)
+}
+
+/// The Kafka bootstrap servers to test against ([`broker_url`] with `TRACEWIRE_KAFKA_URL`,
+/// `127.0.0.1:9092`).
+pub fn kafka_url() -> Option<String> {
+    broker_url(KAFKA_URL_ENV, KAFKA_DEFAULT_URL, 9092)
 }
 
 fn answers(addr: SocketAddr) -> bool {
