@@ -18,10 +18,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::{AsyncRuntime, DefaultRuntime, Timeout};
-use tracewire_core::TraceContext;
-use tracewire_messaging::{
-    Destination, Entered, Instrumented, MessageInfo, Messaging, ProcessSpan,
-};
+use tracewire_messaging::{Destination, MessageInfo, Messaging, ProcessSpan};
 
 use crate::carrier::Incoming;
 use crate::config::messaging;
@@ -389,37 +386,7 @@ impl<'a> Deref for Message<'a> {
 }
 
 impl<'a> Message<'a> {
-    /// Runs `fut` (the handler) inside the process span: `#[fastrace::trace]` functions nest
-    /// under it, and what it sends — through this crate, `tracewire-reqwest`,
-    /// `tracewire-tonic` — continues the trace.
-    pub fn instrument<F: Future>(&self, fut: F) -> Instrumented<'_, F> {
-        self.span.instrument(fut)
-    }
-
-    /// For synchronous handlers: the span is current until the guard drops.
-    pub fn enter(&self) -> Entered {
-        self.span.enter()
-    }
-
-    /// The process span's context (what the handler propagates).
-    pub fn context(&self) -> &TraceContext {
-        self.span.context()
-    }
-
-    /// The process span.
-    pub fn span(&self) -> &ProcessSpan {
-        &self.span
-    }
-
-    /// The process span, to record on.
-    pub fn span_mut(&mut self) -> &mut ProcessSpan {
-        &mut self.span
-    }
-
-    /// Records a handler's `Result`: an `Err` is an exception on the span.
-    pub fn record_result<T, E: fmt::Display>(&mut self, result: &Result<T, E>) {
-        self.span.record_result(result);
-    }
+    tracewire_messaging::process_span_methods!(span);
 
     /// Commits the record's offset (rdkafka's `commit_message`), recorded as
     /// `messaging.settlement` = `commit` (and a `commit {topic}` settle span when
@@ -483,25 +450,7 @@ impl<'a> Batch<'a> {
         &self.messages
     }
 
-    /// Runs `fut` (the batch handler) inside the process span.
-    pub fn instrument<F: Future>(&self, fut: F) -> Instrumented<'_, F> {
-        self.span.instrument(fut)
-    }
-
-    /// For synchronous handlers: the span is current until the guard drops.
-    pub fn enter(&self) -> Entered {
-        self.span.enter()
-    }
-
-    /// The process span, to record on.
-    pub fn span_mut(&mut self) -> &mut ProcessSpan {
-        &mut self.span
-    }
-
-    /// Records a handler's `Result`: an `Err` is an exception on the span.
-    pub fn record_result<T, E: fmt::Display>(&mut self, result: &Result<T, E>) {
-        self.span.record_result(result);
-    }
+    tracewire_messaging::process_span_methods!(span);
 
     /// The offsets to commit: one past the last record of each partition.
     fn offsets(&self) -> KafkaResult<TopicPartitionList> {

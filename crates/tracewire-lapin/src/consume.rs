@@ -3,7 +3,6 @@
 
 use std::cell::OnceCell;
 use std::fmt;
-use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,8 +11,8 @@ use futures_core::Stream;
 use lapin::message::Delivery as LapinDelivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use lapin::types::{MessageCount, ShortString};
-use tracewire_core::{TraceContext, semconv};
-use tracewire_messaging::{Instrumented, MessageInfo, Messaging, ProcessSpan};
+use tracewire_core::semconv;
+use tracewire_messaging::{MessageInfo, Messaging, ProcessSpan};
 
 use crate::carrier::HeaderExtractor;
 use crate::facts;
@@ -189,32 +188,7 @@ impl Delivery {
         }
     }
 
-    /// Runs `fut` (the handler) inside the process span: `#[fastrace::trace]` functions nest
-    /// under it, and what it publishes through a traced [`Channel`](crate::Channel) — or calls
-    /// through `tracewire-reqwest`, `tracewire-tonic` — continues the trace.
-    pub fn instrument<F: Future>(&self, fut: F) -> Instrumented<'_, F> {
-        self.span.instrument(fut)
-    }
-
-    /// The process span's context (what the handler propagates).
-    pub fn context(&self) -> &TraceContext {
-        self.span.context()
-    }
-
-    /// The process span.
-    pub fn span(&self) -> &ProcessSpan {
-        &self.span
-    }
-
-    /// The process span, to record on.
-    pub fn span_mut(&mut self) -> &mut ProcessSpan {
-        &mut self.span
-    }
-
-    /// Records a handler's `Result`: an `Err` is an exception on the span.
-    pub fn record_result<T, E: fmt::Display>(&mut self, result: &Result<T, E>) {
-        self.span.record_result(result);
-    }
+    tracewire_messaging::process_span_methods!(span);
 
     /// For a message from [`Channel::basic_get`](crate::Channel::basic_get): how many
     /// messages were left in the queue.

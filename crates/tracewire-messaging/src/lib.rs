@@ -10,3 +10,5 @@ pub use config::{Conventions, Messaging, Relation};
 pub use facts::{Destination, MessageInfo};
 pub use process::{Entered, Instrumented, ProcessSpan, SettleSpan};
 pub use send::SendSpan;
+/// The context a process span gives its handler (from `tracewire-core`).
+pub use tracewire_core::TraceContext;

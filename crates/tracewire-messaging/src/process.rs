@@ -350,3 +350,59 @@ impl SettleSpan {
         self.span.end();
     }
 }
+
+/// The handler-facing methods every broker crate's processed message has, written once:
+/// `instrument`, `enter`, `context`, `span`, `span_mut` and `record_result`, each handing to
+/// the [`ProcessSpan`] in the named field. Used inside an inherent `impl` block:
+///
+/// ```
+/// use tracewire_messaging::ProcessSpan;
+///
+/// /// A broker's message, as a consumer hands it to a handler.
+/// pub struct Message {
+///     span: ProcessSpan,
+/// }
+///
+/// impl Message {
+///     tracewire_messaging::process_span_methods!(span);
+/// }
+/// ```
+#[macro_export]
+macro_rules! process_span_methods {
+    ($span:ident) => {
+        /// Runs `fut` (the handler) inside the process span: `#[fastrace::trace]` functions
+        /// nest under it, and what it sends through a traced client — or calls through
+        /// `tracewire-reqwest`, `tracewire-tonic` — continues the trace.
+        pub fn instrument<F: ::core::future::Future>(&self, fut: F) -> $crate::Instrumented<'_, F> {
+            self.$span.instrument(fut)
+        }
+
+        /// For synchronous handlers: the process span is current until the guard drops.
+        pub fn enter(&self) -> $crate::Entered {
+            self.$span.enter()
+        }
+
+        /// The process span's context (what the handler propagates).
+        pub fn context(&self) -> &$crate::TraceContext {
+            self.$span.context()
+        }
+
+        /// The process span.
+        pub fn span(&self) -> &$crate::ProcessSpan {
+            &self.$span
+        }
+
+        /// The process span, to record on.
+        pub fn span_mut(&mut self) -> &mut $crate::ProcessSpan {
+            &mut self.$span
+        }
+
+        /// Records a handler's `Result`: an `Err` is an exception on the span.
+        pub fn record_result<T, E: ::core::fmt::Display>(
+            &mut self,
+            result: &::core::result::Result<T, E>,
+        ) {
+            self.$span.record_result(result);
+        }
+    };
+}

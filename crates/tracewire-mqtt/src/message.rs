@@ -1,13 +1,11 @@
 //! A received PUBLISH with its process span, and its acknowledgement.
 
 use std::fmt;
-use std::future::Future;
 use std::ops::Deref;
 
 use rumqttc::v5::mqttbytes::v5::Publish;
 use rumqttc::v5::{AsyncClient, ClientError};
-use tracewire_core::TraceContext;
-use tracewire_messaging::{Instrumented, ProcessSpan};
+use tracewire_messaging::ProcessSpan;
 
 use crate::client::error_type;
 
@@ -65,32 +63,7 @@ impl Message {
             .map_or(&[][..], |p| &p.user_properties[..])
     }
 
-    /// Runs `fut` (the handler) inside the process span: `#[fastrace::trace]` functions nest
-    /// under it, and what it publishes through [`Client`](crate::Client) — or calls through
-    /// `tracewire-reqwest`, `tracewire-tonic` — continues the trace.
-    pub fn instrument<F: Future>(&self, fut: F) -> Instrumented<'_, F> {
-        self.span.instrument(fut)
-    }
-
-    /// The process span's context (what the handler propagates).
-    pub fn context(&self) -> &TraceContext {
-        self.span.context()
-    }
-
-    /// The process span.
-    pub fn span(&self) -> &ProcessSpan {
-        &self.span
-    }
-
-    /// The process span, to record on.
-    pub fn span_mut(&mut self) -> &mut ProcessSpan {
-        &mut self.span
-    }
-
-    /// Records a handler's `Result`: an `Err` is an exception on the span.
-    pub fn record_result<T, E: fmt::Display>(&mut self, result: &Result<T, E>) {
-        self.span.record_result(result);
-    }
+    tracewire_messaging::process_span_methods!(span);
 
     /// Acknowledges the message (PUBACK for QoS 1, PUBREC for QoS 2 — the event loop completes
     /// the QoS 2 exchange) when the event loop has manual acks

@@ -10,10 +10,7 @@ use async_nats::client::{PublishError, RequestError};
 use async_nats::{HeaderMap, Subject, SubscribeError, ToSubject};
 use bytes::Bytes;
 use futures_core::Stream;
-use tracewire_core::TraceContext;
-use tracewire_messaging::{
-    Destination, Instrumented, MessageInfo, Messaging, ProcessSpan, SendSpan,
-};
+use tracewire_messaging::{Destination, MessageInfo, Messaging, ProcessSpan, SendSpan};
 
 use crate::carrier::{HeaderExtractor, HeaderInjector};
 
@@ -455,32 +452,7 @@ impl Deref for Message {
 }
 
 impl Message {
-    /// Runs `fut` (the handler) inside the process span: `#[fastrace::trace]` functions nest
-    /// under it, and what it publishes — through this crate, `tracewire-reqwest`,
-    /// `tracewire-tonic` — continues the trace.
-    pub fn instrument<F: std::future::Future>(&self, fut: F) -> Instrumented<'_, F> {
-        self.span.instrument(fut)
-    }
-
-    /// The process span's context (what the handler propagates).
-    pub fn context(&self) -> &TraceContext {
-        self.span.context()
-    }
-
-    /// The process span.
-    pub fn span(&self) -> &ProcessSpan {
-        &self.span
-    }
-
-    /// The process span, to record on.
-    pub fn span_mut(&mut self) -> &mut ProcessSpan {
-        &mut self.span
-    }
-
-    /// Records a handler's `Result`: an `Err` is an exception on the span.
-    pub fn record_result<T, E: fmt::Display>(&mut self, result: &Result<T, E>) {
-        self.span.record_result(result);
-    }
+    tracewire_messaging::process_span_methods!(span);
 
     /// The message and its span, apart.
     pub fn into_parts(self) -> (async_nats::Message, ProcessSpan) {

@@ -18,9 +18,7 @@ use async_nats::{HeaderMap, ToSubject};
 use bytes::Bytes;
 use futures_core::Stream;
 use tracewire_core::{TraceContext, semconv};
-use tracewire_messaging::{
-    Destination, Instrumented, MessageInfo, Messaging, ProcessSpan, SendSpan,
-};
+use tracewire_messaging::{Destination, MessageInfo, Messaging, ProcessSpan, SendSpan};
 
 use crate::carrier::HeaderExtractor;
 use crate::client::{Client, error_type, ids};
@@ -447,30 +445,7 @@ impl Deref for Message {
 }
 
 impl Message {
-    /// Runs `fut` (the handler) inside the process span.
-    pub fn instrument<F: Future>(&self, fut: F) -> Instrumented<'_, F> {
-        self.span.instrument(fut)
-    }
-
-    /// The process span's context.
-    pub fn context(&self) -> &TraceContext {
-        self.span.context()
-    }
-
-    /// The process span.
-    pub fn span(&self) -> &ProcessSpan {
-        &self.span
-    }
-
-    /// The process span, to record on.
-    pub fn span_mut(&mut self) -> &mut ProcessSpan {
-        &mut self.span
-    }
-
-    /// Records a handler's `Result`: an `Err` is an exception on the span.
-    pub fn record_result<T, E: fmt::Display>(&mut self, result: &Result<T, E>) {
-        self.span.record_result(result);
-    }
+    tracewire_messaging::process_span_methods!(span);
 
     /// Acknowledges the message (recorded).
     pub async fn ack(&mut self) -> Result<(), async_nats::Error> {
@@ -528,15 +503,7 @@ impl Batch {
         &self.messages
     }
 
-    /// Runs `fut` (the batch handler) inside the process span.
-    pub fn instrument<F: Future>(&self, fut: F) -> Instrumented<'_, F> {
-        self.span.instrument(fut)
-    }
-
-    /// The process span, to record on.
-    pub fn span_mut(&mut self) -> &mut ProcessSpan {
-        &mut self.span
-    }
+    tracewire_messaging::process_span_methods!(span);
 
     /// Settles every message the same way, in one settle span; the first error is returned
     /// (after trying every message).

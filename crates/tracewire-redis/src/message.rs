@@ -2,11 +2,9 @@
 //! with its process span ([`Message`]), or several in one span ([`Batch`]).
 
 use std::fmt;
-use std::future::Future;
 use std::ops::{Deref, Range};
 
-use tracewire_core::TraceContext;
-use tracewire_messaging::{Destination, Instrumented, MessageInfo, ProcessSpan};
+use tracewire_messaging::{Destination, MessageInfo, ProcessSpan};
 
 use crate::carrier::Headers;
 use crate::client::{CONTENT_TYPE, CORRELATION_ID, Client, MESSAGE_ID};
@@ -256,32 +254,7 @@ impl Deref for Message {
 }
 
 impl Message {
-    /// Runs `fut` (the handler) inside the process span: `#[fastrace::trace]` functions nest
-    /// under it, and what it publishes through this crate (or calls through
-    /// `tracewire-reqwest`, `tracewire-tonic`) continues the trace.
-    pub fn instrument<F: Future>(&self, fut: F) -> Instrumented<'_, F> {
-        self.span.instrument(fut)
-    }
-
-    /// The process span's context (what the handler propagates).
-    pub fn context(&self) -> &TraceContext {
-        self.span.context()
-    }
-
-    /// The process span.
-    pub fn span(&self) -> &ProcessSpan {
-        &self.span
-    }
-
-    /// The process span, to record on.
-    pub fn span_mut(&mut self) -> &mut ProcessSpan {
-        &mut self.span
-    }
-
-    /// Records a handler's `Result`: an `Err` is an exception on the span.
-    pub fn record_result<T, E: fmt::Display>(&mut self, result: &Result<T, E>) {
-        self.span.record_result(result);
-    }
+    tracewire_messaging::process_span_methods!(span);
 
     /// The delivery and its span, apart.
     pub fn into_parts(self) -> (Delivery, ProcessSpan) {
@@ -317,20 +290,7 @@ impl Batch {
         &self.deliveries
     }
 
-    /// Runs `fut` (the batch handler) inside the process span.
-    pub fn instrument<F: Future>(&self, fut: F) -> Instrumented<'_, F> {
-        self.span.instrument(fut)
-    }
-
-    /// The process span, to record on.
-    pub fn span_mut(&mut self) -> &mut ProcessSpan {
-        &mut self.span
-    }
-
-    /// Records a handler's `Result`.
-    pub fn record_result<T, E: fmt::Display>(&mut self, result: &Result<T, E>) {
-        self.span.record_result(result);
-    }
+    tracewire_messaging::process_span_methods!(span);
 
     /// The deliveries and the span, apart.
     pub fn into_parts(self) -> (Vec<Delivery>, ProcessSpan) {

@@ -6,14 +6,12 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::ops::Deref;
 use std::time::{Duration, SystemTime};
 
 use redis::aio::MultiplexedConnection;
 use redis::{RedisResult, Value};
-use tracewire_core::TraceContext;
-use tracewire_messaging::{Destination, Instrumented, MessageInfo, Messaging, ProcessSpan};
+use tracewire_messaging::{Destination, MessageInfo, Messaging, ProcessSpan};
 
 use crate::carrier::{Fields, Headers};
 use crate::client::{Client, DATA_FIELD, error_type};
@@ -564,30 +562,7 @@ async fn xack(
 }
 
 impl StreamMessage {
-    /// Runs `fut` (the handler) inside the process span.
-    pub fn instrument<F: Future>(&self, fut: F) -> Instrumented<'_, F> {
-        self.span.instrument(fut)
-    }
-
-    /// The process span's context.
-    pub fn context(&self) -> &TraceContext {
-        self.span.context()
-    }
-
-    /// The process span.
-    pub fn span(&self) -> &ProcessSpan {
-        &self.span
-    }
-
-    /// The process span, to record on.
-    pub fn span_mut(&mut self) -> &mut ProcessSpan {
-        &mut self.span
-    }
-
-    /// Records a handler's `Result`: an `Err` is an exception on the span.
-    pub fn record_result<T, E: fmt::Display>(&mut self, result: &Result<T, E>) {
-        self.span.record_result(result);
-    }
+    tracewire_messaging::process_span_methods!(span);
 
     /// XACK, recorded: `messaging.settlement=ack` on the process span and a CLIENT
     /// `ack {stream}` span for the round trip. An entry never acknowledged stays pending, to
@@ -633,20 +608,7 @@ impl StreamBatch {
         &self.entries
     }
 
-    /// Runs `fut` (the batch handler) inside the process span.
-    pub fn instrument<F: Future>(&self, fut: F) -> Instrumented<'_, F> {
-        self.span.instrument(fut)
-    }
-
-    /// The process span, to record on.
-    pub fn span_mut(&mut self) -> &mut ProcessSpan {
-        &mut self.span
-    }
-
-    /// Records a handler's `Result`.
-    pub fn record_result<T, E: fmt::Display>(&mut self, result: &Result<T, E>) {
-        self.span.record_result(result);
-    }
+    tracewire_messaging::process_span_methods!(span);
 
     /// One XACK for every entry, in one settle span.
     pub async fn ack_all(&mut self) -> RedisResult<()> {
