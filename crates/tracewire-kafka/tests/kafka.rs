@@ -7,10 +7,8 @@
 // rdkafka's delivery results are large (the message comes back in the error).
 #![allow(clippy::unwrap_used, missing_docs, clippy::result_large_err)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use fastrace::collector::SpanRecord;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -21,23 +19,14 @@ use tokio_stream::StreamExt as _;
 use tracewire_core::{Sampler, SpanId, TraceContext, TraceId, Tracer};
 use tracewire_kafka::{BaseConsumer, FutureProducer, StreamConsumer};
 use tracewire_messaging::Relation;
-use tracewire_test::{Spans, capture, property, skip};
+use tracewire_test::skip::{self, Broker};
+use tracewire_test::{assert_unsampled_trace, capture, property};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A topic name no other test or run uses (the broker keeps its topics).
 fn unique(name: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "tw{}x{}p{}.{name}",
-        now % 1_000_000_000,
-        N.fetch_add(1, Ordering::Relaxed),
-        std::process::id()
-    )
+    tracewire_test::unique('.', name)
 }
 
 fn tracer(sampler: Sampler) -> Tracer {
@@ -46,15 +35,7 @@ fn tracer(sampler: Sampler) -> Tracer {
 
 /// The broker's bootstrap servers, or `None` after a recorded skip.
 fn broker(test: &str) -> Option<String> {
-    let url = skip::kafka_url();
-    if url.is_none() {
-        skip::skip(
-            test,
-            "no Kafka broker on 127.0.0.1:9092; run `bash scripts/services.sh install kafka && \
-             bash scripts/services.sh start kafka`",
-        );
-    }
-    url
+    skip::broker(test, Broker::Kafka)
 }
 
 /// Creates `topics` with `partitions` partitions each.
@@ -125,13 +106,6 @@ async fn recv(consumer: &StreamConsumer) -> tracewire_kafka::Message<'_> {
         .await
         .expect("a record within 30 s")
         .unwrap()
-}
-
-/// The spans of `name`, in start order.
-fn all<'a>(spans: &'a Spans, name: &str) -> Vec<&'a SpanRecord> {
-    let mut v: Vec<_> = spans.records.iter().filter(|r| r.name == name).collect();
-    v.sort_by_key(|r| r.begin_time_unix_ns);
-    v
 }
 
 fn header<'a>(m: &'a rdkafka::message::BorrowedMessage<'_>, key: &str) -> Option<&'a str> {
@@ -238,7 +212,7 @@ server.port=9092
 "
         )
     );
-    for process in all(&spans, &format!("process {topic}")) {
+    for process in spans.all(&format!("process {topic}")) {
         assert_eq!(process.links.len(), 1);
         assert_eq!(
             process.links[0].span_id, process.parent_id,
@@ -254,7 +228,7 @@ server.port=9092
         );
     }
     // The send spans last until the delivery report, not only the enqueue.
-    for send in all(&spans, &format!("send {topic}")) {
+    for send in spans.all(&format!("send {topic}")) {
         assert!(send.duration_ns > 0);
     }
 }
@@ -305,7 +279,8 @@ process {topic} [consumer] messaging.batch.message_count=3 messaging.settlement=
 "
         ),
     );
-    let created: Vec<(TraceId, SpanId)> = all(&spans, &format!("create {topic}"))
+    let created: Vec<(TraceId, SpanId)> = spans
+        .all(&format!("create {topic}"))
         .iter()
         .map(|r| (r.trace_id, r.span_id))
         .collect();
@@ -542,14 +517,7 @@ async fn links_only_starts_a_trace_per_delivery() {
         .unwrap();
     drop(recv(&consumer).await);
     let spans = cap.finish();
-    assert_eq!(spans.trace_ids().len(), 2);
-    let sent = spans.expect(&format!("send {topic}"));
-    let processed = spans.expect(&format!("process {topic}"));
-    assert_eq!(processed.parent_id, SpanId(0));
-    assert_eq!(
-        (processed.links[0].trace_id, processed.links[0].span_id),
-        (sent.trace_id, sent.span_id)
-    );
+    spans.assert_linked_root(&format!("send {topic}"), &format!("process {topic}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -576,11 +544,7 @@ async fn unsampled_records_nothing_and_propagates_the_decision() {
     let m2 = recv(&on_second).await;
     let tp2 = header(&m2, "traceparent").unwrap().to_owned();
     drop(m2);
-    assert_eq!(tp1[..35], tp2[..35], "one trace: {tp1} {tp2}");
-    for tp in [&tp1, &tp2] {
-        let flags = u8::from_str_radix(&tp[53..], 16).unwrap();
-        assert_eq!(flags & 1, 0, "not sampled: {tp}");
-    }
+    assert_unsampled_trace(&[&tp1, &tp2]);
     assert!(cap.finish().is_empty());
 }
 
@@ -753,7 +717,7 @@ async fn the_stream_yields_each_record_with_its_span_across_partitions() {
     drop(stream);
     let spans = cap.finish();
     // Each process span is the child of the send span of its own record.
-    for process in all(&spans, &format!("process {topic}")) {
+    for process in spans.all(&format!("process {topic}")) {
         let p = property(process, "messaging.destination.partition.id").unwrap();
         let send = spans
             .records

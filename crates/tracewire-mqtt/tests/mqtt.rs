@@ -6,7 +6,6 @@
 //! Without a broker: a loud, recorded skip (a failure under `CI=true`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use fastrace::collector::SpanRecord;
@@ -17,21 +16,13 @@ use tokio::sync::mpsc;
 use tracewire_core::{Sampler, SpanId, TraceContext, TraceId, Tracer};
 use tracewire_messaging::{Messaging, Relation};
 use tracewire_mqtt::{Client, Event, Message};
-use tracewire_test::{Spans, capture, property, skip};
+use tracewire_test::skip::{self, Broker};
+use tracewire_test::{assert_unsampled_trace, capture, property};
 
 /// A topic prefix no other test or run uses (the broker keeps retained messages and
 /// sessions).
 fn unique(name: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "tw{}x{}/{name}",
-        now % 1_000_000_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    tracewire_test::unique('/', name)
 }
 
 /// A client id no other connection uses.
@@ -47,16 +38,8 @@ fn mqtt(sampler: Sampler) -> Messaging {
 
 /// The broker's host and port, or `None` after a recorded skip.
 fn broker(test: &str) -> Option<(String, u16)> {
-    let Some(url) = skip::mqtt_url() else {
-        skip::skip(
-            test,
-            "no MQTT broker on 127.0.0.1:1883; run `bash scripts/services.sh start mosquitto`",
-        );
-        return None;
-    };
-    let rest = url.strip_prefix("mqtt://").unwrap_or(&url);
-    let (host, port) = rest.trim_end_matches('/').rsplit_once(':').unwrap();
-    Some((host.to_owned(), port.parse().unwrap()))
+    let url = skip::broker(test, Broker::Mosquitto)?;
+    Some(skip::host_port(&url))
 }
 
 /// A connected traced client whose event loop runs in a task: messages, SUBACKs and CONNACKs
@@ -171,13 +154,6 @@ impl Conn {
     }
 }
 
-/// The spans of `name`, in start order.
-fn all<'a>(spans: &'a Spans, name: &str) -> Vec<&'a SpanRecord> {
-    let mut v: Vec<_> = spans.records.iter().filter(|r| r.name == name).collect();
-    v.sort_by_key(|r| r.begin_time_unix_ns);
-    v
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos_0_1_2_publish_and_process_with_the_message_intact() {
     let Some(mut conn) = connect("qos", mqtt(Sampler::AlwaysOn)).await else {
@@ -246,7 +222,7 @@ messaging.message.body.size={size} server.address=127.0.0.1 server.port=1883
         ]
         .concat()
     );
-    for process in all(&spans, &format!("process {topic}")) {
+    for process in spans.all(&format!("process {topic}")) {
         assert_eq!(process.links.len(), 1);
         assert_eq!(process.links[0].span_id, process.parent_id);
     }
@@ -397,7 +373,7 @@ async fn without_identifiers_the_most_specific_filter_names_every_copy() {
     );
     drop((a, b));
     let spans = cap.finish();
-    assert_eq!(all(&spans, &format!("process {base}/+/temp")).len(), 2);
+    assert_eq!(spans.all(&format!("process {base}/+/temp")).len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -654,7 +630,7 @@ async fn an_unacked_message_comes_again_after_a_reconnect_linking_one_creation_c
         )
     );
     let sent = spans.expect(&format!("publish {topic}")).span_id;
-    for attempt in all(&spans, &format!("process {topic}")) {
+    for attempt in spans.all(&format!("process {topic}")) {
         assert_eq!(attempt.links.len(), 1);
         assert_eq!(attempt.links[0].span_id, sent);
     }
@@ -675,14 +651,7 @@ async fn links_only_starts_a_trace_per_delivery() {
         .unwrap();
     drop(conn.next().await);
     let spans = cap.finish();
-    assert_eq!(spans.trace_ids().len(), 2);
-    let sent = spans.expect(&format!("publish {topic}"));
-    let processed = spans.expect(&format!("process {topic}"));
-    assert_eq!(processed.parent_id, SpanId(0));
-    assert_eq!(
-        (processed.links[0].trace_id, processed.links[0].span_id),
-        (sent.trace_id, sent.span_id)
-    );
+    spans.assert_linked_root(&format!("publish {topic}"), &format!("process {topic}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -710,12 +679,8 @@ async fn unsampled_records_nothing_and_propagates_the_decision() {
     let m2 = conn.next().await;
     let tp2 = m2.user_properties()[0].1.clone();
     drop(m2);
-    assert_eq!(tp1[..35], tp2[..35], "one trace: {tp1} {tp2}");
+    assert_unsampled_trace(&[&tp1, &tp2]);
     assert_ne!(tp1, tp2, "hop by hop");
-    for tp in [&tp1, &tp2] {
-        let flags = u8::from_str_radix(&tp[53..], 16).unwrap();
-        assert_eq!(flags & 1, 0, "not sampled: {tp}");
-    }
     assert!(cap.finish().is_empty());
 }
 

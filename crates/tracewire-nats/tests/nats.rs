@@ -5,31 +5,21 @@
 //! Without a server: a loud, recorded skip (a failure under `CI=true`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{AckKind, consumer, stream};
-use fastrace::collector::SpanRecord;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tracewire_core::{Sampler, SpanId, TraceContext, Tracer};
 use tracewire_messaging::{Messaging, Relation};
 use tracewire_nats::Client;
-use tracewire_test::{Spans, capture, property, skip};
+use tracewire_test::skip::{self, Broker};
+use tracewire_test::{assert_unsampled_trace, capture, property};
 
 /// A subject prefix no other test or run uses (the server keeps JetStream state).
 fn unique(name: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "tw{}x{}.{name}",
-        now % 1_000_000_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    tracewire_test::unique('.', name)
 }
 
 fn tracer(sampler: Sampler) -> Tracer {
@@ -38,13 +28,7 @@ fn tracer(sampler: Sampler) -> Tracer {
 
 /// A traced client, or `None` after a recorded skip.
 async fn connect(test: &str, messaging: Messaging) -> Option<Client> {
-    let Some(url) = skip::nats_url() else {
-        skip::skip(
-            test,
-            "no NATS server on 127.0.0.1:4222; run `bash scripts/services.sh start nats`",
-        );
-        return None;
-    };
+    let url = skip::broker(test, Broker::Nats)?;
     let inner = async_nats::connect(url).await.unwrap();
     Some(Client::with_messaging(
         inner,
@@ -68,13 +52,6 @@ async fn recv<T>(rx: &mut mpsc::Receiver<T>) -> T {
         .await
         .expect("within 10 s")
         .unwrap()
-}
-
-/// The spans of `name`, in start order.
-fn all<'a>(spans: &'a Spans, name: &str) -> Vec<&'a SpanRecord> {
-    let mut v: Vec<_> = spans.records.iter().filter(|r| r.name == name).collect();
-    v.sort_by_key(|r| r.begin_time_unix_ns);
-    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,8 +122,7 @@ server.port=4222
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_new_reads_the_server_from_the_connection() {
-    let Some(url) = skip::nats_url() else {
-        skip::skip("client_new", "no NATS server on 127.0.0.1:4222");
+    let Some(url) = skip::broker("client_new", Broker::Nats) else {
         return;
     };
     let inner = async_nats::connect(url).await.unwrap();
@@ -507,7 +483,7 @@ messaging.nats.stream.sequence=1 messaging.nats.duplicate=true
         })
         .unwrap()
         .span_id;
-    for attempt in all(&spans, &format!("process {subject}")) {
+    for attempt in spans.all(&format!("process {subject}")) {
         assert_eq!(attempt.links.len(), 1);
         assert_eq!(attempt.links[0].span_id, created);
         let queued: u64 = property(attempt, "messaging.message.queue_time_ms")
@@ -571,7 +547,8 @@ async fn a_pulled_batch_is_one_span_with_a_link_per_message() {
         Some("3")
     );
     assert_eq!(process.parent_id, SpanId(0), "no synthetic parent");
-    let sent: Vec<SpanId> = all(&spans, &format!("publish {subject}"))
+    let sent: Vec<SpanId> = spans
+        .all(&format!("publish {subject}"))
         .iter()
         .map(|r| r.span_id)
         .collect();
@@ -654,14 +631,7 @@ async fn links_only_starts_a_trace_per_delivery() {
     client.publish(subject.clone(), "1".into()).await.unwrap();
     drop(next(&mut sub).await);
     let spans = cap.finish();
-    assert_eq!(spans.trace_ids().len(), 2);
-    let sent = spans.expect(&format!("publish {subject}"));
-    let processed = spans.expect(&format!("process {subject}"));
-    assert_eq!(processed.parent_id, SpanId(0));
-    assert_eq!(
-        (processed.links[0].trace_id, processed.links[0].span_id),
-        (sent.trace_id, sent.span_id)
-    );
+    spans.assert_linked_root(&format!("publish {subject}"), &format!("process {subject}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -695,11 +665,7 @@ async fn unsampled_records_nothing_and_propagates_the_decision() {
         .unwrap()
         .to_string();
     drop(m2);
-    assert_eq!(tp1[..35], tp2[..35], "one trace: {tp1} {tp2}");
-    for tp in [&tp1, &tp2] {
-        let flags = u8::from_str_radix(&tp[53..], 16).unwrap();
-        assert_eq!(flags & 1, 0, "not sampled: {tp}");
-    }
+    assert_unsampled_trace(&[&tp1, &tp2]);
     assert!(cap.finish().is_empty());
 }
 

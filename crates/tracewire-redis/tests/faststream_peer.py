@@ -1,96 +1,34 @@
-"""The FastStream peer of `crates/tracewire-redis/tests/faststream.rs`.
+"""The FastStream peer of `crates/tracewire-redis/tests/faststream.rs`: FastStream 0.7.8 with its
+`RedisTelemetryMiddleware`, one Redis mode per run (`--mode pubsub|list|stream`): FIRST, SECOND
+and THIRD are channels, lists or streams; a stream is read in consumer group `py`.
 
-FastStream 0.7.8 with its `RedisTelemetryMiddleware`, run without the FastStream CLI, exporting
-its spans over OTLP/HTTP (service.name `py-faststream`) to the receiver the Rust test started.
-One Redis mode per run (`--mode pubsub|list|stream`):
-
-    py publishes FIRST  ->  rs handles FIRST, publishes SECOND
-                        ->  py handles SECOND, publishes THIRD  ->  rs handles THIRD
-
-(FIRST, SECOND, THIRD are channels, lists or streams; a stream is read in consumer group `py`.)
-
-Protocol with the test, one line each way, so nothing depends on timing:
-
-    stdout  READY            subscribed to SECOND (channel subscribed, stream group created)
-    stdin   publish          publish FIRST (the Rust consumers are ready)
-    stdout  SECOND {...}     what FastStream read on SECOND: {"headers": {...}, "body_hex": ".."}
-    stdin   stop             the Rust side has handled THIRD
-    stdout  FLUSHED [...]    every span ended and exported (provider.shutdown())
-
-Any wait longer than --timeout seconds exits non-zero with the reason on stderr.
+The chain, the line protocol and the OTel SDK setup are the shared ones of
+`crates/tracewire-test/python/faststream_common.py`; READY once SECOND's channel is subscribed
+(the stream group created); SECOND reports {"headers": {...}, "body_hex": ".."}, the envelope
+as FastStream's own parser read it.
 """
 
-import argparse
-import asyncio
-import json
 import sys
-import time
+from pathlib import Path
 
-from faststream.redis import RedisBroker, RedisMessage, StreamSub
-from faststream.redis.opentelemetry import RedisTelemetryMiddleware
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tracewire-test" / "python"))
 
-SERVICE = "py-faststream"
-
-
-def emit(*parts: str) -> None:
-    print(*parts, flush=True)
-
-
-def fail(why: str) -> None:
-    print(f"faststream_peer: {why}", file=sys.stderr, flush=True)
-    sys.exit(1)
-
-
-class Ended(SpanProcessor):
-    """Names of the spans that have ended: the script waits for the process span of SECOND to
-    end before it flushes, instead of hoping it has."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self.names.append(span.name)
-
-
-async def stdin_reader() -> asyncio.StreamReader:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    return reader
-
-
-async def expect_line(reader: asyncio.StreamReader, want: str, timeout: float) -> None:
-    try:
-        line = await asyncio.wait_for(reader.readline(), timeout)
-    except asyncio.TimeoutError:
-        fail(f"no {want!r} on stdin within {timeout} s")
-    if line.decode().strip() != want:
-        fail(f"expected {want!r} on stdin, got {line!r}")
+import faststream_common as common  # noqa: E402
+from faststream.redis import RedisBroker, RedisMessage, StreamSub  # noqa: E402
+from faststream.redis.opentelemetry import RedisTelemetryMiddleware  # noqa: E402
 
 
 async def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--redis", required=True)
-    p.add_argument("--otlp", required=True, help="http://HOST:PORT/v1/traces")
-    p.add_argument("--mode", required=True, choices=["pubsub", "list", "stream"])
-    p.add_argument("--first", required=True)
-    p.add_argument("--second", required=True)
-    p.add_argument("--third", required=True)
-    p.add_argument("--timeout", type=float, default=30.0)
-    args = p.parse_args()
-
-    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=args.otlp)))
-    ended = Ended()
-    provider.add_span_processor(ended)
-
+    args = common.arguments(
+        "--redis",
+        extra=lambda p: p.add_argument(
+            "--mode", required=True, choices=["pubsub", "list", "stream"]
+        ),
+    )
+    chain = common.Chain(args)
     broker = RedisBroker(
         args.redis,
-        middlewares=[RedisTelemetryMiddleware(tracer_provider=provider)],
+        middlewares=[RedisTelemetryMiddleware(tracer_provider=chain.provider)],
     )
     # The keyword that names a destination of this mode, in `subscriber` and `publish`.
     kw = {"pubsub": "channel", "list": "list", "stream": "stream"}[args.mode]
@@ -99,43 +37,22 @@ async def main() -> None:
         if args.mode == "stream"
         else args.second
     )
-    handled = asyncio.Event()
 
     @broker.subscriber(**{kw: source})
     async def on_second(msg: RedisMessage) -> None:
         # The envelope's headers as FastStream's own parser read them off the wire.
-        emit("SECOND", json.dumps({"headers": msg.headers, "body_hex": msg.body.hex()}))
-        # FastStream's "path A": a fresh publish from inside the handler. Its `THIRD create`
-        # span is the child of this handler's `SECOND process` span, and THIRD carries the
-        # create span's context: the chain continues hop by hop. (Returning the body from a
-        # handler decorated with `@broker.publisher(...)` would take "path B": THIRD would
-        # carry the context that came in on SECOND, FastStream's "flattening".)
-        await broker.publish(msg.body, correlation_id=msg.correlation_id, **{kw: args.third})
-        handled.set()
+        await chain.second(
+            {"headers": msg.headers, "body_hex": msg.body.hex()},
+            lambda: broker.publish(
+                msg.body, correlation_id=msg.correlation_id, **{kw: args.third}
+            ),
+        )
 
-    async with broker:
-        await broker.start()
-        reader = await stdin_reader()
-        emit("READY")
-        await expect_line(reader, "publish", args.timeout)
-        # Outside any handler: `FIRST create` is the root of the trace, `FIRST publish` its
-        # child, and FIRST carries the create span's context.
-        await broker.publish(b"order-1", correlation_id="order-1", **{kw: args.first})
-        try:
-            await asyncio.wait_for(handled.wait(), args.timeout)
-        except asyncio.TimeoutError:
-            fail(f"{args.second} not handled within {args.timeout} s")
-        await expect_line(reader, "stop", args.timeout)
-        # FastStream ends the process span after the handler returns (after_processed).
-        deadline = time.monotonic() + args.timeout
-        while f"{args.second} process" not in ended.names:
-            if time.monotonic() > deadline:
-                fail(f"the process span of {args.second} never ended: {ended.names}")
-            await asyncio.sleep(0.01)
-    # Flushes the BatchSpanProcessor (an OTLP/HTTP request per batch, synchronously).
-    provider.shutdown()
-    emit("FLUSHED", json.dumps(ended.names))
+    await chain.run(
+        broker,
+        lambda: broker.publish(b"order-1", correlation_id="order-1", **{kw: args.first}),
+    )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    common.main(main)

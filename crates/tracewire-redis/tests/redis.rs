@@ -6,30 +6,20 @@
 //! Without a server: a loud, recorded skip (a failure under `CI=true`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use fastrace::collector::SpanRecord;
 use redis::AsyncCommands as _;
 use tokio_stream::StreamExt as _;
 use tracewire_core::{Sampler, SpanId, Tracer};
 use tracewire_messaging::Messaging;
 use tracewire_redis::envelope::{self, Format};
 use tracewire_redis::{Client, Outgoing};
-use tracewire_test::{Spans, capture, property, skip};
+use tracewire_test::skip::{self, Broker};
+use tracewire_test::{assert_unsampled_trace, capture, property};
 
 /// A key no other test or run uses.
 fn unique(name: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "tw{}x{}.{name}",
-        now % 1_000_000_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    tracewire_test::unique('.', name)
 }
 
 fn redis_messaging(sampler: Sampler) -> Messaging {
@@ -41,13 +31,7 @@ fn redis_messaging(sampler: Sampler) -> Messaging {
 
 /// A traced client, or `None` after a recorded skip.
 async fn connect(test: &str, messaging: Messaging) -> Option<Client> {
-    let Some(url) = skip::redis_url() else {
-        skip::skip(
-            test,
-            "no Redis server on 127.0.0.1:6379; run `bash scripts/services.sh start redis`",
-        );
-        return None;
-    };
+    let url = skip::broker(test, Broker::Redis)?;
     let client = redis::Client::open(url).unwrap();
     Some(
         Client::with_messaging(client, messaging.server("127.0.0.1", Some(6379)))
@@ -64,13 +48,6 @@ async fn next<S: tokio_stream::Stream + Unpin>(s: &mut S) -> S::Item {
 }
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// The spans of `name`, in start order.
-fn all<'a>(spans: &'a Spans, name: &str) -> Vec<&'a SpanRecord> {
-    let mut v: Vec<_> = spans.records.iter().filter(|r| r.name == name).collect();
-    v.sort_by_key(|r| r.begin_time_unix_ns);
-    v
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pubsub_publish_and_process_with_the_body_intact() {
@@ -238,7 +215,8 @@ publish {list} [producer]
         SpanId(0),
         "no parent: a batch only links"
     );
-    let sent: Vec<SpanId> = all(&spans, &format!("publish {list}"))
+    let sent: Vec<SpanId> = spans
+        .all(&format!("publish {list}"))
         .iter()
         .map(|r| r.span_id)
         .collect();
@@ -264,7 +242,8 @@ publish {list} [producer]
     assert_eq!(batch.deliveries().len(), 2);
     drop(batch);
     let spans = cap.finish();
-    let creates: Vec<SpanId> = all(&spans, &format!("create {list}"))
+    let creates: Vec<SpanId> = spans
+        .all(&format!("create {list}"))
         .iter()
         .map(|r| r.span_id)
         .collect();
@@ -374,7 +353,8 @@ messaging.message.body.size=18 messaging.redis.envelope=fields messaging.settlem
         property(process, "messaging.batch.message_count"),
         Some("3")
     );
-    let sent: Vec<SpanId> = all(&spans, &format!("publish {stream}"))
+    let sent: Vec<SpanId> = spans
+        .all(&format!("publish {stream}"))
         .iter()
         .map(|r| r.span_id)
         .collect();
@@ -394,7 +374,7 @@ messaging.message.body.size=18 messaging.redis.envelope=fields messaging.settlem
         );
     }
     assert_eq!(
-        all(&spans, &format!("ack {stream}")).len(),
+        spans.all(&format!("ack {stream}")).len(),
         1,
         "one XACK, one settle span"
     );
@@ -466,7 +446,7 @@ messaging.settlement=ack
         )
     );
     let created = spans.expect(&format!("publish {stream}")).span_id;
-    for attempt in all(&spans, &format!("process {stream}")) {
+    for attempt in spans.all(&format!("process {stream}")) {
         assert_eq!(attempt.links.len(), 1);
         assert_eq!(attempt.links[0].span_id, created, "one creation context");
     }
@@ -623,11 +603,7 @@ async fn unsampled_records_nothing_and_propagates_the_decision() {
     let m2 = l2.pop(WAIT).await.unwrap().unwrap();
     let tp2 = m2.header("traceparent").unwrap().to_owned();
     drop(m2);
-    assert_eq!(tp1[..35], tp2[..35], "one trace: {tp1} {tp2}");
-    for tp in [&tp1, &tp2] {
-        let flags = u8::from_str_radix(&tp[53..], 16).unwrap();
-        assert_eq!(flags & 1, 0, "not sampled: {tp}");
-    }
+    assert_unsampled_trace(&[&tp1, &tp2]);
     assert!(cap.finish().is_empty());
 }
 

@@ -1,6 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![allow(clippy::unwrap_used)]
 
+/// The FastStream interop harness of the broker crates: the OTLP receiver, the Python peer, the
+/// chain's span tree and the assertions every broker makes.
+#[cfg(feature = "faststream")]
+pub mod faststream;
+/// A real Jaeger on free loopback ports, and readers of its query APIs (v1 JSON, v3).
+#[cfg(feature = "jaeger")]
+pub mod jaeger;
 /// Interop peers: a Python script from `.venv` over a line protocol (std only).
 pub mod peer;
 /// Loud, recorded skips for tests whose interop peer or broker is missing (fail under `CI=true`).
@@ -8,6 +15,7 @@ pub mod skip;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 
 use fastrace::collector::{Config, Reporter, SpanId, SpanRecord, TraceId};
@@ -70,6 +78,39 @@ pub struct Spans {
     pub records: Vec<SpanRecord>,
 }
 
+/// A name no other test or run uses (brokers keep their state between runs):
+/// `tw{time}p{pid}x{n}{sep}{name}`, `sep` joining the prefix to `name` (`'.'` for subjects,
+/// keys, queues and topics; `'/'` for MQTT topic levels).
+pub fn unique(sep: char, name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!(
+        "tw{}p{}x{}{sep}{name}",
+        now % 1_000_000_000,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Asserts the `traceparent`s that a chain of hops carried when nothing was sampled: one trace
+/// (each has the first one's version and trace id) and the sampled flag off on every one.
+///
+/// # Panics
+///
+/// When they are not, or one is shorter than a `traceparent`.
+#[track_caller]
+pub fn assert_unsampled_trace(traceparents: &[&str]) {
+    let first = traceparents.first().copied().unwrap_or_default();
+    for tp in traceparents {
+        assert_eq!(first[..35], tp[..35], "one trace: {first} {tp}");
+        let flags = u8::from_str_radix(&tp[53..], 16).unwrap();
+        assert_eq!(flags & 1, 0, "not sampled: {tp}");
+    }
+}
+
 /// The value of property `key` on `record`.
 pub fn property<'a>(record: &'a SpanRecord, key: &str) -> Option<&'a str> {
     record
@@ -106,6 +147,31 @@ impl Spans {
             Some(r) => r,
             None => panic!("no span named {name:?}; collected:\n{}", self.tree(&[])),
         }
+    }
+
+    /// Every span named `name`, in start order.
+    pub fn all(&self, name: &str) -> Vec<&SpanRecord> {
+        let mut v: Vec<_> = self.records.iter().filter(|r| r.name == name).collect();
+        v.sort_by_key(|r| r.begin_time_unix_ns);
+        v
+    }
+
+    /// Asserts a delivery processed with `Relation::LinksOnly`: two traces, and the span named
+    /// `processed` a root whose first link is the span named `sent`.
+    ///
+    /// # Panics
+    ///
+    /// When it is not so, or either span is missing.
+    #[track_caller]
+    pub fn assert_linked_root(&self, sent: &str, processed: &str) {
+        assert_eq!(self.trace_ids().len(), 2, "{}", self.tree(&[]));
+        let sent = self.expect(sent);
+        let processed = self.expect(processed);
+        assert_eq!(processed.parent_id, SpanId(0));
+        assert_eq!(
+            (processed.links[0].trace_id, processed.links[0].span_id),
+            (sent.trace_id, sent.span_id)
+        );
     }
 
     /// Distinct trace ids, in first-seen order.

@@ -68,7 +68,8 @@ fn append(log: &Mutex<String>, line: &str) {
 
 impl Peer {
     /// Runs `python script --k v ...` with piped stdio, without the `OTEL_*` variables of this
-    /// process (a sampler or a service name of ours must not change the peer).
+    /// process (a sampler or a service name of ours must not change the peer), and without
+    /// writing bytecode (no `__pycache__` next to a shared module in the source tree).
     ///
     /// # Panics
     ///
@@ -86,6 +87,7 @@ impl Peer {
         }
         let mut child = cmd
             .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

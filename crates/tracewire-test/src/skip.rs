@@ -8,6 +8,9 @@
 //! `test: why` to the file named by `TRACEWIRE_SKIP_LOG`, which `scripts/test.sh` lists at the
 //! end of the run.
 //!
+//! For the brokers, [`broker()`](crate::skip::broker()) is both: the URL, or a skip that says
+//! how to start it.
+//!
 //! ```no_run
 //! use tracewire_test::skip;
 //!
@@ -147,6 +150,96 @@ pub fn kafka_url() -> Option<String> {
     broker_url(KAFKA_URL_ENV, KAFKA_DEFAULT_URL, 9092)
 }
 
+/// A broker of `scripts/services.sh` that tests talk to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broker {
+    /// NATS with JetStream ([`nats_url`]).
+    Nats,
+    /// Redis ([`redis_url`]).
+    Redis,
+    /// RabbitMQ ([`rabbitmq_url`]).
+    RabbitMq,
+    /// Mosquitto, MQTT 5 ([`mqtt_url`]).
+    Mosquitto,
+    /// Apache Kafka ([`kafka_url`]).
+    Kafka,
+}
+
+impl Broker {
+    /// Its URL to test against, or `None` when there is none ([`broker_url`] with its
+    /// variable and default).
+    pub fn url(self) -> Option<String> {
+        match self {
+            Broker::Nats => nats_url(),
+            Broker::Redis => redis_url(),
+            Broker::RabbitMq => rabbitmq_url(),
+            Broker::Mosquitto => mqtt_url(),
+            Broker::Kafka => kafka_url(),
+        }
+    }
+
+    /// What is missing and how to get it, for [`skip()`].
+    pub fn missing(self) -> &'static str {
+        match self {
+            Broker::Nats => {
+                "no NATS server on 127.0.0.1:4222; run `bash scripts/services.sh start nats`"
+            }
+            Broker::Redis => {
+                "no Redis server on 127.0.0.1:6379; run `bash scripts/services.sh start redis`"
+            }
+            Broker::RabbitMq => {
+                "no RabbitMQ on 127.0.0.1:5672; run `bash scripts/services.sh install rabbitmq && \
+                 bash scripts/services.sh start rabbitmq`"
+            }
+            Broker::Mosquitto => {
+                "no MQTT broker on 127.0.0.1:1883; run `bash scripts/services.sh start mosquitto`"
+            }
+            Broker::Kafka => {
+                "no Kafka broker on 127.0.0.1:9092; run `bash scripts/services.sh install kafka && \
+                 bash scripts/services.sh start kafka`"
+            }
+        }
+    }
+}
+
+/// The URL of `broker` ([`Broker::url`]), or `None` after a [`skip()`] of `test` that says how
+/// to start it (a failure under `CI=true`): the one prelude of every broker test.
+///
+/// ```no_run
+/// use tracewire_test::skip::{self, Broker};
+///
+/// let Some(url) = skip::broker("publishes_over_nats", Broker::Nats) else {
+///     return;
+/// };
+/// # let _ = url;
+/// ```
+#[track_caller]
+pub fn broker(test: &str, broker: Broker) -> Option<String> {
+    let url = broker.url();
+    if url.is_none() {
+        skip(test, broker.missing());
+    }
+    url
+}
+
+/// The host and port of a broker URL (`mqtt://HOST:PORT`, `HOST:PORT`; a trailing `/` is
+/// ignored).
+///
+/// # Panics
+///
+/// When `url` has no `:PORT`.
+pub fn host_port(url: &str) -> (String, u16) {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (host, port) = rest
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("no port in {url:?}"));
+    let port = port
+        .parse()
+        .unwrap_or_else(|e| panic!("the port of {url:?}: {e}"));
+    (host.to_owned(), port)
+}
+
 fn answers(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).is_ok()
 }
@@ -240,6 +333,15 @@ mod tests {
     fn a_skip_under_ci_is_a_failure() {
         let log = scratch("ci.log");
         record(true, Some(&log), "needs_nats", "no NATS", &mut Vec::new());
+    }
+
+    #[test]
+    fn host_port_takes_the_last_colon_with_or_without_a_scheme() {
+        assert_eq!(
+            host_port("mqtt://127.0.0.1:1883/"),
+            ("127.0.0.1".to_owned(), 1883)
+        );
+        assert_eq!(host_port("localhost:9092"), ("localhost".to_owned(), 9092));
     }
 
     #[test]

@@ -1,40 +1,14 @@
-//! What the RabbitMQ test binaries share: the broker's URL (or a recorded skip), names no
-//! other run uses, and the lock that keeps the broker-restart test from pulling the broker
-//! from under the others.
+//! What the RabbitMQ test binaries share beyond `tracewire_test` (the broker's URL or a
+//! recorded skip: `skip::broker`): names no other run uses, and the lock that keeps the
+//! broker-restart test from pulling the broker from under the others.
 #![allow(dead_code)] // not every binary uses everything
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use tracewire_test::skip;
-
-/// The AMQP URL, or `None` after a recorded skip of `test` (a failure under `CI=true`).
-pub(crate) fn url(test: &str) -> Option<String> {
-    let url = skip::rabbitmq_url();
-    if url.is_none() {
-        skip::skip(
-            test,
-            "no RabbitMQ on 127.0.0.1:5672; run `bash scripts/services.sh install rabbitmq && \
-             bash scripts/services.sh start rabbitmq`",
-        );
-    }
-    url
-}
 
 /// A queue or exchange name no other test or run uses (the broker keeps durable state).
 pub(crate) fn unique(name: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!(
-        "tw{}p{}x{}.{name}",
-        now % 1_000_000_000,
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    tracewire_test::unique('.', name)
 }
 
 /// Held while a test uses the broker: shared by every test, exclusive for the one that
