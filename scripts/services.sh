@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The brokers tracewire's integration tests talk to, on 127.0.0.1 only, from Debian's packages
-# (Apache Kafka: its jars from Maven Central, run on the machine's JDK). Nothing runs them for us
-# (no systemd, no broker preinstalled): this script installs them, starts them in the
-# background with their state under a temp dir, and stops what it started.
+# (Apache Kafka: its jars from Maven Central, run on the machine's JDK; Jaeger: built from the Go
+# module proxy with the machine's Go). Nothing runs them for us (no systemd, no broker
+# preinstalled): this script installs them, starts them in the background with their state under
+# a temp dir, and stops what it started.
 #
 #   bash scripts/services.sh check     [names...]  # which answer on 127.0.0.1 (exit 1 if any does not)
 #   bash scripts/services.sh installed [names...]  # which have their server installed (exit 1 if any has not)
-#   bash scripts/services.sh install   [names...]  # apt-get install what is missing (root); Kafka: fetch
+#   bash scripts/services.sh install   [names...]  # apt-get install what is missing (root); Kafka: fetch;
+#                                                  # Jaeger: go build
 #   bash scripts/services.sh start     [names...]  # start those not answering, wait until they answer
 #   bash scripts/services.sh stop      [names...]  # stop what this script started (pid files)
+#   bash scripts/services.sh path      [names...]  # the installed server binary (Kafka: its home)
 #
-# Names (no name = all five):
+# Names (no name = the five brokers; jaeger only when named, and by `stop`):
 #   nats       nats-server, 127.0.0.1:4222, JetStream on (-js), monitoring on 127.0.0.1:8222
 #   redis      redis-server, 127.0.0.1:6379, no persistence
 #   rabbitmq   rabbitmq-server, 127.0.0.1:5672 (AMQP 0-9-1); Erlang distribution on 127.0.0.1:25672,
@@ -22,6 +25,19 @@
 #              (no root; needs java 17+ and mvn, apt-get installed when missing) into
 #              ${XDG_CACHE_HOME:-~/.cache}/tracewire/kafka-4.4.0 (TRACEWIRE_KAFKA_HOME), once;
 #              `start` formats the log dir on first use and runs it with a 512 MiB heap.
+#   jaeger     Jaeger v2.13.0 (Go module github.com/jaegertracing/jaeger v1.76.0, program cmd/jaeger),
+#              in-memory storage, with scripts/jaeger/config.yaml: query APIs (v1 JSON /api/...,
+#              v3 /api/v3/...) on 127.0.0.1:16686, OTLP/gRPC :4317, OTLP/HTTP :4318, Zipkin :9411,
+#              query gRPC :16685, health :13133, its own metrics :8888 (ports: the
+#              TRACEWIRE_JAEGER_*_PORT variables that config file names). `install` builds it
+#              (no root; needs go 1.24.6+) into ${XDG_CACHE_HOME:-~/.cache}/tracewire/jaeger-2.13.0
+#              (TRACEWIRE_JAEGER_HOME), its modules and build cache (about 3 GB) in
+#              .../tracewire/go (TRACEWIRE_GO_CACHE), once: about 8 minutes cold on 2 cores,
+#              seconds warm. The Go module has no UI assets, so :16686/ is Jaeger's placeholder
+#              page; the APIs (what Grafana's Jaeger data source reads) are all there. The tests
+#              start their own Jaeger on free ports from that binary (tracewire_test::jaeger);
+#              `start jaeger` runs one for you to send to and query. Not started without its
+#              name: it takes the ports `tracewire view` and the demo's viewer default to.
 #
 # "Answers" means the broker speaks its protocol, not just that the port is open: NATS sends its
 # INFO and replies to a JetStream API request ($JS.API.INFO), Redis answers INFO, RabbitMQ sends
@@ -37,13 +53,33 @@ set -euo pipefail
 HOST=127.0.0.1
 STATE=${TRACEWIRE_SERVICES_DIR:-${TMPDIR:-/tmp}/tracewire-services-$(id -u)}
 TIMEOUT=${TRACEWIRE_START_TIMEOUT:-30}
+# Without names: the brokers (Jaeger takes the viewer's default ports, so only when named).
 ALL=(nats redis rabbitmq mosquitto kafka)
+KNOWN=("${ALL[@]}" jaeger)
 NATS_MONITOR_PORT=8222
 KAFKA_VERSION=4.4.0
 KAFKA_PORT=${TRACEWIRE_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${TRACEWIRE_KAFKA_CONTROLLER_PORT:-9093}
 # Outside the clone: fetched once per machine, kept between runs.
 KAFKA_HOME=${TRACEWIRE_KAFKA_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/tracewire/kafka-$KAFKA_VERSION}
+# Jaeger v2 releases are the v1.x tags of its Go module (v1.76.0 is v2.13.0, commit 63b27e1).
+# tracewire-test's jaeger.rs names the same version (a test there holds the two together).
+JAEGER_VERSION=2.13.0
+JAEGER_MODULE=github.com/jaegertracing/jaeger
+JAEGER_MODULE_VERSION=v1.76.0
+JAEGER_COMMIT=63b27e1810a710ac54dc4522da0538e540bdc545
+JAEGER_DATE=2025-12-03T16:07:08Z # the release commit's date: the build is reproducible
+JAEGER_HOME=${TRACEWIRE_JAEGER_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/tracewire/jaeger-$JAEGER_VERSION}
+# GOMODCACHE and GOCACHE of that build: outside the clone, so a rebuild is warm.
+GO_CACHE=${TRACEWIRE_GO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tracewire/go}
+JAEGER_CONFIG=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/jaeger/config.yaml
+export TRACEWIRE_JAEGER_OTLP_GRPC_PORT=${TRACEWIRE_JAEGER_OTLP_GRPC_PORT:-4317}
+export TRACEWIRE_JAEGER_OTLP_HTTP_PORT=${TRACEWIRE_JAEGER_OTLP_HTTP_PORT:-4318}
+export TRACEWIRE_JAEGER_ZIPKIN_PORT=${TRACEWIRE_JAEGER_ZIPKIN_PORT:-9411}
+export TRACEWIRE_JAEGER_QUERY_PORT=${TRACEWIRE_JAEGER_QUERY_PORT:-16686}
+export TRACEWIRE_JAEGER_QUERY_GRPC_PORT=${TRACEWIRE_JAEGER_QUERY_GRPC_PORT:-16685}
+export TRACEWIRE_JAEGER_HEALTH_PORT=${TRACEWIRE_JAEGER_HEALTH_PORT:-13133}
+export TRACEWIRE_JAEGER_METRICS_PORT=${TRACEWIRE_JAEGER_METRICS_PORT:-8888}
 RABBIT_NODE=tracewire@localhost
 LAUNCHED_PID=""
 
@@ -58,23 +94,30 @@ canon() {
         rabbitmq | rabbitmq-server | rabbit | amqp) echo rabbitmq ;;
         mosquitto | mqtt) echo mosquitto ;;
         kafka | apache-kafka) echo kafka ;;
+        jaeger) echo jaeger ;;
         *)
-            echo "services.sh: unknown broker '$1' (known: ${ALL[*]}; aliases: mqtt, amqp)" >&2
+            echo "services.sh: unknown service '$1' (known: ${KNOWN[*]}; aliases: mqtt, amqp)" >&2
             return 2
             ;;
     esac
 }
-pkg_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo rabbitmq-server ;; mosquitto) echo mosquitto ;; kafka) echo kafka ;; esac; }
-port_of() { case "$1" in nats) echo 4222 ;; redis) echo 6379 ;; rabbitmq) echo 5672 ;; mosquitto) echo 1883 ;; kafka) echo "$KAFKA_PORT" ;; esac; }
+pkg_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo rabbitmq-server ;; mosquitto) echo mosquitto ;; kafka) echo kafka ;; jaeger) echo jaeger ;; esac; }
+port_of() { case "$1" in nats) echo 4222 ;; redis) echo 6379 ;; rabbitmq) echo 5672 ;; mosquitto) echo 1883 ;; kafka) echo "$KAFKA_PORT" ;; jaeger) echo "$TRACEWIRE_JAEGER_QUERY_PORT" ;; esac; }
 # The process name (/proc/PID/comm) of the server, to never signal a recycled pid.
-comm_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo beam.smp ;; mosquitto) echo mosquitto ;; kafka) echo java ;; esac; }
+comm_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo beam.smp ;; mosquitto) echo mosquitto ;; kafka) echo java ;; jaeger) echo jaeger ;; esac; }
 
-# The server binary, or nothing (sbin is not on every PATH). Kafka: its fetched jars.
+# The server binary, or nothing (sbin is not on every PATH). Kafka: its fetched jars. Jaeger:
+# the binary it built.
 bin_of() {
     local b
     if [ "$1" = kafka ]; then
         [ -f "$KAFKA_HOME/.complete" ] && command -v java >/dev/null || return 1
         echo "$KAFKA_HOME"
+        return 0
+    fi
+    if [ "$1" = jaeger ]; then
+        [ -x "$JAEGER_HOME/jaeger" ] || return 1
+        echo "$JAEGER_HOME/jaeger"
         return 0
     fi
     b=$(pkg_of "$1")
@@ -95,6 +138,10 @@ pkg_version() {
     local v
     if [ "$1" = kafka ]; then
         echo "$KAFKA_VERSION"
+        return 0
+    fi
+    if [ "$1" = jaeger ]; then
+        echo "$JAEGER_VERSION"
         return 0
     fi
     v=$(dpkg-query -W -f '${Version}' "$(pkg_of "$1")" 2>/dev/null) || v=""
@@ -217,6 +264,27 @@ probe_kafka() {
     echo "$v ($n APIs, $brokers broker)"
 }
 
+# Jaeger's query service lists the services it has spans of (v1 JSON API: {"data":[...]}) and
+# its health check says the collector is ready.
+http_get() { # port path -> the body of a 200 answer to GET http://127.0.0.1:port/path
+    timeout 3 bash -c '
+        exec 3<>"/dev/tcp/$0/$1" || exit 1
+        printf "GET %s HTTP/1.0\r\nHost: %s:%s\r\n\r\n" "$2" "$0" "$1" >&3
+        cat <&3' "$HOST" "$1" "$2" 2>/dev/null |
+        tr -d '\r' | awk 'NR == 1 { if ($2 != 200) exit 1; next } b { print; next } $0 == "" { b = 1 }'
+}
+
+probe_jaeger() {
+    local body
+    body=$(http_get "$TRACEWIRE_JAEGER_HEALTH_PORT" /status) || return 1
+    case "$body" in *'"healthy":true'* | *'StatusOK'* | *'"status":"'*) ;; *) return 1 ;; esac
+    body=$(http_get "$TRACEWIRE_JAEGER_QUERY_PORT" /api/services) || return 1
+    case "$body" in *'"data":'*) ;; *) return 1 ;; esac
+    local v="?"
+    if our_pid jaeger >/dev/null; then v=$JAEGER_VERSION; fi
+    echo "$v (query APIs http://$HOST:$TRACEWIRE_JAEGER_QUERY_PORT/api/, OTLP $TRACEWIRE_JAEGER_OTLP_GRPC_PORT/$TRACEWIRE_JAEGER_OTLP_HTTP_PORT, Zipkin $TRACEWIRE_JAEGER_ZIPKIN_PORT)"
+}
+
 probe() { "probe_$1"; }
 
 # Fully up: answers, and for NATS with JetStream.
@@ -306,10 +374,25 @@ cmd_installed() {
     return $rc
 }
 
-cmd_install() {
-    local n missing=() pkgs=() kafka=""
+cmd_path() {
+    local n bin rc=0
     for n in "$@"; do
-        if [ "$n" = kafka ]; then
+        if bin=$(bin_of "$n"); then
+            echo "$bin"
+        else
+            echo "services.sh path: $(pkg_of "$n") is not installed: bash scripts/services.sh install $n" >&2
+            rc=1
+        fi
+    done
+    return $rc
+}
+
+cmd_install() {
+    local n missing=() pkgs=() kafka="" jaeger=""
+    for n in "$@"; do
+        if [ "$n" = jaeger ]; then
+            jaeger=1
+        elif [ "$n" = kafka ]; then
             kafka=1
             # Kafka's own prerequisites come from apt; the broker itself from Maven below.
             command -v java >/dev/null || pkgs+=(openjdk-17-jre-headless)
@@ -323,6 +406,7 @@ cmd_install() {
     done
     if [ ${#pkgs[@]} -eq 0 ]; then
         if [ -n "$kafka" ]; then install_kafka; fi
+        if [ -n "$jaeger" ]; then install_jaeger; fi
         return 0
     fi
     if [ "$(id -u)" != 0 ]; then
@@ -385,6 +469,7 @@ cmd_install() {
         fi
     done
     if [ -n "$kafka" ]; then install_kafka; fi
+    if [ -n "$jaeger" ]; then install_jaeger; fi
 }
 
 # Apache Kafka from Maven Central: kafka_2.13 and its runtime dependencies (and slf4j-simple,
@@ -437,6 +522,53 @@ EOF
     if ! mv -T "$tmp" "$KAFKA_HOME" 2>/dev/null; then rm -rf "$tmp"; fi
     echo "installed kafka $KAFKA_VERSION (Maven Central, $(find "$KAFKA_HOME/libs" -name '*.jar' | wc -l) jars," \
         "$(du -sh "$KAFKA_HOME" | cut -f1), $((SECONDS - t0))s) in $KAFKA_HOME"
+}
+
+# Jaeger v2 from the Go module proxy: the module's source at the pinned version, `go build` of
+# cmd/jaeger (with the version stamped the way Jaeger's Makefile does) into $JAEGER_HOME; the
+# module and build caches in $GO_CACHE, so a rebuild (a new pin, a wiped $JAEGER_HOME) is warm.
+install_jaeger() {
+    if bin_of jaeger >/dev/null; then
+        echo "present  jaeger $JAEGER_VERSION ($JAEGER_HOME/jaeger)"
+        return 0
+    fi
+    # Go's own installer puts it in /usr/local/go, which not every PATH has.
+    if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+        PATH=$PATH:/usr/local/go/bin
+    fi
+    command -v go >/dev/null || {
+        echo "services.sh install: jaeger is built with Go (1.24.6 or later), and there is no 'go'" \
+            "on PATH: install it from https://go.dev/dl/ (Debian 12's golang-go is too old)" >&2
+        return 1
+    }
+    local t0=$SECONDS tmp dir log=$STATE/jaeger-build.log
+    mkdir -p "$(dirname "$JAEGER_HOME")" "$GO_CACHE" "$STATE"
+    tmp=$(mktemp -d "$JAEGER_HOME.tmp.XXXXXX")
+    echo "services.sh: building jaeger $JAEGER_VERSION ($JAEGER_MODULE@$JAEGER_MODULE_VERSION) with" \
+        "$(go env GOVERSION) (minutes while $GO_CACHE is cold; log: $log)"
+    # -modcacherw: the module cache stays deletable by its owner (rm -rf) without chmod.
+    export GOMODCACHE=$GO_CACHE/mod GOCACHE=$GO_CACHE/build GOFLAGS=-modcacherw CGO_ENABLED=0
+    : >"$log"
+    if ! dir=$(go mod download -json "$JAEGER_MODULE@$JAEGER_MODULE_VERSION" 2>>"$log" |
+        sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p') || [ ! -f "$dir/go.mod" ]; then
+        tail -n 30 "$log" >&2
+        rm -rf "$tmp"
+        echo "services.sh install: downloading $JAEGER_MODULE@$JAEGER_MODULE_VERSION failed (log: $log)" >&2
+        return 1
+    fi
+    local x=$JAEGER_MODULE/internal/version
+    if ! (cd "$dir" && go build -trimpath -o "$tmp/jaeger" \
+        -ldflags "-s -w -X $x.commitSHA=$JAEGER_COMMIT -X $x.latestVersion=v$JAEGER_VERSION -X $x.date=$JAEGER_DATE" \
+        ./cmd/jaeger) >>"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        rm -rf "$tmp"
+        echo "services.sh install: go build of jaeger $JAEGER_VERSION failed (log: $log)" >&2
+        return 1
+    fi
+    chmod 755 "$tmp" # mktemp made it 700
+    # Another install may have finished meanwhile: keep the first.
+    if ! mv -T "$tmp" "$JAEGER_HOME" 2>/dev/null; then rm -rf "$tmp"; fi
+    echo "installed jaeger $JAEGER_VERSION (go build, $((SECONDS - t0))s, $(du -sh "$JAEGER_HOME/jaeger" | cut -f1)) in $JAEGER_HOME"
 }
 
 # --- starting, one function per broker; each runs the daemon detached, fds closed ------------
@@ -549,6 +681,26 @@ EOF
     echo "$LAUNCHED_PID" >"$(pidfile kafka)"
 }
 
+launch_jaeger() {
+    local d=$1 bin=$2 port
+    # start_one checked the query port; Jaeger binds six more.
+    for port in "$TRACEWIRE_JAEGER_OTLP_GRPC_PORT" "$TRACEWIRE_JAEGER_OTLP_HTTP_PORT" \
+        "$TRACEWIRE_JAEGER_ZIPKIN_PORT" "$TRACEWIRE_JAEGER_QUERY_GRPC_PORT" \
+        "$TRACEWIRE_JAEGER_HEALTH_PORT" "$TRACEWIRE_JAEGER_METRICS_PORT"; do
+        if port_open "$port"; then
+            echo "services.sh start: $HOST:$port is taken (Jaeger needs it; see the" \
+                "TRACEWIRE_JAEGER_*_PORT variables in $JAEGER_CONFIG)" >&2
+            return 1
+        fi
+    done
+    # Its own SDK must not pick up an exporter configured in this shell.
+    local unset=() v
+    for v in $(compgen -e | grep '^OTEL_' || true); do unset+=(-u "$v"); done
+    setsid env "${unset[@]}" "$bin" --config "$JAEGER_CONFIG" </dev/null >>"$d/jaeger.log" 2>&1 9>&- &
+    LAUNCHED_PID=$!
+    echo "$LAUNCHED_PID" >"$(pidfile jaeger)"
+}
+
 logfile_of() {
     local d=$STATE/$1
     case "$1" in
@@ -557,6 +709,7 @@ logfile_of() {
         rabbitmq) echo "$d/rabbitmq.log" ;;
         mosquitto) echo "$d/mosquitto.log" ;;
         kafka) echo "$d/kafka.log" ;;
+        jaeger) echo "$d/jaeger.log" ;;
     esac
 }
 
@@ -691,7 +844,11 @@ main() {
     local cmd=${1:-check}
     shift || true
     local names=() n c
-    if [ $# -eq 0 ]; then names=("${ALL[@]}"); fi
+    if [ $# -eq 0 ]; then
+        names=("${ALL[@]}")
+        # `stop` with no name stops Jaeger too when this script started it.
+        if [ "$cmd" = stop ] && our_pid jaeger >/dev/null; then names+=(jaeger); fi
+    fi
     for n in "$@"; do
         c=$(canon "$n") || exit 2
         names+=("$c")
@@ -702,6 +859,7 @@ main() {
         install) cmd_install "${names[@]}" ;;
         start) cmd_start "${names[@]}" ;;
         stop) cmd_stop "${names[@]}" ;;
+        path) cmd_path "${names[@]}" ;;
         -h | --help | help) usage ;;
         *)
             echo "services.sh: unknown command '$cmd'" >&2

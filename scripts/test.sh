@@ -6,8 +6,10 @@
 # Interop peers (the OpenTelemetry Python SDK and friends) go into ./.venv via
 # scripts/setup-python.sh; Debian's headless Chromium and playwright-core for the viewer's
 # browser tests via scripts/setup-browser.sh; the brokers in BROKERS via scripts/services.sh
-# (installed and started on 127.0.0.1). With CI=true, anything a test needs that is missing
-# (the venv, the browser, a broker) is a failure, never a skip.
+# (installed and started on 127.0.0.1); Jaeger via `scripts/services.sh install jaeger` (a Go
+# build, cached outside the clone; its tests start their own on free ports). With CI=true,
+# anything a test needs that is missing (the venv, the browser, a broker, Jaeger) is a failure,
+# never a skip.
 #
 # Every test that skips itself (tracewire_test::skip::skip) appends a line to the file in
 # TRACEWIRE_SKIP_LOG; the run ends with a banner listing them, and with CI=true a skip fails it.
@@ -93,6 +95,17 @@ if bash scripts/services.sh check mosquitto >/dev/null 2>&1; then
 fi
 if bash scripts/services.sh check kafka >/dev/null 2>&1; then
     export TRACEWIRE_KAFKA_URL=127.0.0.1:9092
+fi
+
+# --- Jaeger -----------------------------------------------------------------------------------
+# Only installed here: crates/tracewire/tests/jaeger.rs and the demo's test start their own
+# (tracewire_test::jaeger, free ports). The first build takes minutes; later ones reuse the cache.
+stage="jaeger setup"
+if [ -n "$ci" ]; then
+    bash scripts/services.sh install jaeger
+elif ! bash scripts/services.sh installed jaeger >/dev/null 2>&1; then
+    banner "Jaeger is not installed: the tests that export into it will be SKIPPED" \
+        "build it once (Go 1.24.6+, minutes): bash scripts/services.sh install jaeger"
 fi
 
 # --- tests ------------------------------------------------------------------------------------
