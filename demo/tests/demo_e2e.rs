@@ -205,3 +205,193 @@ fn demo_exports_to_the_collector_named_by_otel_exporter_otlp_endpoint() {
     });
     runtime.block_on(viewer.shutdown());
 }
+
+/// The demo's services exporting into a real Jaeger (`scripts/services.sh install jaeger`) by
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` alone (OTLP/HTTP protobuf, the default protocol): the same
+/// four trees, read back through Jaeger's v3 API and its v1 JSON API (what the Jaeger UI
+/// shows), each service's resource (its own process, host and OS), the four services with
+/// their operations, and nothing refused or lost on the way.
+#[test]
+fn demo_exports_into_jaeger() {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde_json::json;
+    use tracewire::export::resource::{
+        HOST_ARCH, HOST_NAME, OS_TYPE, PROCESS_EXECUTABLE_NAME, PROCESS_PID, SERVICE_INSTANCE_ID,
+        TELEMETRY_SDK_NAME,
+    };
+    use tracewire_test::jaeger::{Jaeger, any_value};
+
+    let Some(jaeger) = Jaeger::start("demo_exports_into_jaeger") else {
+        return;
+    };
+    let endpoint = jaeger.otlp_http_endpoint();
+    let (ok, out) = run_demo(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+    assert!(ok, "the demo failed");
+    assert!(out.contains(&format!("the services export to {endpoint}")));
+
+    assert_eq!(
+        jaeger.services(),
+        ["backend", "gateway", "inventory", "pricing"]
+    );
+    // The UI's search: the gateway's traces (the demo's four requests), newest first.
+    let found = jaeger.find_traces("service=gateway&limit=20");
+    assert_eq!(found.len(), 4, "{found:?}");
+    let mut ids: Vec<String> = found
+        .iter()
+        .map(|t| t.0["traceID"].as_str().unwrap().to_owned())
+        .collect();
+    // Oldest first, as the demo sent them.
+    ids.sort_by_key(|id| {
+        jaeger
+            .trace(id)
+            .unwrap()
+            .spans()
+            .iter()
+            .map(|s| s.json["startTime"].as_u64().unwrap())
+            .min()
+    });
+
+    // v3: the trees exactly as the embedded viewer shows them.
+    let v3: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            jaeger.wait_for_trace_v3(id, 6).tree(|key, value| {
+                if key == "http.response.status_code" || key == "rpc.grpc.status_code" {
+                    Some(format!("{key}={}", any_value(value)))
+                } else if key.starts_with("http.request.header.") {
+                    Some(format!("{key}=…"))
+                } else {
+                    None
+                }
+            })
+        })
+        .collect();
+    assert_eq!(v3, [OK, OK, NOT_FOUND, ERROR]);
+
+    // v1: the same trees (kinds from `span.kind`, ERROR from the `error` tag), without the
+    // captured header values.
+    let v1: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            jaeger
+                .trace(id)
+                .unwrap()
+                .tree(&["http.response.status_code", "rpc.grpc.status_code"])
+        })
+        .collect();
+    let no_headers = |tree: &str| {
+        tree.replace(" http.request.header.b3=…", "")
+            .replace(" http.request.header.uber-trace-id=…", "")
+    };
+    assert_eq!(
+        v1,
+        [OK, OK, NOT_FOUND, ERROR].map(no_headers),
+        "{}",
+        v1.join("\n")
+    );
+    for id in &ids {
+        let trace = jaeger.trace(id).unwrap();
+        assert!(trace.warnings().is_null(), "{}", trace.0);
+        for s in trace.spans() {
+            assert!(s.warnings().is_null(), "{}", s.json);
+        }
+    }
+
+    // Each service is its own process with its own resource: the v1 process tags and the v3
+    // resource say the same, one pid per service, every span of a service with that pid.
+    let mut pids: BTreeMap<String, i64> = BTreeMap::new();
+    for id in &ids {
+        let v1 = jaeger.trace(id).unwrap();
+        for s in v1.spans() {
+            let tag = |key: &str| {
+                s.process_tag(key)
+                    .map(|t| {
+                        (
+                            t["type"].as_str().unwrap_or_default().to_owned(),
+                            t["value"].clone(),
+                        )
+                    })
+                    .unwrap_or_else(|| {
+                        panic!("{}: no process tag {key}: {}", s.service(), s.process())
+                    })
+            };
+            let (ty, pid) = tag(PROCESS_PID);
+            assert_eq!(ty, "int64");
+            let pid = pid.as_i64().unwrap();
+            assert_eq!(
+                *pids.entry(s.service().to_owned()).or_insert(pid),
+                pid,
+                "{}",
+                s.service()
+            );
+            assert_eq!(
+                tag(OS_TYPE),
+                ("string".to_owned(), json!(std::env::consts::OS))
+            );
+            assert_eq!(
+                tag(TELEMETRY_SDK_NAME),
+                ("string".to_owned(), json!("tracewire"))
+            );
+            for key in [
+                HOST_NAME,
+                HOST_ARCH,
+                PROCESS_EXECUTABLE_NAME,
+                SERVICE_INSTANCE_ID,
+            ] {
+                let (ty, v) = tag(key);
+                assert_eq!(ty, "string", "{key}");
+                assert!(!v.as_str().unwrap_or_default().is_empty(), "{key}");
+            }
+        }
+        for s in jaeger.trace_v3(id).unwrap().spans() {
+            let service = s.service();
+            assert_eq!(
+                s.resource_attr(PROCESS_PID).map(any_value),
+                Some(json!(pids[service])),
+                "{service}: {}",
+                s.resource
+            );
+            for key in [HOST_NAME, OS_TYPE, PROCESS_EXECUTABLE_NAME] {
+                assert!(s.resource_attr(key).is_some(), "{service}: {key}");
+            }
+        }
+    }
+    assert_eq!(
+        pids.keys().collect::<Vec<_>>(),
+        ["backend", "gateway", "inventory", "pricing"]
+    );
+    let distinct: BTreeSet<i64> = pids.values().copied().collect();
+    assert_eq!(distinct.len(), 4, "one process per service: {pids:?}");
+
+    // Operations with their kinds, as the UI's search form and Grafana list them.
+    let ops = jaeger.operations("inventory", None);
+    assert_eq!(
+        ops,
+        [
+            ("GET /price/:item".to_owned(), "client".to_owned()),
+            ("GET /stock/{item}".to_owned(), "server".to_owned()),
+            ("lookup_stock".to_owned(), "internal".to_owned()),
+        ]
+    );
+
+    // Nothing refused or lost inside Jaeger: 26 spans (8 + 8 + 6 + 8 … see the trees).
+    let spans: usize = ids.iter().map(|id| jaeger.trace(id).unwrap().len()).sum();
+    assert_eq!(
+        spans,
+        [OK, OK, NOT_FOUND, ERROR]
+            .iter()
+            .map(|t| t.lines().count())
+            .sum::<usize>()
+    );
+    let m = jaeger.metrics();
+    let n = spans as f64;
+    assert_eq!(
+        m.sum("otelcol_receiver_accepted_spans", &[("receiver", "otlp")]),
+        n
+    );
+    assert_eq!(m.sum("otelcol_receiver_refused_spans", &[]), 0.0);
+    assert_eq!(m.sum("otelcol_receiver_failed_spans", &[]), 0.0);
+    assert_eq!(m.sum("otelcol_exporter_sent_spans", &[]), n);
+    assert_eq!(m.sum("otelcol_exporter_send_failed_spans", &[]), 0.0);
+}
