@@ -10,7 +10,8 @@
 #   bash benches/load.sh                      # every mode, 3 rounds of 8 s
 #   ROUNDS=5 SECS=10 MODES="plain tracewire" bash benches/load.sh
 #
-# Needs wrk and curl (Debian: `apt-get install wrk curl`) and at least 2 CPUs.
+# Needs wrk and curl (Debian: `apt-get install wrk curl`) and at least 2 CPUs. Building, the
+# medians and ratios are `benches/load_lib.sh`, shared with the messaging drivers.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -20,6 +21,7 @@ MODES=${MODES:-"plain tracewire tracewire-discard tracewire-unsampled fastrace-a
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 ADDR=127.0.0.1:18081
+. "$(dirname "$0")/load_lib.sh"
 
 for tool in wrk curl taskset; do
     if ! command -v "$tool" >/dev/null; then
@@ -27,13 +29,9 @@ for tool in wrk curl taskset; do
         exit 1
     fi
 done
-cd "$(dirname "$0")/.."
-cargo build --release -q -p tracewire-benches --example http_load
-BIN="${CARGO_TARGET_DIR:-target}/release/examples/http_load"
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+load_setup http_load
 
-echo "load: $ROUNDS round(s) x ${SECS}s per mode, $CONNS connections; server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load: $ROUNDS round(s) x ${SECS}s per mode, $CONNS connections; server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU; load average: $(loadavg)"
 for round in $(seq 1 "$ROUNDS"); do
     for mode in $MODES; do
         taskset -c "$SERVER_CPU" "$BIN" "$mode" "$ADDR" >"$OUT/server.log" 2>&1 &
@@ -56,10 +54,8 @@ done
 echo
 echo "| mode | median req/s | ratio to plain |"
 echo "|---|---:|---:|"
-plain=$(awk '$1 == "plain" {print $2}' "$OUT/results" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+plain=$(awk '$1 == "plain" {print $2}' "$OUT/results" | median)
 for mode in $MODES; do
-    median=$(awk -v m="$mode" '$1 == m {print $2}' "$OUT/results" | sort -n |
-        awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    ratio=$(awk -v a="$median" -v b="${plain:-0}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')
-    echo "| $mode | $median | $ratio |"
+    rps=$(awk -v m="$mode" '$1 == m {print $2}' "$OUT/results" | median)
+    echo "| $mode | $rps | $(ratio "$rps" "$plain") |"
 done

@@ -60,12 +60,11 @@ mod common;
 #[path = "common/kafka_otel.rs"]
 mod kafka_otel;
 
+use common::broker::{PACE, Profile, group, paced};
 use common::{ThreadCpu, median_ns};
 
 use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::Criterion;
@@ -76,9 +75,7 @@ use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{Header, Message as _, OwnedHeaders};
 use rdkafka::producer::{self, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use tracewire_core::{Sampler, Tracer};
-use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
-use tracewire_export::{BoxFuture, ExportError, Pipeline, SpanExporter};
+use tracewire_benches::{Collect, Sinks, otel, traceparent, tracer};
 use tracewire_messaging::{Destination, MessageInfo, Messaging};
 
 const BODY: [u8; 128] = [b'x'; 128];
@@ -87,8 +84,6 @@ const CID: &str = "5c1d9e4e-3a7b-4c1d-8e2f-00000000002a";
 /// Records per pre-filled topic; a topic is read again from the start, between two paced runs,
 /// when the next run would go past its end.
 const RECORDS: u64 = PACE * 40;
-/// Iterations timed back to back; everything is drained (untimed) after each run of them.
-const PACE: u64 = 256;
 
 const SEND: &str = "kafka/send";
 const SEND_TRACING: &str = "kafka/send-tracing";
@@ -117,30 +112,6 @@ const PROCESS_ROWS: [&str; 6] = [
     "fastrace root span",
 ];
 
-/// Encodes each OTLP request, counts its spans, drops the bytes.
-struct CountingSink(Arc<AtomicU64>);
-
-impl SpanExporter for CountingSink {
-    fn name(&self) -> &str {
-        "counting-sink"
-    }
-
-    fn export<'a>(
-        &'a self,
-        batch: &'a ExportTraceServiceRequest,
-    ) -> BoxFuture<'a, Result<(), ExportError>> {
-        let n: usize = batch
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        black_box(tracewire_export::encode::encode_request(batch));
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
-        Box::pin(async { Ok(()) })
-    }
-}
-
 fn headers() -> OwnedHeaders {
     OwnedHeaders::new_with_capacity(4)
         .insert(Header {
@@ -153,24 +124,9 @@ fn headers() -> OwnedHeaders {
         })
 }
 
-fn traceparent(sampled: bool) -> String {
-    format!(
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0{}",
-        u8::from(sampled)
-    )
-}
-
-fn tracer(sampled: bool) -> Tracer {
-    Tracer::new().with_sampler(Sampler::parent_based(if sampled {
-        Sampler::AlwaysOn
-    } else {
-        Sampler::AlwaysOff
-    }))
-}
-
+/// A `fastrace root span` row's span.
 fn floor_span(name: &'static str, kind: &'static str) -> fastrace::Span {
-    fastrace::Span::root(name, fastrace::collector::SpanContext::random())
-        .with_properties(|| [("span.kind", kind), ("messaging.system", "kafka")])
+    tracewire_benches::floor_span(name, [("span.kind", kind), ("messaging.system", "kafka")])
 }
 
 /// The handler: nothing but a look at the record.
@@ -237,7 +193,7 @@ struct Fixture {
     traced: [tracewire_kafka::FutureProducer; 2],
     messaging: [Messaging; 2],
     otel: [kafka_otel::Peer; 2],
-    pipeline: Pipeline,
+    sinks: Sinks,
     /// Readers: bare, tracewire sampled, otel sampled, tracewire unsampled, otel unsampled,
     /// fastrace (sampled topic but for the unsampled rows).
     readers: Vec<Reader>,
@@ -249,12 +205,7 @@ impl Fixture {
             .enable_all()
             .build()
             .unwrap();
-        let exported = Arc::new(AtomicU64::new(0));
-        let pipeline = Pipeline::builder()
-            .exporter(CountingSink(exported.clone()))
-            .build()
-            .unwrap();
-        fastrace::set_reporter(pipeline.reporter(), fastrace::collector::Config::default());
+        let sinks = Sinks::new(Collect::Pipeline);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -297,7 +248,7 @@ impl Fixture {
                 for _ in 0..RECORDS {
                     let h = headers().insert(Header {
                         key: "traceparent",
-                        value: Some(tp.as_str()),
+                        value: Some(tp),
                     });
                     let record = FutureRecord::to(t.as_str())
                         .key(KEY)
@@ -328,21 +279,9 @@ impl Fixture {
             bare,
             traced,
             messaging,
-            otel: [
-                kafka_otel::Peer::new(true, exported.clone()),
-                kafka_otel::Peer::new(false, exported),
-            ],
-            pipeline,
+            otel: [true, false].map(|sampled| kafka_otel::Peer::new(sinks.otel(sampled))),
+            sinks,
             readers,
-        }
-    }
-
-    /// Everything the rows produced, collected and exported (untimed).
-    fn drain(&self) {
-        fastrace::flush();
-        self.pipeline.flush(Duration::from_secs(10));
-        for p in &self.otel {
-            let _ = p.provider.force_flush();
         }
     }
 
@@ -359,7 +298,7 @@ impl Fixture {
                         if row != "bare" {
                             h = h.insert(Header {
                                 key: "traceparent",
-                                value: Some(tp.as_str()),
+                                value: Some(tp),
                             });
                         }
                         self.bare
@@ -419,7 +358,7 @@ impl Fixture {
                         let span = floor_span("send twbench", "producer");
                         let h = headers().insert(Header {
                             key: "traceparent",
-                            value: Some(tp.as_str()),
+                            value: Some(tp),
                         });
                         let f = self
                             .bare
@@ -494,7 +433,7 @@ impl Fixture {
                     let _in = cx.clone().attach();
                     handler(m.payload());
                 }
-                kafka_otel::end(&cx);
+                otel::end(&cx);
             }
             "fastrace root span" => {
                 let m = reader.traced.inner().poll(poll).unwrap().unwrap();
@@ -508,71 +447,34 @@ impl Fixture {
     }
 }
 
-/// Times `k`-sized runs of `run` until `iters`, draining between runs (untimed).
-fn paced(
-    fx: &Fixture,
-    iters: u64,
-    mut before: impl FnMut(u64),
-    mut run: impl FnMut(u64),
-) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let k = left.min(PACE);
-        before(k);
-        let start = cpu_time::ThreadTime::now();
-        run(k);
-        total += start.elapsed();
-        left -= k;
-        fx.drain();
-    }
-    total
+fn benches(c: &mut Criterion<ThreadCpu>, fx: &Fixture) {
+    let (drain, nothing) = (|| fx.sinks.flush(), || {});
+    group(c, SEND, &SEND_ROWS, &nothing, |row, iters| {
+        paced(iters, &drain, |k| k, |k| fx.send(row, k))
+    });
+    group(c, SEND_TRACING, &TRACING_ROWS, &nothing, |row, iters| {
+        paced(
+            iters,
+            &drain,
+            |k| k,
+            |k| (0..k).for_each(|_| fx.send_tracing(row)),
+        )
+    });
+    group(c, PROCESS, &PROCESS_ROWS, &nothing, |row, iters| {
+        let r = reader(row);
+        let rewound = |k| {
+            fx.readers[r].rewind_for(k);
+            k
+        };
+        paced(iters, &drain, rewound, |k| {
+            (0..k).for_each(|_| fx.process(row, r))
+        })
+    });
 }
 
-fn benches(c: &mut Criterion<ThreadCpu>, fx: &Fixture) {
-    let mut g = c.benchmark_group(SEND);
-    for row in SEND_ROWS {
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| paced(fx, iters, |_| {}, |k| fx.send(row, k)))
-        });
-    }
-    g.finish();
-    let mut g = c.benchmark_group(SEND_TRACING);
-    for row in TRACING_ROWS {
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| {
-                paced(
-                    fx,
-                    iters,
-                    |_| {},
-                    |k| {
-                        for _ in 0..k {
-                            fx.send_tracing(row);
-                        }
-                    },
-                )
-            })
-        });
-    }
-    g.finish();
-    let mut g = c.benchmark_group(PROCESS);
-    for (r, row) in PROCESS_ROWS.into_iter().enumerate() {
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| {
-                paced(
-                    fx,
-                    iters,
-                    |k| fx.readers[r].rewind_for(k),
-                    |k| {
-                        for _ in 0..k {
-                            fx.process(row, r);
-                        }
-                    },
-                )
-            })
-        });
-    }
-    g.finish();
+/// The reader of a process row.
+fn reader(row: &str) -> usize {
+    PROCESS_ROWS.iter().position(|x| *x == row).unwrap_or(0)
 }
 
 /// A markdown table of the medians: each row, and what it adds over `bare`.
@@ -602,17 +504,13 @@ fn print_summary() {
 fn main() {
     let url = std::env::var("KAFKA_URL").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
     let fx = Fixture::new(&url);
-    if let Ok(spec) = std::env::var("KAFKA_BENCH_PROFILE") {
-        let (row, n) = match spec.rsplit_once(':') {
-            Some((row, n)) => (row.to_owned(), n.parse().unwrap_or(100_000)),
-            None => (spec, 100_000),
-        };
-        let (group, row) = row.rsplit_once('/').unwrap();
-        let r = PROCESS_ROWS.iter().position(|x| *x == row).unwrap_or(0);
-        let mut left: u64 = n;
+    if let Some(p) = Profile::from_env("KAFKA_BENCH_PROFILE", 100_000) {
+        let row = p.row.as_str();
+        let r = reader(row);
+        let mut left = p.n;
         while left > 0 {
             let k = left.min(PACE);
-            match group {
+            match p.group.as_str() {
                 SEND => fx.send(row, k),
                 SEND_TRACING => (0..k).for_each(|_| fx.send_tracing(row)),
                 _ => {
@@ -625,15 +523,11 @@ fn main() {
         return;
     }
     eprintln!("kafka bench against {}", fx.url);
-    let mut c = Criterion::default()
-        .with_measurement(ThreadCpu)
-        .warm_up_time(Duration::from_millis(700))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = common::broker::criterion();
     benches(&mut c, &fx);
     c.final_summary();
-    print_summary();
-    for p in &fx.otel {
-        let _ = p.provider.shutdown();
+    if common::broker::measuring() {
+        print_summary();
     }
+    fx.sinks.shutdown();
 }

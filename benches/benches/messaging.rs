@@ -69,37 +69,28 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stderr)]
 
 mod common;
-use common::{ThreadCpu, median_ns};
+#[path = "common/nats_otel.rs"]
+mod nats_otel;
 
-use std::future::Future;
+use common::ThreadCpu;
+use common::broker::{
+    BARE, BARE_HEADER, FLOOR, OTEL_SAMPLED, OTEL_UNSAMPLED, PACE, Profile, TW_SAMPLED,
+    TW_UNSAMPLED, floor_span, group, paced, peer_row, run,
+};
+
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use criterion::Criterion;
-use tracewire_core::{Sampler, Tracer};
-use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
-use tracewire_export::{BoxFuture, ExportError, Pipeline, SpanExporter};
+use tracewire_benches::otel;
+use tracewire_benches::{Collect, Sinks, TRACEPARENT_SAMPLED, traceparent, tracer};
 use tracewire_messaging::{Destination, MessageInfo, Messaging};
 use tracewire_nats::HeaderInjector;
 
 const SUBJECT: &str = "tw.bench.orders";
 const PAYLOAD: [u8; 128] = [b'x'; 128];
-const TRACEPARENT_SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-const TRACEPARENT_UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
-
-const BARE: &str = "bare";
-const BARE_HEADER: &str = "bare + traceparent";
-const FLOOR: &str = "fastrace root span";
-const TW_SAMPLED: &str = "tracewire sampled";
-const TW_UNSAMPLED: &str = "tracewire unsampled";
-const OTEL_SAMPLED: &str = "otel sampled";
-const OTEL_UNSAMPLED: &str = "otel unsampled";
 
 const TW_SAMPLED_LEAN: &str = "tracewire sampled, lean injector";
 const TW_UNSAMPLED_LEAN: &str = "tracewire unsampled, lean injector";
@@ -111,216 +102,6 @@ const PROCESS_JS: &str = "nats/process-jetstream";
 /// The reply subject of a JetStream message (stream `ORDERS`, consumer `workers`, first
 /// delivery, stream sequence 17, consumer sequence 40, published at the nanos shown).
 const JS_REPLY: &str = "$JS.ACK.ORDERS.workers.1.17.40.1796197401115296289.3";
-
-/// Encodes each OTLP request tracewire's pipeline sends (what its OTLP exporters put on the
-/// wire), counts its spans and drops the bytes.
-struct CountingSink(Arc<AtomicU64>);
-
-impl SpanExporter for CountingSink {
-    fn name(&self) -> &str {
-        "counting-sink"
-    }
-
-    fn export<'a>(
-        &'a self,
-        batch: &'a ExportTraceServiceRequest,
-    ) -> BoxFuture<'a, Result<(), ExportError>> {
-        let n: usize = batch
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        // What the OTLP exporters send, encoded and dropped.
-        std::hint::black_box(tracewire_export::encode::encode_request(batch));
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
-        Box::pin(async { Ok(()) })
-    }
-}
-
-/// Drops every span fastrace collects.
-struct Discard;
-
-impl fastrace::collector::Reporter for Discard {
-    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
-        drop(black_box(spans));
-    }
-}
-
-/// The hand-written OpenTelemetry peer: `opentelemetry-nats`'s carriers (ported to
-/// async-nats 0.51, `/tmp/scratch-nats/src/otel.rs`), an SDK tracer, a W3C propagator.
-mod otel {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    use async_nats::HeaderMap;
-    use async_nats::header::HeaderValue;
-    use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
-    use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _};
-    use opentelemetry::{Context, KeyValue};
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-    use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
-    use opentelemetry_sdk::error::OTelSdkResult;
-    use opentelemetry_sdk::propagation::TraceContextPropagator;
-    use opentelemetry_sdk::trace::{
-        BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter,
-    };
-
-    /// `opentelemetry-nats`'s `NatsHeaderInjector` (it panics on an invalid key, as there).
-    pub(crate) struct NatsHeaderInjector<'a>(pub(crate) &'a mut HeaderMap);
-
-    impl Injector for NatsHeaderInjector<'_> {
-        fn set(&mut self, key: &str, value: String) {
-            self.0.insert(key, value.as_str());
-        }
-    }
-
-    /// `opentelemetry-nats`'s `NatsHeaderExtractor`.
-    pub(crate) struct NatsHeaderExtractor<'a>(pub(crate) &'a HeaderMap);
-
-    impl Extractor for NatsHeaderExtractor<'_> {
-        fn get(&self, key: &str) -> Option<&str> {
-            self.0.get(key).map(HeaderValue::as_str)
-        }
-        fn keys(&self) -> Vec<&str> {
-            self.0.iter().map(|(k, _)| k.as_ref()).collect()
-        }
-    }
-
-    /// Counts the spans of each batch and drops it.
-    /// What `opentelemetry-otlp` does with a batch before it sends it (group by resource and
-    /// scope, convert, encode with prost); counts the spans and drops the bytes.
-    #[derive(Debug)]
-    struct Counting {
-        exported: Arc<AtomicU64>,
-        resource: ResourceAttributesWithSchema,
-    }
-
-    impl SpanExporter for Counting {
-        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-            use prost::Message as _;
-            let n = batch.len() as u64;
-            let request = ExportTraceServiceRequest {
-                resource_spans: group_spans_by_resource_and_scope(batch, &self.resource),
-            };
-            std::hint::black_box(request.encode_to_vec());
-            self.exported.fetch_add(n, Ordering::Relaxed);
-            Ok(())
-        }
-
-        fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
-            self.resource = resource.into();
-        }
-    }
-
-    /// One instrumented NATS client, as a user writes it: the tracer, the propagator, the
-    /// connection's facts for the attributes.
-    pub(crate) struct Peer {
-        pub(crate) provider: SdkTracerProvider,
-        tracer: SdkTracer,
-        propagator: TraceContextPropagator,
-        server_address: String,
-        server_port: i64,
-        client_id: i64,
-    }
-
-    impl Peer {
-        pub(crate) fn new(
-            sampled: bool,
-            exported: Arc<AtomicU64>,
-            info: &async_nats::ServerInfo,
-        ) -> Self {
-            let root = if sampled {
-                Sampler::AlwaysOn
-            } else {
-                Sampler::AlwaysOff
-            };
-            let provider = SdkTracerProvider::builder()
-                .with_sampler(Sampler::ParentBased(Box::new(root)))
-                .with_span_processor(
-                    BatchSpanProcessor::builder(Counting {
-                        exported,
-                        resource: (&opentelemetry_sdk::Resource::builder_empty().build()).into(),
-                    })
-                    .build(),
-                )
-                .build();
-            let tracer = provider.tracer("nats");
-            Peer {
-                provider,
-                tracer,
-                propagator: TraceContextPropagator::new(),
-                server_address: info.host.clone(),
-                server_port: i64::from(info.port),
-                client_id: info.client_id as i64,
-            }
-        }
-
-        fn attributes(
-            &self,
-            op: &'static str,
-            verb: &'static str,
-            subject: &str,
-            size: usize,
-        ) -> [KeyValue; 8] {
-            [
-                KeyValue::new("messaging.system", "nats"),
-                KeyValue::new("messaging.operation.type", op),
-                KeyValue::new("messaging.operation.name", verb),
-                KeyValue::new("messaging.destination.name", subject.to_owned()),
-                KeyValue::new("messaging.message.body.size", size as i64),
-                KeyValue::new("messaging.client.id", self.client_id),
-                KeyValue::new("server.address", self.server_address.clone()),
-                KeyValue::new("server.port", self.server_port),
-            ]
-        }
-
-        /// Starts the PRODUCER span of a publish and injects its context into `headers`.
-        pub(crate) fn publish_span(
-            &self,
-            subject: &str,
-            size: usize,
-            headers: &mut HeaderMap,
-        ) -> Context {
-            let span = self
-                .tracer
-                .span_builder(format!("publish {subject}"))
-                .with_kind(SpanKind::Producer)
-                .with_attributes(self.attributes("send", "publish", subject, size))
-                .start(&self.tracer);
-            let cx = Context::current_with_span(span);
-            self.propagator
-                .inject_context(&cx, &mut NatsHeaderInjector(headers));
-            cx
-        }
-
-        /// Starts the CONSUMER span of a received message, the child of its context.
-        pub(crate) fn process_span(&self, message: &async_nats::Message) -> Context {
-            let parent = match &message.headers {
-                Some(h) => self.propagator.extract(&NatsHeaderExtractor(h)),
-                None => Context::new(),
-            };
-            let span = self
-                .tracer
-                .span_builder(format!("process {}", message.subject))
-                .with_kind(SpanKind::Consumer)
-                .with_attributes(self.attributes(
-                    "process",
-                    "process",
-                    &message.subject,
-                    message.payload.len(),
-                ))
-                .start_with_context(&self.tracer, &parent);
-            parent.with_span(span)
-        }
-    }
-
-    /// Ends the span of `cx`.
-    pub(crate) fn end(cx: &Context) {
-        cx.span().end();
-    }
-}
 
 /// What-if for tracewire-nats's `HeaderInjector` (rows `..., lean injector`): the same
 /// writes without the two copies its `set` makes — the static header name as
@@ -386,18 +167,6 @@ impl tracewire_core::Injector for LeanInjector<'_> {
     }
 }
 
-/// Polls `fut` once with a no-op waker (the handlers here never wait).
-fn run<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    match fut
-        .as_mut()
-        .poll(&mut TaskContext::from_waker(Waker::noop()))
-    {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the handler waited"),
-    }
-}
-
 /// The handler: nothing but a look at the message.
 async fn handler(message: &async_nats::Message) -> usize {
     black_box(message.payload.len())
@@ -422,14 +191,6 @@ fn received(traceparent: &str) -> async_nats::Message {
     }
 }
 
-fn tracer(sampled: bool) -> Tracer {
-    Tracer::new().with_sampler(Sampler::parent_based(if sampled {
-        Sampler::AlwaysOn
-    } else {
-        Sampler::AlwaysOff
-    }))
-}
-
 /// Everything the rows share: one connection to the server (its task runs on `rt`), the
 /// traced clients over it, the peers.
 struct Fixture {
@@ -438,28 +199,25 @@ struct Fixture {
     tw: [tracewire_nats::Client; 2],
     tw_js: [tracewire_nats::jetstream::Context; 2],
     js: async_nats::jetstream::Context,
-    otel: [otel::Peer; 2],
+    otel: [nats_otel::Peer; 2],
     subject: Subject,
     payload: Bytes,
-    pipeline: Pipeline,
-    tw_exported: Arc<AtomicU64>,
-    otel_exported: Arc<AtomicU64>,
+    sinks: Sinks,
+    /// `NATS_BENCH_FLOOD=1`: timed without draining (see `Fixture::paced`).
+    flood: bool,
 }
 
 impl Fixture {
     fn new() -> Self {
-        let tw_exported = Arc::new(AtomicU64::new(0));
-        let pipeline = Pipeline::builder()
-            .exporter(CountingSink(tw_exported.clone()))
-            .build()
-            .unwrap();
         // `NATS_BENCH_REPORTER=discard`: fastrace's collector hands the spans to a reporter
         // that drops them, the export pipeline left out (to tell the two apart).
-        if std::env::var("NATS_BENCH_REPORTER").as_deref() == Ok("discard") {
-            fastrace::set_reporter(Discard, fastrace::collector::Config::default());
-        } else {
-            fastrace::set_reporter(pipeline.reporter(), fastrace::collector::Config::default());
-        }
+        let sinks = Sinks::new(
+            if std::env::var("NATS_BENCH_REPORTER").as_deref() == Ok("discard") {
+                Collect::Discard
+            } else {
+                Collect::Pipeline
+            },
+        );
 
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -478,7 +236,6 @@ impl Fixture {
                 .client_id(info.client_id.to_string());
             tracewire_nats::Client::with_messaging(nats.clone(), messaging)
         };
-        let otel_exported = Arc::new(AtomicU64::new(0));
         let tw = [traced(true), traced(false)];
         // JetStream contexts spawn a task: made inside the runtime.
         let entered = rt.enter();
@@ -492,17 +249,13 @@ impl Fixture {
             tw_js,
             js,
             tw,
-            otel: [
-                otel::Peer::new(true, otel_exported.clone(), &info),
-                otel::Peer::new(false, otel_exported.clone(), &info),
-            ],
+            otel: [true, false].map(|sampled| nats_otel::Peer::new(sinks.otel(sampled), &info)),
             rt,
             nats,
             subject: Subject::from_static(SUBJECT),
             payload: Bytes::from_static(&PAYLOAD),
-            pipeline,
-            tw_exported,
-            otel_exported,
+            sinks,
+            flood: std::env::var_os("NATS_BENCH_FLOOD").is_some(),
         }
     }
 
@@ -510,7 +263,7 @@ impl Fixture {
         &self.tw[usize::from(!sampled)]
     }
 
-    fn otel(&self, sampled: bool) -> &otel::Peer {
+    fn otel(&self, sampled: bool) -> &nats_otel::Peer {
         &self.otel[usize::from(!sampled)]
     }
 
@@ -540,12 +293,7 @@ impl Fixture {
                         .nats
                         .publish_with_headers(subject, headers, payload)
                         .await;
-                    if let Err(e) = &result {
-                        use opentelemetry::trace::TraceContextExt as _;
-                        cx.span()
-                            .set_status(opentelemetry::trace::Status::error(e.to_string()));
-                    }
-                    otel::end(&cx);
+                    otel::end_with(&cx, &result);
                     result
                 }
                 other => panic!("no publish row {other}"),
@@ -560,12 +308,7 @@ impl Fixture {
         let mut headers = HeaderMap::new();
         match stack {
             FLOOR => {
-                let span = fastrace::Span::root(
-                    "publish tw.bench.orders",
-                    fastrace::collector::SpanContext::random(),
-                )
-                .with_properties(|| [("span.kind", "producer"), ("trace.flags", "01")]);
-                drop(span);
+                drop(floor_span("publish tw.bench.orders", "producer"));
             }
             TW_SAMPLED | TW_UNSAMPLED | TW_SAMPLED_LEAN | TW_UNSAMPLED_LEAN => {
                 // What `Client::publish` does before it calls async-nats.
@@ -603,11 +346,7 @@ impl Fixture {
                 drop(message);
             }
             FLOOR => {
-                let span = fastrace::Span::root(
-                    "process tw.bench.orders",
-                    fastrace::collector::SpanContext::random(),
-                )
-                .with_properties(|| [("span.kind", "consumer"), ("trace.flags", "01")]);
+                let span = floor_span("process tw.bench.orders", "consumer");
                 {
                     use fastrace::future::FutureExt as _;
                     run(handler(&message).in_span(span));
@@ -668,11 +407,7 @@ impl Fixture {
 
     /// The prepared message for `stack`'s rows.
     fn message(stack: &str) -> async_nats::Message {
-        received(if stack.ends_with("unsampled") {
-            TRACEPARENT_UNSAMPLED
-        } else {
-            TRACEPARENT_SAMPLED
-        })
+        received(traceparent(common::broker::sampled(stack)))
     }
 
     /// Lets the connection task run: it serialises and writes the publishes queued so far.
@@ -685,23 +420,24 @@ impl Fixture {
         });
     }
 
+    /// Everything the rows produced drained, untimed: the NATS connection flushed, fastrace's
+    /// queues collected and tracewire's pipeline exported, the SDK's batch processors flushed.
     fn flush(&self) {
         self.rt.block_on(self.nats.flush()).unwrap();
-        fastrace::flush();
-        self.pipeline.flush(Duration::from_secs(10));
-        for peer in &self.otel {
-            let _ = peer.provider.force_flush();
-        }
+        self.sinks.flush();
     }
 
-    fn report(&self) {
-        let c = self.pipeline.counters();
-        eprintln!(
-            "spans: tracewire pipeline exported {} (dropped at its queue: {}), OpenTelemetry batch processor exported {}",
-            self.tw_exported.load(Ordering::Relaxed),
-            c.dropped,
-            self.otel_exported.load(Ordering::Relaxed),
-        );
+    /// `common::broker::paced`, drained with [`Fixture::flush`]. `NATS_BENCH_FLOOD=1` skips
+    /// the drain: spans are then made as fast as the bench thread can, far beyond what the
+    /// collectors take (fastrace's per-thread queue then grows without bound, the pipeline
+    /// and the SDK drop at their 2048-span queues).
+    fn paced<T>(&self, iters: u64, prepare: impl FnMut(u64) -> T, run: impl FnMut(T)) -> Duration {
+        let drain = || {
+            if !self.flood {
+                self.flush();
+            }
+        };
+        paced(iters, &drain, prepare, run)
     }
 }
 
@@ -732,160 +468,67 @@ const PROCESS_ROWS: [&str; 6] = [
 ];
 const PROCESS_JS_ROWS: [&str; 5] = [BARE, TW_SAMPLED, TW_UNSAMPLED, OTEL_SAMPLED, OTEL_UNSAMPLED];
 
-/// Iterations timed back to back; the exporters are drained (untimed) after each run of
-/// them.
-const PACE: u64 = 256;
-
-/// Times `iters` runs of a row in runs of [`PACE`]: `prepare(k)` makes the input of `k` runs
-/// (untimed), `run` does them (timed, on this thread's CPU clock), then everything the rows
-/// produced is drained, untimed — the NATS connection flushed, fastrace's queues collected
-/// and tracewire's pipeline exported, the SDK's batch processor flushed — so every row is
-/// measured at a rate its background threads keep up with, and no span is dropped.
-/// `NATS_BENCH_FLOOD=1` skips the drain: spans are then made as fast as the bench thread
-/// can, far beyond what the collectors take (fastrace's per-thread queue then grows without
-/// bound, the pipeline and the SDK drop at their 2048-span queues).
-fn paced<T>(
-    fx: &Fixture,
-    iters: u64,
-    mut prepare: impl FnMut(u64) -> T,
-    mut run: impl FnMut(T),
-) -> Duration {
-    let flood = std::env::var_os("NATS_BENCH_FLOOD").is_some();
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let k = left.min(PACE);
-        let input = prepare(k);
-        let start = cpu_time::ThreadTime::now();
-        run(input);
-        total += start.elapsed();
-        left -= k;
-        if !flood {
-            fx.flush();
-        }
-    }
-    total
-}
-
 fn benches(c: &mut Criterion<ThreadCpu>, fx: &Fixture) {
-    let mut g = c.benchmark_group(PUBLISH);
-    for row in PUBLISH_ROWS {
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| {
-                paced(
-                    fx,
-                    iters,
-                    |k| k,
-                    |k| {
-                        for _ in 0..k {
-                            fx.publish(row);
-                        }
-                        // The connection task writes what it was handed (timed).
-                        fx.let_connection_run();
-                    },
-                )
-            })
-        });
-        fx.flush();
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group(PUBLISH_TRACING);
-    for row in PUBLISH_TRACING_ROWS {
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| {
-                paced(
-                    fx,
-                    iters,
-                    |k| k,
-                    |k| {
-                        for _ in 0..k {
-                            fx.publish_tracing(row);
-                        }
-                    },
-                )
-            })
-        });
-        fx.flush();
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group(PROCESS);
-    for row in PROCESS_ROWS {
+    let flush = || fx.flush();
+    group(c, PUBLISH, &PUBLISH_ROWS, &flush, |row, iters| {
+        fx.paced(
+            iters,
+            |k| k,
+            |k| {
+                for _ in 0..k {
+                    fx.publish(row);
+                }
+                // The connection task writes what it was handed (timed).
+                fx.let_connection_run();
+            },
+        )
+    });
+    group(
+        c,
+        PUBLISH_TRACING,
+        &PUBLISH_TRACING_ROWS,
+        &flush,
+        |row, iters| {
+            fx.paced(
+                iters,
+                |k| k,
+                |k| (0..k).for_each(|_| fx.publish_tracing(row)),
+            )
+        },
+    );
+    group(c, PROCESS, &PROCESS_ROWS, &flush, |row, iters| {
         let message = Fixture::message(row);
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| {
-                paced(
-                    fx,
-                    iters,
-                    |k| (0..k).map(|_| message.clone()).collect::<Vec<_>>(),
-                    |messages| {
-                        for m in messages {
-                            fx.process(row, m);
-                        }
-                    },
-                )
-            })
-        });
-        fx.flush();
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group(PROCESS_JS);
-    for row in PROCESS_JS_ROWS {
+        fx.paced(
+            iters,
+            |k| (0..k).map(|_| message.clone()).collect::<Vec<_>>(),
+            |messages| messages.into_iter().for_each(|m| fx.process(row, m)),
+        )
+    });
+    group(c, PROCESS_JS, &PROCESS_JS_ROWS, &flush, |row, iters| {
         let message = fx.js_message(row);
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| {
-                paced(
-                    fx,
-                    iters,
-                    |k| (0..k).map(|_| message.clone()).collect::<Vec<_>>(),
-                    |messages| {
-                        for m in messages {
-                            fx.process_js(row, m);
-                        }
-                    },
-                )
-            })
-        });
-        fx.flush();
-    }
-    g.finish();
+        fx.paced(
+            iters,
+            |k| (0..k).map(|_| message.clone()).collect::<Vec<_>>(),
+            |messages| messages.into_iter().for_each(|m| fx.process_js(row, m)),
+        )
+    });
 }
 
 /// Per group: median, CPU added over `bare`, and the peer's added CPU over tracewire's.
 fn print_summary() {
-    for (group, rows, base) in [
-        (PUBLISH, &PUBLISH_ROWS[..], Some(BARE)),
-        (PUBLISH_TRACING, &PUBLISH_TRACING_ROWS[..], None),
-        (PROCESS, &PROCESS_ROWS[..], Some(BARE)),
-        (PROCESS_JS, &PROCESS_JS_ROWS[..], Some(BARE)),
-    ] {
-        let base = base.and_then(|b| median_ns(group, b)).unwrap_or(0.0);
-        eprintln!(
-            "\n{group}\n| row | median ns (cpu) | added over bare | otel / tracewire (added) |"
-        );
-        eprintln!("|---|---:|---:|---:|");
-        for row in rows {
-            let Some(v) = median_ns(group, row) else {
-                continue;
-            };
-            let peer_ratio = match *row {
-                TW_SAMPLED | TW_UNSAMPLED | TW_SAMPLED_LEAN | TW_UNSAMPLED_LEAN => {
-                    let peer = if *row == TW_SAMPLED || *row == TW_SAMPLED_LEAN {
-                        OTEL_SAMPLED
-                    } else {
-                        OTEL_UNSAMPLED
-                    };
-                    median_ns(group, peer)
-                        .map(|p| format!("{:.2}x", (p - base) / (v - base)))
-                        .unwrap_or_default()
-                }
-                _ => String::new(),
-            };
-            eprintln!("| {row} | {v:.0} | {:+.0} | {peer_ratio} |", v - base);
-        }
-    }
+    common::broker::print_added(
+        &[
+            (PUBLISH, &PUBLISH_ROWS, Some(BARE)),
+            (PUBLISH_TRACING, &PUBLISH_TRACING_ROWS, None),
+            (PROCESS, &PROCESS_ROWS, Some(BARE)),
+            (PROCESS_JS, &PROCESS_JS_ROWS, Some(BARE)),
+        ],
+        |row| match row {
+            TW_SAMPLED_LEAN => Some(OTEL_SAMPLED),
+            TW_UNSAMPLED_LEAN => Some(OTEL_UNSAMPLED),
+            row => peer_row(row),
+        },
+    );
 }
 
 /// `NATS_BENCH_PROFILE=<group>/<row>[:n]` (`publish`, `publish-tracing`, `process` or
@@ -899,21 +542,19 @@ fn print_summary() {
 /// NATS_BENCH_PROFILE=process/otel-sampled:10000 valgrind --tool=callgrind \
 ///     --toggle-collect='*Fixture*process*' target/release/deps/messaging-<hash>
 /// ```
-fn profile(fx: &Fixture, spec: &str) {
-    let (row, n) = spec.split_once(':').unwrap_or((spec, "10000"));
-    let n: usize = n.parse().unwrap();
-    let (group, row) = row.split_once('/').unwrap();
-    let row = row.replace('-', " ");
-    let row = PROCESS_ROWS
+fn profile(fx: &Fixture, p: &Profile) {
+    let rows: Vec<&'static str> = PROCESS_ROWS
         .iter()
         .chain(&PUBLISH_ROWS)
         .chain(&PUBLISH_TRACING_ROWS)
         .chain(&PROCESS_JS_ROWS)
-        .find(|r| **r == row)
-        .unwrap_or_else(|| panic!("unknown row {row}"));
+        .copied()
+        .collect();
+    let row = p.row_in(&rows);
+    let group = p.group.as_str();
     let message = Fixture::message(row);
     let js_message = fx.js_message(row);
-    for i in 0..n {
+    for i in 0..p.n {
         match group {
             "publish" => fx.publish(row),
             "publish-tracing" => fx.publish_tracing(row),
@@ -922,7 +563,7 @@ fn profile(fx: &Fixture, spec: &str) {
             other => panic!("unknown group {other}"),
         }
         // Paced as in the criterion runs.
-        if (i + 1) % PACE as usize == 0 {
+        if (i + 1) % PACE == 0 {
             if group == "publish" {
                 fx.let_connection_run();
             }
@@ -934,22 +575,17 @@ fn profile(fx: &Fixture, spec: &str) {
 
 fn main() {
     let fx = Fixture::new();
-    if let Ok(spec) = std::env::var("NATS_BENCH_PROFILE") {
-        profile(&fx, &spec);
-        fx.report();
+    if let Some(p) = Profile::from_env("NATS_BENCH_PROFILE", 10_000) {
+        profile(&fx, &p);
+        fx.sinks.report();
         return;
     }
-    let mut c = Criterion::default()
-        .with_measurement(ThreadCpu)
-        .warm_up_time(Duration::from_millis(700))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = common::broker::criterion();
     benches(&mut c, &fx);
     fx.flush();
     c.final_summary();
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test") {
+    if common::broker::measuring() {
         print_summary();
-        fx.report();
+        fx.sinks.report();
     }
 }

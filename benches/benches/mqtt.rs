@@ -54,14 +54,13 @@ mod common;
 #[path = "common/mqtt_otel.rs"]
 mod mqtt_otel;
 
-use common::{ThreadCpu, median_ns};
+use common::ThreadCpu;
+use common::broker::{
+    BARE, BARE_HEADER, FLOOR, OTEL_SAMPLED, OTEL_UNSAMPLED, PACE, Profile, TW_SAMPLED,
+    TW_UNSAMPLED, floor_span, group, paced, peer_row, run,
+};
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -69,9 +68,9 @@ use criterion::Criterion;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
 use rumqttc::v5::{AsyncClient, MqttOptions};
-use tracewire_core::{Sampler, Tracer, semconv};
-use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
-use tracewire_export::{BoxFuture, ExportError, Pipeline, SpanExporter};
+use tracewire_benches::otel;
+use tracewire_benches::{Collect, Sinks, TRACEPARENT_SAMPLED, traceparent, tracer};
+use tracewire_core::semconv;
 use tracewire_messaging::{Destination, MessageInfo, Messaging};
 use tracewire_mqtt::UserPropertiesMut;
 
@@ -81,68 +80,14 @@ const FILTER: &str = "tw/bench/+";
 /// Where the publish rows publish: no subscription of the bench's matches it.
 const OUT: &str = "tw/bench/out/orders";
 const PAYLOAD: [u8; 128] = [b'x'; 128];
-const TRACEPARENT_SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-const TRACEPARENT_UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
-
-const BARE: &str = "bare";
-const BARE_HEADER: &str = "bare + traceparent";
-const FLOOR: &str = "fastrace root span";
-const TW_SAMPLED: &str = "tracewire sampled";
-const TW_UNSAMPLED: &str = "tracewire unsampled";
-const OTEL_SAMPLED: &str = "otel sampled";
-const OTEL_UNSAMPLED: &str = "otel unsampled";
 
 const PUBLISH: &str = "mqtt/publish";
 const PUBLISH_TRACING: &str = "mqtt/publish-tracing";
 const PROCESS: &str = "mqtt/process";
 
-/// Encodes each OTLP request tracewire's pipeline sends, counts its spans, drops the bytes.
-struct CountingSink(Arc<AtomicU64>);
-
-impl SpanExporter for CountingSink {
-    fn name(&self) -> &str {
-        "counting-sink"
-    }
-
-    fn export<'a>(
-        &'a self,
-        batch: &'a ExportTraceServiceRequest,
-    ) -> BoxFuture<'a, Result<(), ExportError>> {
-        let n: usize = batch
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        black_box(tracewire_export::encode::encode_request(batch));
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
-        Box::pin(async { Ok(()) })
-    }
-}
-
-/// Polls `fut` once with a no-op waker (the handlers here never wait).
-fn run<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    match fut
-        .as_mut()
-        .poll(&mut TaskContext::from_waker(Waker::noop()))
-    {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the handler waited"),
-    }
-}
-
 /// The handler: nothing but a look at the message.
 async fn handler(payload: &Bytes) -> usize {
     black_box(payload.len())
-}
-
-fn tracer(sampled: bool) -> Tracer {
-    Tracer::new().with_sampler(Sampler::parent_based(if sampled {
-        Sampler::AlwaysOn
-    } else {
-        Sampler::AlwaysOff
-    }))
 }
 
 /// A received message: what the event loop yields for a message published with a trace
@@ -216,19 +161,12 @@ struct Fixture {
     tw_loops: [std::cell::RefCell<tracewire_mqtt::EventLoop>; 2],
     otel: [mqtt_otel::Peer; 2],
     payload: Bytes,
-    pipeline: Pipeline,
-    tw_exported: Arc<AtomicU64>,
-    otel_exported: Arc<AtomicU64>,
+    sinks: Sinks,
 }
 
 impl Fixture {
     fn new() -> Self {
-        let tw_exported = Arc::new(AtomicU64::new(0));
-        let pipeline = Pipeline::builder()
-            .exporter(CountingSink(tw_exported.clone()))
-            .build()
-            .unwrap();
-        fastrace::set_reporter(pipeline.reporter(), fastrace::collector::Config::default());
+        let sinks = Sinks::new(Collect::Pipeline);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -271,12 +209,9 @@ impl Fixture {
                 }
             }
         });
-        let otel_exported = Arc::new(AtomicU64::new(0));
         Fixture {
-            otel: [
-                mqtt_otel::Peer::new(true, otel_exported.clone(), "tw-bench-bare"),
-                mqtt_otel::Peer::new(false, otel_exported.clone(), "tw-bench-bare"),
-            ],
+            otel: [true, false]
+                .map(|sampled| mqtt_otel::Peer::new(sinks.otel(sampled), "tw-bench-bare")),
             rt,
             bare,
             bare_loop: std::cell::RefCell::new(bare_loop),
@@ -286,9 +221,7 @@ impl Fixture {
                 std::cell::RefCell::new(loop_u),
             ],
             payload: Bytes::from_static(&PAYLOAD),
-            pipeline,
-            tw_exported,
-            otel_exported,
+            sinks,
         }
     }
 
@@ -350,7 +283,7 @@ impl Fixture {
                                 properties,
                             )
                             .await;
-                        mqtt_otel::end(&cx);
+                        otel::end(&cx);
                         result
                     }
                     other => panic!("no publish row {other}"),
@@ -380,12 +313,7 @@ impl Fixture {
         let mut properties = PublishProperties::default();
         match stack {
             FLOOR => {
-                let span = fastrace::Span::root(
-                    "publish tw/bench/out/orders",
-                    fastrace::collector::SpanContext::random(),
-                )
-                .with_properties(|| [("span.kind", "producer"), ("trace.flags", "01")]);
-                drop(span);
+                drop(floor_span("publish tw/bench/out/orders", "producer"));
             }
             TW_SAMPLED | TW_UNSAMPLED => {
                 // What `Client::publish` does before it hands the publish to rumqttc.
@@ -406,7 +334,7 @@ impl Fixture {
                 let peer = &self.otel[Fixture::i(stack == OTEL_SAMPLED)];
                 let cx =
                     peer.publish_span(OUT, 0, self.payload.len(), &mut properties.user_properties);
-                mqtt_otel::end(&cx);
+                otel::end(&cx);
             }
             other => panic!("no publish-tracing row {other}"),
         }
@@ -423,11 +351,7 @@ impl Fixture {
                 drop(publish);
             }
             FLOOR => {
-                let span = fastrace::Span::root(
-                    "process tw/bench/orders",
-                    fastrace::collector::SpanContext::random(),
-                )
-                .with_properties(|| [("span.kind", "consumer"), ("trace.flags", "01")]);
+                let span = floor_span("process tw/bench/orders", "consumer");
                 {
                     use fastrace::future::FutureExt as _;
                     run(handler(&publish.payload).in_span(span));
@@ -451,7 +375,7 @@ impl Fixture {
                 let topic = std::str::from_utf8(&publish.topic).unwrap_or_default();
                 let cx = peer.process_span(topic, 1, publish.payload.len(), props);
                 run(handler(&publish.payload).with_context(cx.clone()));
-                mqtt_otel::end(&cx);
+                otel::end(&cx);
                 drop(publish);
             }
             other => panic!("no process row {other}"),
@@ -460,29 +384,12 @@ impl Fixture {
 
     /// The prepared message for `stack`'s rows.
     fn message(stack: &str) -> Publish {
-        received(if stack.ends_with("unsampled") {
-            TRACEPARENT_UNSAMPLED
-        } else {
-            TRACEPARENT_SAMPLED
-        })
+        received(traceparent(common::broker::sampled(stack)))
     }
 
-    fn flush(&self) {
-        fastrace::flush();
-        self.pipeline.flush(Duration::from_secs(10));
-        for peer in &self.otel {
-            let _ = peer.provider.force_flush();
-        }
-    }
-
-    fn report(&self) {
-        let c = self.pipeline.counters();
-        eprintln!(
-            "spans: tracewire pipeline exported {} (dropped at its queue: {}), OpenTelemetry batch processor exported {}",
-            self.tw_exported.load(Ordering::Relaxed),
-            c.dropped,
-            self.otel_exported.load(Ordering::Relaxed),
-        );
+    /// `common::broker::paced`, drained with the sinks' flush.
+    fn paced<T>(&self, iters: u64, prepare: impl FnMut(u64) -> T, run: impl FnMut(T)) -> Duration {
+        paced(iters, &|| self.sinks.flush(), prepare, run)
     }
 }
 
@@ -510,132 +417,54 @@ const PROCESS_ROWS: [&str; 6] = [
     OTEL_UNSAMPLED,
 ];
 
-/// Iterations timed back to back; the exporters are drained (untimed) after each run of
-/// them.
-const PACE: u64 = 256;
-
-/// Times `iters` runs of a row in runs of [`PACE`]: `prepare(k)` makes the input of `k` runs
-/// (untimed), `run` does them (timed, on this thread's CPU clock), then fastrace's queues are
-/// collected and tracewire's pipeline exported, the SDK's batch processor flushed (untimed),
-/// so every row is measured at a rate its background threads keep up with and no span is
-/// dropped (the NATS bench's pacing, for the same reason).
-fn paced<T>(
-    fx: &Fixture,
-    iters: u64,
-    mut prepare: impl FnMut(u64) -> T,
-    mut run: impl FnMut(T),
-) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let k = left.min(PACE);
-        let input = prepare(k);
-        let start = cpu_time::ThreadTime::now();
-        run(input);
-        total += start.elapsed();
-        left -= k;
-        fx.flush();
-    }
-    total
-}
-
 fn benches(c: &mut Criterion<ThreadCpu>, fx: &Fixture) {
-    let mut g = c.benchmark_group(PUBLISH);
-    for row in PUBLISH_ROWS {
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| {
-                paced(
-                    fx,
-                    iters,
-                    |k| k,
-                    |k| {
-                        for _ in 0..k {
-                            fx.publish(row);
-                        }
-                        // The event loop writes what it was handed (timed).
-                        fx.write(row, k);
-                    },
-                )
-            })
-        });
-        fx.flush();
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group(PUBLISH_TRACING);
-    for row in PUBLISH_TRACING_ROWS {
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| {
-                paced(
-                    fx,
-                    iters,
-                    |k| k,
-                    |k| {
-                        for _ in 0..k {
-                            fx.publish_tracing(row);
-                        }
-                    },
-                )
-            })
-        });
-        fx.flush();
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group(PROCESS);
-    for row in PROCESS_ROWS {
+    let flush = || fx.sinks.flush();
+    group(c, PUBLISH, &PUBLISH_ROWS, &flush, |row, iters| {
+        fx.paced(
+            iters,
+            |k| k,
+            |k| {
+                for _ in 0..k {
+                    fx.publish(row);
+                }
+                // The event loop writes what it was handed (timed).
+                fx.write(row, k);
+            },
+        )
+    });
+    group(
+        c,
+        PUBLISH_TRACING,
+        &PUBLISH_TRACING_ROWS,
+        &flush,
+        |row, iters| {
+            fx.paced(
+                iters,
+                |k| k,
+                |k| (0..k).for_each(|_| fx.publish_tracing(row)),
+            )
+        },
+    );
+    group(c, PROCESS, &PROCESS_ROWS, &flush, |row, iters| {
         let message = Fixture::message(row);
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| {
-                paced(
-                    fx,
-                    iters,
-                    |k| (0..k).map(|_| message.clone()).collect::<Vec<_>>(),
-                    |messages| {
-                        for m in messages {
-                            fx.process(row, m);
-                        }
-                    },
-                )
-            })
-        });
-        fx.flush();
-    }
-    g.finish();
+        fx.paced(
+            iters,
+            |k| (0..k).map(|_| message.clone()).collect::<Vec<_>>(),
+            |messages| messages.into_iter().for_each(|m| fx.process(row, m)),
+        )
+    });
 }
 
 /// Per group: median, CPU added over `bare`, and the peer's added CPU over tracewire's.
 fn print_summary() {
-    for (group, rows, base) in [
-        (PUBLISH, &PUBLISH_ROWS[..], Some(BARE)),
-        (PUBLISH_TRACING, &PUBLISH_TRACING_ROWS[..], None),
-        (PROCESS, &PROCESS_ROWS[..], Some(BARE)),
-    ] {
-        let base = base.and_then(|b| median_ns(group, b)).unwrap_or(0.0);
-        eprintln!(
-            "\n{group}\n| row | median ns (cpu) | added over bare | otel / tracewire (added) |"
-        );
-        eprintln!("|---|---:|---:|---:|");
-        for row in rows {
-            let Some(v) = median_ns(group, row) else {
-                continue;
-            };
-            let peer_ratio = match *row {
-                TW_SAMPLED | TW_UNSAMPLED => {
-                    let peer = if *row == TW_SAMPLED {
-                        OTEL_SAMPLED
-                    } else {
-                        OTEL_UNSAMPLED
-                    };
-                    median_ns(group, peer)
-                        .map(|p| format!("{:.2}x", (p - base) / (v - base)))
-                        .unwrap_or_default()
-                }
-                _ => String::new(),
-            };
-            eprintln!("| {row} | {v:.0} | {:+.0} | {peer_ratio} |", v - base);
-        }
-    }
+    common::broker::print_added(
+        &[
+            (PUBLISH, &PUBLISH_ROWS, Some(BARE)),
+            (PUBLISH_TRACING, &PUBLISH_TRACING_ROWS, None),
+            (PROCESS, &PROCESS_ROWS, Some(BARE)),
+        ],
+        peer_row,
+    );
 }
 
 /// `MQTT_BENCH_PROFILE=<group>/<row>[:n]` (`publish`, `publish-tracing` or `process`, then a
@@ -648,17 +477,15 @@ fn print_summary() {
 /// MQTT_BENCH_PROFILE=process/otel-sampled:10000 valgrind --tool=callgrind \
 ///     --toggle-collect='*Fixture*process*' target/release/deps/mqtt-<hash>
 /// ```
-fn profile(fx: &Fixture, spec: &str) {
-    let (row, n) = spec.split_once(':').unwrap_or((spec, "10000"));
-    let n: u64 = n.parse().unwrap();
-    let (group, row) = row.split_once('/').unwrap();
-    let row = row.replace('-', " ");
-    let row = PROCESS_ROWS
+fn profile(fx: &Fixture, p: &Profile) {
+    let rows: Vec<&'static str> = PROCESS_ROWS
         .iter()
         .chain(&PUBLISH_ROWS)
         .chain(&PUBLISH_TRACING_ROWS)
-        .find(|r| **r == row)
-        .unwrap_or_else(|| panic!("unknown row {row}"));
+        .copied()
+        .collect();
+    let row = p.row_in(&rows);
+    let (group, n) = (p.group.as_str(), p.n);
     let message = Fixture::message(row);
     for i in 0..n {
         match group {
@@ -671,33 +498,28 @@ fn profile(fx: &Fixture, spec: &str) {
             if group == "publish" {
                 fx.write(row, PACE);
             }
-            fx.flush();
+            fx.sinks.flush();
         }
     }
     if group == "publish" && n % PACE != 0 {
         fx.write(row, n % PACE);
     }
-    fx.flush();
+    fx.sinks.flush();
 }
 
 fn main() {
     let fx = Fixture::new();
-    if let Ok(spec) = std::env::var("MQTT_BENCH_PROFILE") {
-        profile(&fx, &spec);
-        fx.report();
+    if let Some(p) = Profile::from_env("MQTT_BENCH_PROFILE", 10_000) {
+        profile(&fx, &p);
+        fx.sinks.report();
         return;
     }
-    let mut c = Criterion::default()
-        .with_measurement(ThreadCpu)
-        .warm_up_time(Duration::from_millis(700))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = common::broker::criterion();
     benches(&mut c, &fx);
-    fx.flush();
+    fx.sinks.flush();
     c.final_summary();
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test") {
+    if common::broker::measuring() {
         print_summary();
-        fx.report();
+        fx.sinks.report();
     }
 }

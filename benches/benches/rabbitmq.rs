@@ -49,14 +49,13 @@ mod common;
 #[path = "common/rabbitmq_otel.rs"]
 mod rabbitmq_otel;
 
-use common::{ThreadCpu, median_ns};
+use common::ThreadCpu;
+use common::broker::{
+    BARE, FLOOR, OTEL_SAMPLED, OTEL_UNSAMPLED, TW_SAMPLED, TW_UNSAMPLED, floor_span, group, paced,
+    peer_row, run,
+};
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use criterion::Criterion;
@@ -64,23 +63,12 @@ use lapin::message::Delivery as LapinDelivery;
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, ConnectionProperties};
-use tracewire_core::{Sampler, Tracer};
-use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
-use tracewire_export::{BoxFuture, ExportError, Pipeline, SpanExporter};
+use tracewire_benches::otel;
+use tracewire_benches::{Collect, Sinks, TRACEPARENT_SAMPLED, traceparent, tracer};
 
 const QUEUE: &str = "tw.bench.rabbitmq";
 const BODY: [u8; 128] = [b'x'; 128];
 const CID: &str = "5c1d9e4e-3a7b-4c1d-8e2f-00000000002a";
-const TRACEPARENT_SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-const TRACEPARENT_UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
-
-const BARE: &str = "bare";
-const FLOOR: &str = "fastrace root span";
-const TW_SAMPLED: &str = "tracewire sampled";
-const TW_UNSAMPLED: &str = "tracewire unsampled";
-const OTEL_SAMPLED: &str = "otel sampled";
-const OTEL_UNSAMPLED: &str = "otel unsampled";
-
 const PUBLISH: &str = "rabbitmq/publish";
 const PUBLISH_TRACING: &str = "rabbitmq/publish-tracing";
 const PROCESS: &str = "rabbitmq/process";
@@ -101,42 +89,6 @@ const PROCESS_ROWS: [&str; 6] = [
     OTEL_SAMPLED,
     OTEL_UNSAMPLED,
 ];
-
-/// Encodes each OTLP request tracewire's pipeline sends, counts its spans, drops the bytes.
-struct CountingSink(Arc<AtomicU64>);
-
-impl SpanExporter for CountingSink {
-    fn name(&self) -> &str {
-        "counting-sink"
-    }
-
-    fn export<'a>(
-        &'a self,
-        batch: &'a ExportTraceServiceRequest,
-    ) -> BoxFuture<'a, Result<(), ExportError>> {
-        let n: usize = batch
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        black_box(tracewire_export::encode::encode_request(batch));
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
-        Box::pin(async { Ok(()) })
-    }
-}
-
-/// Polls `fut` once with a no-op waker (the handlers here never wait).
-fn run<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    match fut
-        .as_mut()
-        .poll(&mut TaskContext::from_waker(Waker::noop()))
-    {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the handler waited"),
-    }
-}
 
 /// The handler: nothing but a look at the message.
 async fn handler(data: &[u8]) -> usize {
@@ -169,33 +121,18 @@ fn delivery(traceparent: &str, tag: u64) -> LapinDelivery {
     d
 }
 
-fn tracer(sampled: bool) -> Tracer {
-    Tracer::new().with_sampler(Sampler::parent_based(if sampled {
-        Sampler::AlwaysOn
-    } else {
-        Sampler::AlwaysOff
-    }))
-}
-
 struct Fixture {
     rt: tokio::runtime::Runtime,
     bare: lapin::Channel,
     tw: [tracewire_lapin::Channel; 2],
     otel: [rabbitmq_otel::Peer; 2],
-    pipeline: Pipeline,
-    tw_exported: Arc<AtomicU64>,
-    otel_exported: Arc<AtomicU64>,
+    sinks: Sinks,
     _connection: lapin::Connection,
 }
 
 impl Fixture {
     fn new() -> Self {
-        let tw_exported = Arc::new(AtomicU64::new(0));
-        let pipeline = Pipeline::builder()
-            .exporter(CountingSink(tw_exported.clone()))
-            .build()
-            .unwrap();
-        fastrace::set_reporter(pipeline.reporter(), fastrace::collector::Config::default());
+        let sinks = Sinks::new(Collect::Pipeline);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -223,18 +160,12 @@ impl Fixture {
                 tracewire_lapin::messaging(&url).tracer(tracer(sampled)),
             )
         };
-        let otel_exported = Arc::new(AtomicU64::new(0));
         Fixture {
             tw: [traced(true), traced(false)],
-            otel: [
-                rabbitmq_otel::Peer::new(true, otel_exported.clone()),
-                rabbitmq_otel::Peer::new(false, otel_exported.clone()),
-            ],
+            otel: [true, false].map(|sampled| rabbitmq_otel::Peer::new(sinks.otel(sampled))),
             rt,
             bare,
-            pipeline,
-            tw_exported,
-            otel_exported,
+            sinks,
             _connection: connection,
         }
     }
@@ -290,7 +221,7 @@ impl Fixture {
                             properties().with_headers(headers),
                         )
                         .await;
-                    rabbitmq_otel::end(&cx);
+                    otel::end(&cx);
                     drop(result.unwrap());
                 }
                 other => panic!("no publish row {other}"),
@@ -303,12 +234,7 @@ impl Fixture {
     fn publish_tracing(&self, stack: &str) {
         match stack {
             FLOOR => {
-                let span = fastrace::Span::root(
-                    "publish tw.bench.rabbitmq",
-                    fastrace::collector::SpanContext::random(),
-                )
-                .with_properties(|| [("span.kind", "producer"), ("trace.flags", "01")]);
-                drop(span);
+                drop(floor_span("publish tw.bench.rabbitmq", "producer"));
             }
             TW_SAMPLED | TW_UNSAMPLED => {
                 let (span, props) =
@@ -322,7 +248,7 @@ impl Fixture {
                 let mut headers = FieldTable::default();
                 let cx = peer.publish_span(QUEUE, BODY.len(), &mut headers);
                 let props = properties().with_headers(headers);
-                rabbitmq_otel::end(&cx);
+                otel::end(&cx);
                 drop(black_box(props));
             }
             other => panic!("no publish-tracing row {other}"),
@@ -340,11 +266,7 @@ impl Fixture {
             }
             FLOOR => {
                 use fastrace::future::FutureExt as _;
-                let span = fastrace::Span::root(
-                    "process tw.bench.rabbitmq",
-                    fastrace::collector::SpanContext::random(),
-                )
-                .with_properties(|| [("span.kind", "consumer"), ("trace.flags", "01")]);
+                let span = floor_span("process tw.bench.rabbitmq", "consumer");
                 run(handler(&d.data).in_span(span));
                 drop(d);
             }
@@ -358,138 +280,57 @@ impl Fixture {
                 let peer = self.otel(stack == OTEL_SAMPLED);
                 let cx = peer.process_span(QUEUE, &d);
                 run(handler(&d.data).with_context(cx.clone()));
-                rabbitmq_otel::end(&cx);
+                otel::end(&cx);
                 drop(d);
             }
             other => panic!("no process row {other}"),
         }
     }
 
-    fn flush(&self) {
-        fastrace::flush();
-        self.pipeline.flush(Duration::from_secs(10));
-        for peer in &self.otel {
-            let _ = peer.provider.force_flush();
-        }
+    /// `common::broker::paced`, drained with the sinks' flush.
+    fn paced<T>(&self, iters: u64, prepare: impl FnMut(u64) -> T, run: impl FnMut(T)) -> Duration {
+        paced(iters, &|| self.sinks.flush(), prepare, run)
     }
-
-    fn report(&self) {
-        eprintln!(
-            "spans: tracewire pipeline exported {} (dropped at its queue: {}), OpenTelemetry batch processor exported {}",
-            self.tw_exported.load(Ordering::Relaxed),
-            self.pipeline.counters().dropped,
-            self.otel_exported.load(Ordering::Relaxed),
-        );
-    }
-}
-
-/// Iterations timed back to back; everything is drained (untimed) after each run of them.
-const PACE: u64 = 256;
-
-/// Times `iters` runs of a row in runs of [`PACE`]: `prepare(k)` makes the input of `k`
-/// runs (untimed), `run` does them (timed, on this thread's CPU clock), then fastrace's
-/// queues, tracewire's pipeline and the SDK's batch processor are drained, untimed.
-fn paced<T>(
-    fx: &Fixture,
-    iters: u64,
-    mut prepare: impl FnMut(u64) -> T,
-    mut run: impl FnMut(T),
-) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let k = left.min(PACE);
-        let input = prepare(k);
-        let start = cpu_time::ThreadTime::now();
-        run(input);
-        total += start.elapsed();
-        left -= k;
-        fx.flush();
-    }
-    total
 }
 
 fn benches(c: &mut Criterion<ThreadCpu>, fx: &Fixture) {
-    let mut g = c.benchmark_group(PUBLISH);
-    for row in PUBLISH_ROWS {
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| paced(fx, iters, |k| k, |k| (0..k).for_each(|_| fx.publish(row))))
-        });
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group(PUBLISH_TRACING);
-    for row in PUBLISH_TRACING_ROWS {
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| {
-                paced(
-                    fx,
-                    iters,
-                    |k| k,
-                    |k| (0..k).for_each(|_| fx.publish_tracing(row)),
-                )
-            })
-        });
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group(PROCESS);
-    for row in PROCESS_ROWS {
-        let tp = if row.ends_with("unsampled") {
-            TRACEPARENT_UNSAMPLED
-        } else {
-            TRACEPARENT_SAMPLED
-        };
-        g.bench_function(row, |b| {
-            b.iter_custom(|iters| {
-                paced(
-                    fx,
-                    iters,
-                    |k| (0..k).map(|i| delivery(tp, i + 1)).collect::<Vec<_>>(),
-                    |deliveries| {
-                        for d in deliveries {
-                            fx.process(row, d);
-                        }
-                    },
-                )
-            })
-        });
-    }
-    g.finish();
+    let nothing = || {};
+    group(c, PUBLISH, &PUBLISH_ROWS, &nothing, |row, iters| {
+        fx.paced(iters, |k| k, |k| (0..k).for_each(|_| fx.publish(row)))
+    });
+    group(
+        c,
+        PUBLISH_TRACING,
+        &PUBLISH_TRACING_ROWS,
+        &nothing,
+        |row, iters| {
+            fx.paced(
+                iters,
+                |k| k,
+                |k| (0..k).for_each(|_| fx.publish_tracing(row)),
+            )
+        },
+    );
+    group(c, PROCESS, &PROCESS_ROWS, &nothing, |row, iters| {
+        let tp = traceparent(common::broker::sampled(row));
+        fx.paced(
+            iters,
+            |k| (0..k).map(|i| delivery(tp, i + 1)).collect::<Vec<_>>(),
+            |deliveries| deliveries.into_iter().for_each(|d| fx.process(row, d)),
+        )
+    });
 }
 
 /// Per group: median, CPU added over `bare`, and the peer's added CPU over tracewire's.
 fn print_summary() {
-    for (group, rows, base) in [
-        (PUBLISH, &PUBLISH_ROWS[..], Some(BARE)),
-        (PUBLISH_TRACING, &PUBLISH_TRACING_ROWS[..], None),
-        (PROCESS, &PROCESS_ROWS[..], Some(BARE)),
-    ] {
-        let base = base.and_then(|b| median_ns(group, b)).unwrap_or(0.0);
-        eprintln!(
-            "\n{group}\n| row | median ns (cpu) | added over bare | otel / tracewire (added) |"
-        );
-        eprintln!("|---|---:|---:|---:|");
-        for row in rows {
-            let Some(v) = median_ns(group, row) else {
-                continue;
-            };
-            let peer_ratio = match *row {
-                TW_SAMPLED | TW_UNSAMPLED => {
-                    let peer = if *row == TW_SAMPLED {
-                        OTEL_SAMPLED
-                    } else {
-                        OTEL_UNSAMPLED
-                    };
-                    median_ns(group, peer)
-                        .map(|p| format!("{:.2}x", (p - base) / (v - base)))
-                        .unwrap_or_default()
-                }
-                _ => String::new(),
-            };
-            eprintln!("| {row} | {v:.0} | {:+.0} | {peer_ratio} |", v - base);
-        }
-    }
+    common::broker::print_added(
+        &[
+            (PUBLISH, &PUBLISH_ROWS, Some(BARE)),
+            (PUBLISH_TRACING, &PUBLISH_TRACING_ROWS, None),
+            (PROCESS, &PROCESS_ROWS, Some(BARE)),
+        ],
+        peer_row,
+    );
 }
 
 fn main() {
@@ -498,17 +339,12 @@ fn main() {
     let d = fx.tw(true).process(delivery(TRACEPARENT_SAMPLED, 1), QUEUE);
     assert!(d.span().is_recording());
     drop(d);
-    let mut c = Criterion::default()
-        .with_measurement(ThreadCpu)
-        .warm_up_time(Duration::from_millis(700))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = common::broker::criterion();
     benches(&mut c, &fx);
-    fx.flush();
+    fx.sinks.flush();
     c.final_summary();
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test") {
+    if common::broker::measuring() {
         print_summary();
-        fx.report();
+        fx.sinks.report();
     }
 }

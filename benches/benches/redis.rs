@@ -29,26 +29,25 @@
 //!   links the creation context).
 //!
 //! `REDIS_BENCH_PROFILE=<group>/<row>[:n]` runs one row `n` times without criterion (see
-//! `profile`).
+//! `main`).
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stderr)]
 
 mod common;
 #[path = "common/redis_otel.rs"]
 mod redis_otel;
 
+use common::broker::{Profile, group, paced};
 use common::{ThreadCpu, median_ns};
 
 use std::hint::black_box;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
 use criterion::Criterion;
 use opentelemetry::trace::{
     SpanContext as OtelSpanContext, SpanId as OtelSpanId, TraceContextExt as _, TraceFlags,
     TraceId as OtelTraceId, TraceState,
 };
-use tracewire_core::{Sampler, SpanId, TraceContext, TraceId, Tracer};
+use tracewire_benches::{Collect, Sinks, otel, tracer};
+use tracewire_core::{SpanId, TraceContext, TraceId, Tracer};
 use tracewire_messaging::{Destination, MessageInfo, Messaging};
 use tracewire_redis::envelope;
 use tracewire_redis::{CONTENT_TYPE, CORRELATION_ID, Headers};
@@ -72,15 +71,6 @@ const ROWS: [&str; 4] = [
     "otel json unsampled",
 ];
 
-/// Drops every span fastrace collects.
-struct Discard;
-
-impl fastrace::collector::Reporter for Discard {
-    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
-        drop(black_box(spans));
-    }
-}
-
 fn tw_cx(sampled: bool) -> TraceContext {
     TraceContext::new(TraceId(TRACE), SpanId(SPAN), sampled)
 }
@@ -100,15 +90,6 @@ fn otel_cx(sampled: bool) -> opentelemetry::Context {
     ))
 }
 
-fn tracer(sampled: bool) -> Tracer {
-    let root = if sampled {
-        Sampler::AlwaysOn
-    } else {
-        Sampler::AlwaysOff
-    };
-    Tracer::new().with_sampler(Sampler::parent_based(root))
-}
-
 fn tw_encode(tracer: &Tracer, cx: &TraceContext) -> Vec<u8> {
     let mut headers = Headers::new();
     headers.insert(CORRELATION_ID, CID);
@@ -123,19 +104,18 @@ struct Fixture {
     tw: [Tracer; 2],
     messaging: [Messaging; 2],
     otel: [redis_otel::JsonPeer; 2],
+    sinks: Sinks,
     /// Payloads as they arrive: [tracewire sampled, unsampled], [otel sampled, unsampled].
     tw_frames: [Vec<u8>; 2],
     otel_frames: [Vec<u8>; 2],
 }
 
 impl Fixture {
+    /// fastrace's collector drops the spans (no export pipeline).
     fn new() -> Self {
-        let exported = Arc::new(AtomicU64::new(0));
+        let sinks = Sinks::new(Collect::Discard);
         let tw = [tracer(true), tracer(false)];
-        let otel = [
-            redis_otel::JsonPeer::new(true, exported.clone()),
-            redis_otel::JsonPeer::new(false, exported),
-        ];
+        let otel = [true, false].map(|sampled| redis_otel::JsonPeer::new(sinks.otel(sampled)));
         let tw_frames = [
             tw_encode(&tw[0], &tw_cx(true)),
             tw_encode(&tw[1], &tw_cx(false)),
@@ -157,6 +137,7 @@ impl Fixture {
             otel,
             tw_frames,
             otel_frames,
+            sinks,
         }
     }
 
@@ -198,7 +179,7 @@ impl Fixture {
                 let peer = &self.otel[i];
                 let cx = peer.publish_span(LIST, BODY.len());
                 let out = peer.encode(&cx, CID, &BODY);
-                redis_otel::end(&cx);
+                otel::end(&cx);
                 black_box(out);
             }
             ("redis/process", true) => {
@@ -215,52 +196,26 @@ impl Fixture {
                 let peer = &self.otel[i];
                 let (parent, body) = peer.decode(black_box(&self.otel_frames[i]));
                 let cx = peer.process_span(&parent, LIST, body.len());
-                redis_otel::end(&cx);
+                otel::end(&cx);
             }
             _ => unreachable!("{group} {row}"),
         }
     }
 }
 
-/// Iterations timed back to back; the span queues are drained (untimed) after each run of
-/// them, as in the NATS bench: fastrace's per-thread queue grows without bound when spans come
-/// faster than its collector takes them (then the rows measure that backlog — page faults,
-/// wake-ups — not the work), and the SDK's batch processor drops what does not fit.
-const PACE: u64 = 256;
-
-impl Fixture {
-    /// Everything the rows produced, collected and exported (untimed).
-    fn drain(&self) {
-        fastrace::flush();
-        for p in &self.otel {
-            let _ = p.provider.force_flush();
-        }
-    }
-}
-
 fn benches(c: &mut Criterion<ThreadCpu>, fx: &Fixture) {
-    for group in GROUPS {
-        let mut g = c.benchmark_group(group);
-        for row in ROWS {
-            g.bench_function(row, |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    let mut left = iters;
-                    while left > 0 {
-                        let k = left.min(PACE);
-                        let start = cpu_time::ThreadTime::now();
-                        for _ in 0..k {
-                            fx.run(group, row);
-                        }
-                        total += start.elapsed();
-                        left -= k;
-                        fx.drain();
-                    }
-                    total
-                })
-            });
-        }
-        g.finish();
+    // Paced like the NATS bench: 256 iterations timed, then fastrace's queue and the SDK's
+    // batch processors drained, untimed.
+    let (drain, nothing) = (|| fx.sinks.flush(), || {});
+    for name in GROUPS {
+        group(c, name, &ROWS, &nothing, |row, iters| {
+            paced(
+                iters,
+                &drain,
+                |k| k,
+                |k| (0..k).for_each(|_| fx.run(name, row)),
+            )
+        });
     }
 }
 
@@ -289,25 +244,13 @@ fn print_summary() {
     }
 }
 
-/// `REDIS_BENCH_PROFILE=<group>/<row>[:n]` (`redis/process/tracewire sampled:200000`): runs
-/// that row `n` times (default 100000) without criterion and exits — a fixed workload for
-/// `perf record` or `valgrind --tool=callgrind`.
-fn profile(fx: &Fixture, spec: &str) {
-    let (row, n) = match spec.rsplit_once(':') {
-        Some((row, n)) => (row, n.parse().unwrap_or(100_000)),
-        None => (spec, 100_000),
-    };
-    let (group, row) = row.rsplit_once('/').unwrap();
-    for _ in 0..n {
-        fx.run(group, row);
-    }
-}
-
 fn main() {
-    fastrace::set_reporter(Discard, fastrace::collector::Config::default());
     let fx = Fixture::new();
-    if let Ok(spec) = std::env::var("REDIS_BENCH_PROFILE") {
-        profile(&fx, &spec);
+    // `REDIS_BENCH_PROFILE=<group>/<row>[:n]` (`redis/process/tracewire sampled:200000`): that
+    // row `n` times (default 100000) without criterion, a fixed workload for `perf record` or
+    // `valgrind --tool=callgrind`.
+    if let Some(p) = Profile::from_env("REDIS_BENCH_PROFILE", 100_000) {
+        (0..p.n).for_each(|_| fx.run(&p.group, &p.row));
         return;
     }
     // Both envelopes carry what the other's does.
@@ -316,15 +259,11 @@ fn main() {
     let (cx, body) = fx.otel[0].decode(&fx.otel_frames[0]);
     assert!(cx.span().span_context().is_valid() && body == BODY);
 
-    let mut c = Criterion::default()
-        .with_measurement(ThreadCpu)
-        .warm_up_time(Duration::from_millis(700))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = common::broker::criterion();
     benches(&mut c, &fx);
     c.final_summary();
-    print_summary();
-    for p in &fx.otel {
-        let _ = p.provider.shutdown();
+    if common::broker::measuring() {
+        print_summary();
     }
+    fx.sinks.shutdown();
 }

@@ -27,25 +27,15 @@
 //! bash benches/kafka_load.sh                        # every mode, rounds interleaved, pinned
 //! ```
 //!
-//! Prints `THREADS µs/msg <thread name>=<CPU µs per record> ...`, then `RESULT <mode> kafka
-//! <n> <seconds> <msgs/s> <cpu µs/msg> <cpu utilisation> <spans exported> <spans dropped>
-//! <main thread cpu µs/msg> <other threads cpu µs/msg>` (the main thread runs the runtime:
-//! producer, consumer, handler and the delivery reports; the others are librdkafka's and the
-//! tracing background threads).
-#![allow(
-    missing_docs,
-    clippy::print_stdout,
-    clippy::unwrap_used,
-    clippy::result_large_err
-)]
+//! Prints the harness's `THREADS` and `RESULT` lines (`tracewire_benches::load`; the
+//! transport is `kafka`): the main thread runs the runtime (producer, consumer, handler and
+//! the delivery reports); the others are librdkafka's and the tracing background threads.
+#![allow(missing_docs, clippy::result_large_err)]
 
 #[path = "../benches/common/kafka_otel.rs"]
 mod kafka_otel;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -53,77 +43,26 @@ use rdkafka::consumer::{self, Consumer as _};
 use rdkafka::message::{Header, Message as _, OwnedHeaders};
 use rdkafka::producer::{self, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tokio::sync::{Semaphore, mpsc};
-use tracewire_core::{Sampler, Tracer};
-use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
-use tracewire_export::{BoxFuture, ExportError, Pipeline, SpanExporter};
+use tokio::sync::mpsc;
+use tracewire_benches::load::{Broker, Credits, Error, Mode, Timer, Timing, Tracing, Transport};
+use tracewire_benches::{TRACEPARENT_SAMPLED, otel};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+const KAFKA: Broker = Broker {
+    system: "kafka",
+    modes: &Mode::STANDARD,
+    transports: &[Transport {
+        name: "kafka",
+        messages: 100_000,
+    }],
+};
 
 const BODY: [u8; 128] = [b'x'; 128];
 const KEY: &str = "order-42";
 const CID: &str = "5c1d9e4e-3a7b-4c1d-8e2f-00000000002a";
 const GROUP: &str = "twload";
-/// Records in flight (`KAFKA_LOAD_WINDOW` overrides), returned by the handler `CHUNK` at a
-/// time.
+/// Records in flight (`KAFKA_LOAD_WINDOW` overrides), returned by the handler
+/// `Credits::CHUNK` at a time.
 const WINDOW: u32 = 8192;
-const CHUNK: u32 = 64;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
-    Untraced,
-    Tracewire,
-    TracewireUnsampled,
-    Otel,
-    OtelUnsampled,
-    FastraceFloor,
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Untraced => "untraced",
-            Mode::Tracewire => "tracewire",
-            Mode::TracewireUnsampled => "tracewire-unsampled",
-            Mode::Otel => "otel",
-            Mode::OtelUnsampled => "otel-unsampled",
-            Mode::FastraceFloor => "fastrace-floor",
-        }
-    }
-
-    fn tracewire(self) -> bool {
-        matches!(self, Mode::Tracewire | Mode::TracewireUnsampled)
-    }
-}
-
-/// Encodes each OTLP request, counts its spans, drops the bytes.
-struct CountingSink(Arc<AtomicU64>);
-
-impl SpanExporter for CountingSink {
-    fn name(&self) -> &str {
-        "counting-sink"
-    }
-
-    fn export<'a>(
-        &'a self,
-        batch: &'a ExportTraceServiceRequest,
-    ) -> BoxFuture<'a, Result<(), ExportError>> {
-        let n: usize = batch
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        std::hint::black_box(tracewire_export::encode::encode_request(batch));
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
-        Box::pin(async { Ok(()) })
-    }
-}
-
-fn floor_span(name: &'static str, kind: &'static str) -> fastrace::Span {
-    fastrace::Span::root(name, fastrace::collector::SpanContext::random())
-        .with_properties(|| [("span.kind", kind), ("messaging.system", "kafka")])
-}
 
 fn headers() -> OwnedHeaders {
     OwnedHeaders::new_with_capacity(4)
@@ -141,138 +80,13 @@ fn headers() -> OwnedHeaders {
 fn floor_headers() -> OwnedHeaders {
     headers().insert(Header {
         key: "traceparent",
-        value: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        value: Some(TRACEPARENT_SAMPLED),
     })
 }
 
 /// The handler: nothing but a look at the record.
 async fn handler(data: Option<&[u8]>) -> usize {
     std::hint::black_box(data.map_or(0, <[u8]>::len))
-}
-
-/// CPU time (ns) of each thread of this process by thread id, with its name, from
-/// `/proc/self/task/*/schedstat`.
-fn thread_cpu() -> HashMap<String, (String, u64)> {
-    let mut threads = HashMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return threads;
-    };
-    for task in tasks.flatten() {
-        let path = task.path();
-        let read = |f: &str| std::fs::read_to_string(path.join(f)).unwrap_or_default();
-        let ns = read("schedstat")
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let tid = task.file_name().to_string_lossy().into_owned();
-        threads.insert(tid, (read("comm").trim().to_owned(), ns));
-    }
-    threads
-}
-
-/// What a run took: wall clock, whole-process CPU, the main thread's CPU, CPU per thread name.
-struct Timing {
-    wall: Duration,
-    cpu: Duration,
-    main_cpu: Duration,
-    threads: Vec<(String, u64)>,
-}
-
-struct Timer(
-    Instant,
-    cpu_time::ProcessTime,
-    HashMap<String, (String, u64)>,
-);
-
-impl Timer {
-    fn start() -> Self {
-        Timer(Instant::now(), cpu_time::ProcessTime::now(), thread_cpu())
-    }
-
-    fn stop(self) -> Timing {
-        let (wall, cpu) = (self.0.elapsed(), self.1.elapsed());
-        let main_tid = std::process::id().to_string();
-        let after = thread_cpu();
-        let main_cpu = after
-            .get(&main_tid)
-            .map(|(_, ns)| ns - self.2.get(&main_tid).map_or(0, |(_, before)| *before))
-            .map_or(cpu, Duration::from_nanos);
-        let mut threads: Vec<(String, u64)> = Vec::new();
-        for (tid, (name, ns)) in &after {
-            let spent = ns - self.2.get(tid).map_or(0, |(_, before)| *before);
-            match threads.iter_mut().find(|(n, _)| n == name) {
-                Some((_, total)) => *total += spent,
-                None => threads.push((name.clone(), spent)),
-            }
-        }
-        threads.sort();
-        Timing {
-            wall,
-            cpu,
-            main_cpu,
-            threads,
-        }
-    }
-}
-
-/// What a mode set up: the exporters to flush and count at the end.
-struct Tracing {
-    mode: Mode,
-    pipeline: Option<Pipeline>,
-    tw_exported: Arc<AtomicU64>,
-    otel: Option<Arc<kafka_otel::Peer>>,
-    otel_exported: Arc<AtomicU64>,
-}
-
-impl Tracing {
-    fn new(mode: Mode) -> Self {
-        let tw_exported = Arc::new(AtomicU64::new(0));
-        let otel_exported = Arc::new(AtomicU64::new(0));
-        let mut pipeline = None;
-        let mut otel = None;
-        match mode {
-            Mode::Untraced => {}
-            Mode::Tracewire | Mode::TracewireUnsampled | Mode::FastraceFloor => {
-                let p = Pipeline::builder()
-                    .exporter(CountingSink(tw_exported.clone()))
-                    .build()
-                    .unwrap();
-                fastrace::set_reporter(p.reporter(), fastrace::collector::Config::default());
-                pipeline = Some(p);
-            }
-            Mode::Otel | Mode::OtelUnsampled => {
-                otel = Some(Arc::new(kafka_otel::Peer::new(
-                    mode == Mode::Otel,
-                    otel_exported.clone(),
-                )));
-            }
-        }
-        Tracing {
-            mode,
-            pipeline,
-            tw_exported,
-            otel,
-            otel_exported,
-        }
-    }
-
-    /// (spans exported, spans dropped at the tracewire queue), after flushing.
-    fn finish(&self) -> (u64, u64) {
-        fastrace::flush();
-        let mut dropped = 0;
-        if let Some(p) = &self.pipeline {
-            p.shutdown(Duration::from_secs(10));
-            dropped = p.counters().dropped;
-        }
-        if let Some(peer) = &self.otel {
-            let _ = peer.provider.shutdown();
-        }
-        (
-            self.tw_exported.load(Ordering::Relaxed) + self.otel_exported.load(Ordering::Relaxed),
-            dropped,
-        )
-    }
 }
 
 /// A delivery report to wait for, and what ends with it.
@@ -284,7 +98,8 @@ enum Pending {
 }
 
 async fn load(url: &str, n: u64, tracing: &Tracing) -> Result<Timing, Error> {
-    let mode = tracing.mode;
+    let mode = tracing.mode();
+    let peer = tracing.otel().map(kafka_otel::Peer::new);
     let topic = format!(
         "twload.kafka.{}.{}",
         std::process::id(),
@@ -304,12 +119,7 @@ async fn load(url: &str, n: u64, tracing: &Tracing) -> Result<Timing, Error> {
     {
         r.map_err(|(t, e)| format!("{t}: {e}"))?;
     }
-    let tracer =
-        Tracer::new().with_sampler(Sampler::parent_based(if mode == Mode::TracewireUnsampled {
-            Sampler::AlwaysOff
-        } else {
-            Sampler::AlwaysOn
-        }));
+    let tracer = tracing.tracer();
     let mut pconfig = ClientConfig::new();
     pconfig
         .set("bootstrap.servers", url)
@@ -334,13 +144,7 @@ async fn load(url: &str, n: u64, tracing: &Tracing) -> Result<Timing, Error> {
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or(WINDOW);
-    let credits = Arc::new(Semaphore::new(window as usize));
-    let returns = credits.clone();
-    let give_back = move |k: u64| {
-        if k % u64::from(CHUNK) == 0 {
-            returns.add_permits(CHUNK as usize);
-        }
-    };
+    let credits = Credits::new(window);
 
     let (reports, mut pending) = mpsc::unbounded_channel::<Pending>();
     let delivered = tokio::spawn(async move {
@@ -367,7 +171,7 @@ async fn load(url: &str, n: u64, tracing: &Tracing) -> Result<Timing, Error> {
 
     let timer = Timer::start();
     let handled = {
-        let peer = tracing.otel.as_deref();
+        let (peer, credits) = (peer.as_ref(), &credits);
         let consumer = &consumer;
         async move {
             for k in 1..=n {
@@ -379,7 +183,7 @@ async fn load(url: &str, n: u64, tracing: &Tracing) -> Result<Timing, Error> {
                     match peer {
                         None if mode == Mode::FastraceFloor => {
                             use fastrace::future::FutureExt as _;
-                            let span = floor_span("process twload.kafka", "consumer");
+                            let span = KAFKA.floor_span("process twload.kafka", "consumer");
                             handler(m.payload()).in_span(span).await;
                         }
                         None => {
@@ -389,29 +193,27 @@ async fn load(url: &str, n: u64, tracing: &Tracing) -> Result<Timing, Error> {
                             use opentelemetry::context::FutureExt as _;
                             let cx = peer.process_span(GROUP, &m);
                             handler(m.payload()).with_context(cx.clone()).await;
-                            kafka_otel::end(&cx);
+                            otel::end(&cx);
                         }
                     }
                 }
-                give_back(k);
+                credits.handled(k);
             }
             Ok::<_, Error>(())
         }
     };
     let sent = async {
         for i in 0..n {
-            if i % u64::from(CHUNK) == 0 {
-                credits.acquire_many(CHUNK).await?.forget();
-            }
+            credits.send(i).await?;
             let record = FutureRecord::to(&topic).key(KEY).payload(&BODY[..]);
-            let p = match (&tracing.otel, mode) {
+            let p = match (&peer, mode) {
                 (_, Mode::Tracewire | Mode::TracewireUnsampled) => Pending::Traced(
                     traced
                         .send_result(record.headers(headers()))
                         .map_err(|(e, _)| e)?,
                 ),
                 (None, Mode::FastraceFloor) => {
-                    let span = floor_span("send twload.kafka", "producer");
+                    let span = KAFKA.floor_span("send twload.kafka", "producer");
                     Pending::Floor(
                         bare.send_result(record.headers(floor_headers()))
                             .map_err(|(e, _)| e)?,
@@ -450,43 +252,6 @@ async fn load(url: &str, n: u64, tracing: &Tracing) -> Result<Timing, Error> {
 }
 
 fn main() -> Result<(), Error> {
-    let mut args = std::env::args().skip(1);
-    let mode = match args.next().as_deref().unwrap_or("tracewire") {
-        "untraced" => Mode::Untraced,
-        "tracewire" => Mode::Tracewire,
-        "tracewire-unsampled" => Mode::TracewireUnsampled,
-        "otel" => Mode::Otel,
-        "otel-unsampled" => Mode::OtelUnsampled,
-        "fastrace-floor" => Mode::FastraceFloor,
-        other => return Err(format!("unknown mode {other}").into()),
-    };
-    let n: u64 = match args.next() {
-        Some(n) => n.parse()?,
-        None => 100_000,
-    };
-    let url = std::env::var("KAFKA_URL").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let tracing = Tracing::new(mode);
-    let timing = rt.block_on(load(&url, n, &tracing))?;
-    let threads: Vec<String> = timing
-        .threads
-        .iter()
-        .map(|(name, ns)| format!("{name}={:.2}", *ns as f64 / 1e3 / n as f64))
-        .collect();
-    println!("THREADS µs/msg {}", threads.join(" "));
-    let (spans, dropped) = tracing.finish();
-    let secs = timing.wall.as_secs_f64();
-    let per_message = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
-    println!(
-        "RESULT {} kafka {n} {secs:.3} {:.0} {:.2} {:.2} {spans} {dropped} {:.2} {:.2}",
-        mode.name(),
-        n as f64 / secs,
-        per_message(timing.cpu),
-        timing.cpu.as_secs_f64() / secs,
-        per_message(timing.main_cpu),
-        per_message(timing.cpu.saturating_sub(timing.main_cpu)),
-    );
-    Ok(())
+    let url = tracewire_benches::load::env_or("KAFKA_URL", "127.0.0.1:9092");
+    KAFKA.main(async |args, tracing| load(&url, args.n, tracing).await)
 }

@@ -37,9 +37,9 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt as _;
+use tracewire_benches::export::{Discard, counting_pipeline, report_to};
+use tracewire_benches::otel;
 use tracewire_core::{Sampler, Tracer};
-use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
-use tracewire_export::{BoxFuture, ExportError, Pipeline, SpanExporter};
 use tracewire_messaging::Messaging;
 use tracewire_redis::Outgoing;
 
@@ -59,39 +59,6 @@ enum Stack {
     Bare,
     Tracewire,
     OtelJson,
-}
-
-/// Counts the spans of each OTLP request tracewire's pipeline would send, encodes and drops it.
-struct CountingSink(Arc<AtomicU64>);
-
-impl SpanExporter for CountingSink {
-    fn name(&self) -> &str {
-        "counting-sink"
-    }
-
-    fn export<'a>(
-        &'a self,
-        batch: &'a ExportTraceServiceRequest,
-    ) -> BoxFuture<'a, Result<(), ExportError>> {
-        let n: usize = batch
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        black_box(tracewire_export::encode::encode_request(batch));
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
-        Box::pin(async { Ok(()) })
-    }
-}
-
-/// Drops every span fastrace collects (`REDIS_LOAD_DISCARD=1`).
-struct Discard;
-
-impl fastrace::collector::Reporter for Discard {
-    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
-        drop(black_box(spans));
-    }
 }
 
 async fn handler(body: &[u8]) -> usize {
@@ -182,7 +149,7 @@ async fn run(st: &Stacks, mode: Mode, stack: Stack, n: usize, round: usize) -> f
                             let (parent, body) = otel.decode(m.get_payload_bytes());
                             let cx = otel.process_span(&parent, &key, body.len());
                             handler(&body).with_context(cx.clone()).await;
-                            redis_otel::end(&cx);
+                            otel::end(&cx);
                         }
                         got += 1;
                     }
@@ -212,7 +179,7 @@ async fn run(st: &Stacks, mode: Mode, stack: Stack, n: usize, round: usize) -> f
                             let (parent, body) = otel.decode(&payload);
                             let cx = otel.process_span(&parent, &key, body.len());
                             handler(&body).with_context(cx.clone()).await;
-                            redis_otel::end(&cx);
+                            otel::end(&cx);
                         }
                         got += 1;
                     }
@@ -273,7 +240,7 @@ async fn run(st: &Stacks, mode: Mode, stack: Stack, n: usize, round: usize) -> f
                                 let parent = propagator.extract(&map);
                                 let cx = otel.process_span(&parent, &key, body.len());
                                 handler(&body).with_context(cx.clone()).await;
-                                redis_otel::end(&cx);
+                                otel::end(&cx);
                             }
                             let _: i64 = redis::cmd("XACK")
                                 .arg(&key)
@@ -353,7 +320,7 @@ async fn run(st: &Stacks, mode: Mode, stack: Stack, n: usize, round: usize) -> f
                         cmd.arg(otel.encode(&cx, "5c1d9e4e-3a7b-4c1d-8e2f-00000000002a", &BODY));
                     }
                     let _: Value = cmd.query_async(&mut bare).await.unwrap();
-                    redis_otel::end(&cx);
+                    otel::end(&cx);
                 }
             }
         });
@@ -396,18 +363,16 @@ fn main() {
         .build()
         .unwrap();
     let exported = Arc::new(AtomicU64::new(0));
-    let pipeline = Pipeline::builder()
-        .exporter(CountingSink(exported.clone()))
-        .build()
-        .unwrap();
+    let pipeline = counting_pipeline(exported.clone()).unwrap();
     // `REDIS_LOAD_DISCARD=1`: fastrace's collector drops the spans instead of the export
     // pipeline (what tracing costs without exporting).
     if std::env::var_os("REDIS_LOAD_DISCARD").is_some() {
         fastrace::set_reporter(Discard, fastrace::collector::Config::default());
     } else {
-        fastrace::set_reporter(pipeline.reporter(), fastrace::collector::Config::default());
+        report_to(&pipeline);
     }
     let otel_exported = Arc::new(AtomicU64::new(0));
+    let otel_provider = otel::provider(true, otel_exported.clone());
 
     rt.block_on(async {
         let redis = redis::Client::open(URL).unwrap();
@@ -419,7 +384,7 @@ fn main() {
             tracewire: tracewire_redis::Client::with_messaging(redis.clone(), messaging)
                 .await
                 .unwrap(),
-            otel: Arc::new(redis_otel::JsonPeer::new(true, otel_exported.clone())),
+            otel: Arc::new(redis_otel::JsonPeer::new(&otel_provider)),
             redis,
         };
         eprintln!("load average before: {}", loadavg());
@@ -448,7 +413,7 @@ fn main() {
             );
         }
         eprintln!("load average after: {}", loadavg());
-        let _ = st.otel.provider.force_flush();
+        let _ = otel_provider.force_flush();
     });
     pipeline.flush(Duration::from_secs(10));
     eprintln!(

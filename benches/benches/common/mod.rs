@@ -110,3 +110,7 @@ pub(crate) fn median_ns(group: &str, function: &str) -> Option<f64> {
     let end = point.find([',', '}'])?;
     point[..end].trim().parse().ok()
 }
+
+/// What the broker benches share.
+#[allow(dead_code)] // only the broker benches use it
+pub(crate) mod broker;

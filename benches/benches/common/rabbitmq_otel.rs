@@ -9,46 +9,17 @@
 //! `messaging.destination.name`, `messaging.rabbitmq.destination.routing_key`,
 //! `messaging.message.body.size`, the delivery tag on process spans, `server.address`,
 //! `server.port`).
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! The SDK side (tracer provider, sampler, batch processor, the exporter that encodes and drops)
+//! is `tracewire_benches::otel`, the same for every peer; this file holds what is particular to
+//! the client: the carriers, the attributes, the span names.
 
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
-use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter,
-};
-
-/// What `opentelemetry-otlp` does with a batch before sending it; counts the spans, drops it.
-#[derive(Debug)]
-struct Counting {
-    exported: Arc<AtomicU64>,
-    resource: ResourceAttributesWithSchema,
-}
-
-impl SpanExporter for Counting {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        use prost::Message as _;
-        let n = batch.len() as u64;
-        let request = ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(batch, &self.resource),
-        };
-        std::hint::black_box(request.encode_to_vec());
-        self.exported.fetch_add(n, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
-        self.resource = resource.into();
-    }
-}
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 /// The injector users write for lapin headers.
 struct HeaderInjector<'a>(&'a mut FieldTable);
@@ -79,32 +50,15 @@ impl Extractor for HeaderExtractor<'_> {
 
 /// The peer.
 pub(crate) struct Peer {
-    pub(crate) provider: SdkTracerProvider,
     tracer: SdkTracer,
     propagator: TraceContextPropagator,
 }
 
 impl Peer {
-    pub(crate) fn new(sampled: bool, exported: Arc<AtomicU64>) -> Self {
-        let root = if sampled {
-            Sampler::AlwaysOn
-        } else {
-            Sampler::AlwaysOff
-        };
-        let provider = SdkTracerProvider::builder()
-            .with_sampler(Sampler::ParentBased(Box::new(root)))
-            .with_span_processor(
-                BatchSpanProcessor::builder(Counting {
-                    exported,
-                    resource: (&opentelemetry_sdk::Resource::builder_empty().build()).into(),
-                })
-                .build(),
-            )
-            .build();
-        let tracer = provider.tracer("rabbitmq");
+    /// The peer, its spans through `provider` (`tracewire_benches::otel::provider`).
+    pub(crate) fn new(provider: &SdkTracerProvider) -> Self {
         Peer {
-            provider,
-            tracer,
+            tracer: provider.tracer("rabbitmq"),
             propagator: TraceContextPropagator::new(),
         }
     }
@@ -169,9 +123,4 @@ impl Peer {
             .start_with_context(&self.tracer, &parent);
         parent.with_span(span)
     }
-}
-
-/// Ends the span of `cx`.
-pub(crate) fn end(cx: &Context) {
-    cx.span().end();
 }
