@@ -1,7 +1,9 @@
 //! Helpers shared by the fuzz targets: building carriers from fuzz bytes and checking the
-//! invariants every extraction must keep.
+//! invariants every extraction must keep; the viewer's store and its invariants ([`viewer`]).
 
 use tracewire_core::{Extracted, Pairs, Propagators};
+
+pub mod viewer;
 
 /// Splits fuzz input into lines (on `\n`), decoding each lossily: carriers hold `&str`.
 pub fn lines(data: &[u8]) -> Vec<String> {

@@ -17,6 +17,10 @@ VIEW OPTIONS (PORT: a number, 0 for any free port, or `off`):
     --zipkin PORT        Zipkin v2 receiver            [default: 9411]
     --ui PORT            web UI + Jaeger/Zipkin APIs   [default: 16686]
     --host IP            address to bind               [default: 127.0.0.1]
+                         (anything else exposes every trace: there is no authentication)
+    --allow-host NAME    also answer requests for this host name (repeatable); by default
+                         only localhost, loopback addresses and the --host address are
+                         answered, which keeps DNS-rebinding pages out
     --max-traces N       traces kept in memory         [default: 100000]
     --max-bytes SIZE     bytes of spans kept (e.g. 512M, 2G) [default: 512M]
     --max-body SIZE      largest request body          [default: 16M]
@@ -101,6 +105,13 @@ fn parse_view(args: &[String]) -> Result<ViewerBuilder, String> {
                     v.parse()
                         .map_err(|_| format!("--host: not an IP address: {v:?}"))?,
                 )
+            }
+            "--allow-host" => {
+                let v = value()?;
+                if v.is_empty() || v.contains(['/', ' ', '@']) {
+                    return Err(format!("--allow-host: expected a host name, got {v:?}"));
+                }
+                b.allow_host(v)
             }
             "--max-traces" => {
                 let v = value()?;

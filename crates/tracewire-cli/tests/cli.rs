@@ -48,6 +48,10 @@ fn bad_options_name_the_option() {
             "--host: not an IP address",
         ),
         (vec!["view", "--persist"], "--persist needs a value"),
+        (
+            vec!["view", "--allow-host", "http://x/"],
+            "--allow-host: expected a host name",
+        ),
         (vec!["view", "--bogus"], "unknown option \"--bogus\""),
     ] {
         let (code, _, err) = tracewire(&args);
@@ -77,4 +81,56 @@ fn a_taken_receiver_port_fails_with_a_useful_message() {
         err.contains("in use") && err.contains("--otlp-http PORT"),
         "{err}"
     );
+}
+
+/// Starts `tracewire view` with `args`, waits until it is serving, stops it; returns stderr.
+fn stderr_of_a_started_viewer(args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tracewire"))
+        .arg("view")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let started = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("Ctrl-C to stop"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(started, "tracewire view did not start: {err}");
+    err
+}
+
+/// Issue 13, item 7: bound to a non-loopback address, `tracewire view` says loudly that every
+/// trace is exposed (there is no authentication); bound to loopback, it does not.
+#[test]
+fn a_non_loopback_bind_is_warned_about() {
+    let quiet = [
+        "--otlp-grpc",
+        "off",
+        "--otlp-http",
+        "off",
+        "--zipkin",
+        "off",
+        "--ui",
+        "0",
+    ];
+    let err = stderr_of_a_started_viewer(&[&["--host", "0.0.0.0"][..], &quiet[..]].concat());
+    assert!(
+        err.contains("[warn]") && err.contains("0.0.0.0") && err.contains("no authentication"),
+        "{err}"
+    );
+    let err = stderr_of_a_started_viewer(&quiet);
+    assert!(!err.contains("no authentication"), "{err}");
 }

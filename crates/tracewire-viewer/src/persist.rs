@@ -93,11 +93,11 @@ pub(crate) fn attach(store: &Store, path: &Path) -> io::Result<usize> {
     let tmp = path.with_extension("tmp");
     {
         let mut w = BufWriter::new(File::create(&tmp)?);
-        for r in store.export_all() {
+        store.export_each(|r| {
             let b = r.encode_to_vec();
             w.write_all(&(b.len() as u32).to_le_bytes())?;
-            w.write_all(&b)?;
-        }
+            w.write_all(&b)
+        })?;
         w.flush()?;
     }
     std::fs::rename(&tmp, path)?;

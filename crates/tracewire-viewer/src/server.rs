@@ -5,14 +5,27 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderValue, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::exporter::StoreExporter;
-use crate::receive::{Ctx, DEFAULT_MAX_BODY};
-use crate::store::{Store, StoreConfig};
+use crate::host::AllowedHosts;
+use crate::receive::{
+    self, BUDGET_WAIT, Bounds, Ctx, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BODY,
+    DEFAULT_MAX_BODY_MEMORY,
+};
+use crate::store::{SpanLimits, Store, StoreConfig};
 
 /// Default OTLP/gRPC port.
 pub const OTLP_GRPC_PORT: u16 = 4317;
@@ -64,7 +77,12 @@ pub struct ViewerBuilder {
     ui: Option<u16>,
     ui_fallback: bool,
     max_body: usize,
+    max_body_memory: usize,
+    header_timeout: Duration,
+    body_timeout: Duration,
+    allowed_hosts: Vec<String>,
     store: StoreConfig,
+    limits: SpanLimits,
     persist: Option<PathBuf>,
 }
 
@@ -78,7 +96,12 @@ impl Default for ViewerBuilder {
             ui: Some(UI_PORT),
             ui_fallback: true,
             max_body: DEFAULT_MAX_BODY,
+            max_body_memory: DEFAULT_MAX_BODY_MEMORY,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            allowed_hosts: Vec::new(),
             store: StoreConfig::default(),
+            limits: SpanLimits::default(),
             persist: None,
         }
     }
@@ -102,9 +125,21 @@ impl ViewerBuilder {
         }
     }
 
-    /// The address to bind (default 127.0.0.1; anything else exposes your traces).
+    /// The address to bind (default 127.0.0.1). Anything but a loopback address exposes every
+    /// trace to whoever can reach it — the viewer has no authentication — and is warned about
+    /// at start. Requests are answered only when their `Host` is `localhost`, a loopback
+    /// address, this address (any address when it is `0.0.0.0` or `::`) or a name given to
+    /// [`allow_host`](Self::allow_host).
     pub fn host(mut self, host: IpAddr) -> Self {
         self.host = host;
+        self
+    }
+
+    /// Also answer requests whose `Host` is `name` (with any port): the name senders and
+    /// browsers use to reach a viewer bound to a non-loopback address, e.g. a container's
+    /// service name. Other names are refused (`403`), which stops DNS-rebinding pages.
+    pub fn allow_host(mut self, name: impl Into<String>) -> Self {
+        self.allowed_hosts.push(name.into());
         self
     }
 
@@ -142,6 +177,36 @@ impl ViewerBuilder {
     /// Largest accepted request body, before and after decompression (default 16 MiB).
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// At most this many bytes of request bodies are held at once by all HTTP receivers
+    /// together (default 64 MiB, at least `max_body`); a request that finds no room within a
+    /// couple of seconds is answered `503` with `Retry-After`. The gRPC receiver serves at most
+    /// `max_body_memory / max_body` requests at once.
+    pub fn max_body_memory(mut self, bytes: usize) -> Self {
+        self.max_body_memory = bytes;
+        self
+    }
+
+    /// How long a client has to send a request's headers; also how long an idle keep-alive
+    /// connection is kept (default 20 s). On the gRPC port, how long a new connection has to
+    /// start HTTP/2 (send its preface).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// How long a client has to send a request's body (default 30 s; `408` after it). The
+    /// gRPC receiver gives a whole request this long.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The limits applied to every received span (default: [`SpanLimits::default`]).
+    pub fn span_limits(mut self, limits: SpanLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -210,7 +275,7 @@ impl ViewerBuilder {
     /// Loads the persistence file, binds every enabled listener, and serves in the background
     /// on the current tokio runtime.
     pub async fn start(self) -> Result<RunningViewer, StartError> {
-        let store = Arc::new(Store::new(self.store));
+        let store = Arc::new(Store::with_limits(self.store, self.limits));
         if let Some(path) = &self.persist {
             crate::persist::attach(&store, path).map_err(|e| StartError {
                 message: format!(
@@ -221,11 +286,18 @@ impl ViewerBuilder {
             })?;
         }
         let (stop_tx, stop_rx) = watch::channel(false);
+        let bounds = Arc::new(Bounds::new(
+            self.max_body,
+            self.max_body_memory,
+            self.body_timeout,
+            BUDGET_WAIT,
+        ));
         let ctx = Ctx {
             store: store.clone(),
-            max_body: self.max_body,
+            bounds: bounds.clone(),
             stop: stop_rx.clone(),
         };
+        let hosts = Arc::new(AllowedHosts::new(self.host, &self.allowed_hosts));
         let mut tasks = Vec::new();
         let mut addrs = Addrs::default();
 
@@ -251,14 +323,38 @@ impl ViewerBuilder {
             Some(p) => Some(self.bind(p, "UI", "--ui", self.ui_fallback).await?),
             None => None,
         };
+        if !self.host.is_loopback() {
+            log::warn!(
+                "tracewire-viewer: listening on {}, not a loopback address: anyone who can reach \
+                 it can read and write every trace (the viewer has no authentication). Requests \
+                 must name the viewer by a loopback name or address, {}{}.",
+                self.host,
+                if self.host.is_unspecified() {
+                    "any IP address of this machine".to_owned()
+                } else {
+                    self.host.to_string()
+                },
+                if self.allowed_hosts.is_empty() {
+                    " (allow a host name with --allow-host NAME)".to_owned()
+                } else {
+                    format!(" or {}", self.allowed_hosts.join(", "))
+                }
+            );
+        }
 
         if let Some(l) = grpc {
             addrs.otlp_grpc = l.local_addr().ok();
-            let svc = crate::receive::grpc_service(store.clone(), self.max_body);
+            let svc = receive::grpc_service(store.clone(), bounds.clone());
+            let limit = bounds.max_bodies();
             let mut stop = stop_rx.clone();
+            let timeout = self.body_timeout;
+            let incoming = grpc_incoming(l, self.header_timeout);
             tasks.push(tokio::spawn(async move {
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
                 let r = tonic::transport::Server::builder()
+                    .timeout(timeout)
+                    .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limit))
+                    .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                    .http2_keepalive_timeout(Some(Duration::from_secs(20)))
                     .add_service(svc)
                     .serve_with_incoming_shutdown(incoming, async move {
                         let _ = stop.wait_for(|s| *s).await;
@@ -269,38 +365,31 @@ impl ViewerBuilder {
                 }
             }));
         }
-        let serve = |l: TcpListener, router: axum::Router, what: &'static str| {
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let r = axum::serve(l, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await;
-                if let Err(e) = r {
-                    log::error!("{what} stopped: {e}");
-                }
-            })
+        let serve = |l: TcpListener, router: Router, what: &'static str| {
+            let router = router.layer(axum::middleware::from_fn_with_state(hosts.clone(), guard));
+            tokio::spawn(serve_http(
+                l,
+                router,
+                stop_rx.clone(),
+                self.header_timeout,
+                what,
+            ))
         };
         if let Some(l) = http {
             addrs.otlp_http = l.local_addr().ok();
             tasks.push(serve(
                 l,
-                crate::receive::otlp_http_router(ctx.clone()),
+                otlp_http_router(ctx.clone()),
                 "OTLP/HTTP receiver",
             ));
         }
         if let Some(l) = zipkin {
             addrs.zipkin = l.local_addr().ok();
-            tasks.push(serve(
-                l,
-                crate::receive::zipkin_router(ctx.clone()),
-                "Zipkin receiver",
-            ));
+            tasks.push(serve(l, zipkin_router(ctx.clone()), "Zipkin receiver"));
         }
         if let Some(l) = ui {
             addrs.ui = l.local_addr().ok();
-            tasks.push(serve(l, crate::ui_router(ctx.clone()), "UI"));
+            tasks.push(serve(l, ui_router(ctx.clone()), "UI"));
         }
         Ok(RunningViewer {
             store,
@@ -309,6 +398,167 @@ impl ViewerBuilder {
             tasks,
         })
     }
+}
+
+/// The router of the UI port: the web UI, the own API, the Jaeger and Zipkin read APIs, and
+/// OTLP/HTTP.
+fn ui_router(ctx: Ctx) -> Router {
+    crate::api::native::routes()
+        .merge(crate::api::jaeger::routes())
+        .merge(crate::api::zipkin::read_routes())
+        .route("/v1/traces", post(receive::otlp_http_handler))
+        .layer(axum::middleware::from_fn(receive::cors))
+        .with_state(ctx)
+}
+
+/// The OTLP/HTTP receiver: `POST /v1/traces`.
+fn otlp_http_router(ctx: Ctx) -> Router {
+    Router::new()
+        .route("/v1/traces", post(receive::otlp_http_handler))
+        .layer(axum::middleware::from_fn(receive::cors))
+        .with_state(ctx)
+}
+
+/// The Zipkin receiver (`POST /api/v2/spans`) plus the Zipkin read API.
+fn zipkin_router(ctx: Ctx) -> Router {
+    Router::new()
+        .route("/api/v2/spans", post(receive::zipkin_http))
+        .merge(crate::api::zipkin::read_routes())
+        .layer(axum::middleware::from_fn(receive::cors))
+        .with_state(ctx)
+}
+
+/// What every HTTP request passes first: its `Host` (and absolute URI, if any) must name this
+/// viewer (see [`crate::host`]); every response says `X-Content-Type-Options: nosniff`.
+async fn guard(State(hosts): State<Arc<AllowedHosts>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+    let named = host.as_deref().or(authority.as_deref());
+    let ok = named.is_some_and(|h| hosts.allows(h))
+        && authority.as_deref().is_none_or(|a| hosts.allows(a));
+    let mut resp = if ok {
+        next.run(req).await
+    } else {
+        let shown = named.unwrap_or("(none)");
+        (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!(
+                "Host {shown:?} is not allowed: the viewer answers to localhost, loopback \
+                 addresses and the address it is bound to. Allow a name with --allow-host \
+                 (ViewerBuilder::allow_host).\n"
+            ),
+        )
+            .into_response()
+    };
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// Serves HTTP/1.1 on `l` until `stop`: a client must send its request headers within
+/// `header_timeout` (idle keep-alive connections are closed after it too).
+async fn serve_http(
+    l: TcpListener,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+    header_timeout: Duration,
+    what: &'static str,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stopped);
+    loop {
+        let (stream, _) = tokio::select! {
+            r = l.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // out of file descriptors and the like: wait rather than spin
+                    log::warn!("{what}: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stopped => break,
+        };
+        // responses are streamed in pieces: send each as soon as it is written
+        let _ = stream.set_nodelay(true);
+        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(l);
+    graceful.shutdown().await;
+}
+
+/// Length of the HTTP/2 connection preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`), the first
+/// bytes of every gRPC connection.
+const H2_PREFACE_LEN: usize = 24;
+
+/// The connections of the gRPC receiver: only those whose client sends the HTTP/2 preface
+/// within `header_timeout` are handed to the server (which would wait for it indefinitely); a
+/// silent or trickling connection is closed. Accepting stops when the server drops the stream.
+fn grpc_incoming(
+    l: TcpListener,
+    header_timeout: Duration,
+) -> ReceiverStream<io::Result<TcpStream>> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                r = l.accept() => match r {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        log::warn!("OTLP/gRPC receiver: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = tx.closed() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if preface_within(&stream, header_timeout).await {
+                    let _ = tx.send(Ok(stream)).await;
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// Whether the client sends at least the HTTP/2 preface's length within `timeout` (the bytes
+/// stay in the socket for the server to read).
+async fn preface_within(s: &TcpStream, timeout: Duration) -> bool {
+    let mut buf = [0u8; H2_PREFACE_LEN];
+    let arrived = async {
+        loop {
+            match s.peek(&mut buf).await {
+                Ok(n) if n >= H2_PREFACE_LEN => return true,
+                Ok(0) | Err(_) => return false,
+                // part of it: peek returns at once until more arrives
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    };
+    tokio::time::timeout(timeout, arrived)
+        .await
+        .unwrap_or(false)
 }
 
 /// The bound addresses of a [`RunningViewer`] (`None`: that listener is off).

@@ -193,11 +193,12 @@ impl TextQuery {
         TextQuery { lower, finder }
     }
 
-    /// Whether the trace with this search text and these spans contains the needle.
-    pub(crate) fn matches(&self, text: &[u8], spans: &[StoredSpan]) -> bool {
+    /// Whether the trace with this search text and these spans contains the needle. A `stale`
+    /// text (it still holds a replaced span's fields) is not used: the spans are walked.
+    pub(crate) fn matches(&self, text: &[u8], spans: &[StoredSpan], stale: bool) -> bool {
         match &self.finder {
-            Some(f) => f.find(text).is_some(),
-            None => spans
+            Some(f) if !stale => f.find(text).is_some(),
+            _ => spans
                 .iter()
                 .any(|s| crate::query::contains_text(s, &self.lower)),
         }
@@ -357,7 +358,7 @@ mod tests {
         ] {
             let q = TextQuery::new(needle);
             for spans in &traces {
-                let fast = q.matches(&build(spans), spans);
+                let fast = q.matches(&build(spans), spans, false);
                 let slow = spans
                     .iter()
                     .any(|s| crate::query::contains_text(s, &needle.to_lowercase()));

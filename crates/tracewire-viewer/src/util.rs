@@ -80,7 +80,7 @@ pub(crate) fn value_text(v: &AnyValue) -> String {
         Some(Value::IntValue(i)) => i.to_string(),
         Some(Value::DoubleValue(d)) => d.to_string(),
         Some(Value::BytesValue(b)) => hex(b),
-        Some(_) => value_json(v).to_string(),
+        Some(_) => serde_json::to_string(&JsonValue(v)).unwrap_or_default(),
         None => String::new(),
     }
 }
@@ -96,31 +96,37 @@ pub(crate) fn value_eq(v: &AnyValue, want: &str) -> bool {
     }
 }
 
-/// An attribute value as plain JSON (`"x"`, `1`, `true`, `[..]`, `{..}`).
-pub(crate) fn value_json(v: &AnyValue) -> serde_json::Value {
-    use serde_json::Value as J;
-    match &v.value {
-        Some(Value::StringValue(s)) => J::String(s.clone()),
-        Some(Value::BoolValue(b)) => J::Bool(*b),
-        Some(Value::IntValue(i)) => J::from(*i),
-        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
-            .map(J::Number)
-            .unwrap_or_else(|| J::String(d.to_string())),
-        Some(Value::BytesValue(b)) => J::String(hex(b)),
-        Some(Value::ArrayValue(a)) => J::Array(a.values.iter().map(value_json).collect()),
-        Some(Value::StringValueStrindex(i)) => J::from(*i),
-        Some(Value::KvlistValue(l)) => J::Object(
-            l.values
-                .iter()
-                .map(|kv| {
-                    (
-                        kv.key.clone(),
-                        kv.value.as_ref().map(value_json).unwrap_or(J::Null),
-                    )
-                })
-                .collect(),
-        ),
-        None => J::Null,
+/// An attribute value as plain JSON (`"x"`, `1`, `true`, `[..]`, `{..}`), serialized
+/// straight to the output (no intermediate `serde_json::Value` tree).
+pub(crate) struct JsonValue<'a>(pub(crate) &'a AnyValue);
+
+impl serde::Serialize for JsonValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match &self.0.value {
+            Some(Value::StringValue(v)) => s.serialize_str(v),
+            Some(Value::BoolValue(b)) => s.serialize_bool(*b),
+            Some(Value::IntValue(i)) => s.serialize_i64(*i),
+            Some(Value::DoubleValue(d)) if d.is_finite() => s.serialize_f64(*d),
+            Some(Value::DoubleValue(d)) => s.serialize_str(&d.to_string()),
+            Some(Value::BytesValue(b)) => s.serialize_str(&hex(b)),
+            Some(Value::ArrayValue(a)) => {
+                let mut seq = s.serialize_seq(Some(a.values.len()))?;
+                for v in &a.values {
+                    seq.serialize_element(&JsonValue(v))?;
+                }
+                seq.end()
+            }
+            Some(Value::StringValueStrindex(i)) => s.serialize_i32(*i),
+            Some(Value::KvlistValue(l)) => {
+                let mut map = s.serialize_map(Some(l.values.len()))?;
+                for kv in &l.values {
+                    map.serialize_entry(&kv.key, &kv.value.as_ref().map(JsonValue))?;
+                }
+                map.end()
+            }
+            None => s.serialize_unit(),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 // tracewire viewer UI. Plain JS, no dependencies. Every piece of span data is inserted with
-// textContent (through `el`), never as HTML.
+// textContent (through `el`), never as HTML. The span tree is built by tree.js (loaded first).
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -152,21 +152,6 @@ async function loadTrace(id, spanId, keepScroll) {
   renderTrace(keepScroll);
 }
 
-function buildTree(spans) {
-  const byId = new Map();
-  for (const s of spans) if (!byId.has(s.spanId)) byId.set(s.spanId, s);
-  const children = new Map();
-  const roots = [];
-  for (const s of spans) {
-    s.children = [];
-    const p = s.parentSpanId && byId.get(s.parentSpanId);
-    if (p && p !== s) (children.get(p.spanId) || children.set(p.spanId, []).get(p.spanId)).push(s);
-    else roots.push(s);
-  }
-  for (const s of spans) s.children = byId.get(s.spanId) === s ? (children.get(s.spanId) || []) : [];
-  return roots;
-}
-
 function renderTrace(keepScroll) {
   const t = state.trace;
   $('empty').hidden = true; $('trace-view').hidden = false;
@@ -192,13 +177,8 @@ function renderTrace(keepScroll) {
   ticks[4].style.transform = 'translateX(-100%)';
   $('axis-ticks').replaceChildren(...ticks);
   // rows
-  const roots = buildTree(t.spans);
-  const rows = [];
-  const walk = (s, depth) => {
-    rows.push(spanRow(s, depth, total));
-    if (!state.collapsed.has(s.spanId)) for (const c of s.children) walk(c, depth + 1);
-  };
-  for (const r of roots) walk(r, 0);
+  // tree.js: every span once, cycles of parent ids cut
+  const rows = flatten(buildTree(t.spans), state.collapsed).map((r) => spanRow(r.span, r.depth, total));
   $('rows').replaceChildren(...rows);
   applyTraceSearch();
   if (state.span) showSpan(state.span, !keepScroll); else $('details').hidden = true;
@@ -224,12 +204,12 @@ function spanRow(s, depth, total) {
       el('span', { class: 'svc' }, s.service),
       el('span', { class: 'name' }, s.name),
       s.missingParent ? el('span', { class: 'missing', title: 'parent ' + s.parentSpanId + ' not received' }, '(parent missing)') : null,
-      hasKids && state.collapsed.has(s.spanId) ? el('span', { class: 'badge' }, '+' + countDesc(s)) : null),
+      s.cycle ? el('span', { class: 'missing', title: 'the parent ids of this span and its ancestors form a cycle; shown from here' }, '(parent cycle)') : null,
+      hasKids && state.collapsed.has(s.spanId) ? el('span', { class: 'badge' }, '+' + countDescendants(s)) : null),
     el('div', { class: 'bars' },
       el('div', { class: 'bar', style: { left: left + '%', width: width + '%', background: colour(s.service) } }),
       el('span', { class: 'dur', style: durLeft ? { left: durLeft } : { right: (100 - left) + '%', paddingRight: '4px' } }, fmtDur(s.durationNs))));
 }
-function countDesc(s) { return s.children.reduce((n, c) => n + 1 + countDesc(c), 0); }
 
 function selectSpan(spanId) {
   history.replaceState(null, '', '#/trace/' + state.selected + '/' + spanId);

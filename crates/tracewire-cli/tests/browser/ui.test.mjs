@@ -269,6 +269,27 @@ try {
     await page.waitForSelector(`#trace-list .trace-row[data-trace-id="${held.traceId}"]`);
   });
 
+  await check('a trace whose parent ids form a cycle shows every span (issue 13)', async () => {
+    // a root with a child, and two spans that are each other's parent (the issue's trace)
+    const cyc = hex(16);
+    const [r, c, a, b] = [hex(8), hex(8), hex(8), hex(8)];
+    const t = BigInt(Date.now()) * 1000000n;
+    const sp = (spanId, parentSpanId, name, ms) => ({ traceId: cyc, spanId, parentSpanId, name, kind: 1,
+      startTimeUnixNano: String(t + BigInt(ms) * 1000000n), endTimeUnixNano: String(t + BigInt(ms + 1) * 1000000n) });
+    await send({ resourceSpans: [{ resource: { attributes: [str('service.name', 'loop')] }, scopeSpans: [{ spans: [
+      sp(r, '', 'root', 0), sp(c, r, 'child', 1), sp(a, b, 'cycle a', 2), sp(b, a, 'cycle b', 3)] }] }] });
+    await page.goto(`${UI}/#/trace/${cyc}`);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('#rows .span-row').length === 4);
+    const rows = await page.$$eval('#rows .span-row', (rs) => rs.map((row) =>
+      '  '.repeat(+row.dataset.depth) + row.querySelector('.name').textContent + (row.textContent.includes('(parent cycle)') ? ' [cycle]' : '')));
+    assert.deepEqual(rows, ['root', '  child', 'cycle a [cycle]', '  cycle b']);
+    await page.click('#collapse-all');
+    assert.equal(await page.$$eval('#rows .span-row', (x) => x.length), 2);
+    await page.click('#expand-all');
+    assert.equal(await page.$$eval('#rows .span-row', (x) => x.length), 4);
+  });
+
   await check('screenshot of a multi-service trace', async () => {
     await page.goto(`${UI}/#/trace/${traceId}/${ids['charge']}`);
     await page.reload();

@@ -2,7 +2,9 @@
 //! `/api/services`, `/api/services/{service}/operations`, `/api/operations`, `/api/traces`,
 //! `/api/traces/{id}`, `/api/dependencies`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io::{self, Write};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -11,12 +13,14 @@ use axum::routing::get;
 use http::StatusCode;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as Otel;
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{json as json_resp, now_ns, param};
+use super::stream::{self, array, value};
+use super::{MAX_LIMIT, MAX_RESPONSE_BYTES, json as json_resp, limit, now_ns, param};
 use crate::query::{self, SpanFilter, parse_duration};
 use crate::receive::Ctx;
-use crate::store::StoredSpan;
+use crate::store::{Origin, StoredSpan, TraceId};
 use crate::util;
 
 fn envelope(data: Value, total: usize) -> Response {
@@ -34,48 +38,108 @@ fn error(code: StatusCode, msg: String) -> Response {
         .into_response()
 }
 
+/// A Jaeger tag value.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TagValue<'a> {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+}
+
+/// A Jaeger tag: `{"key", "type", "value"}`.
+#[derive(Serialize)]
+struct Tag<'a> {
+    key: &'a str,
+    r#type: &'static str,
+    value: TagValue<'a>,
+}
+
 /// A Jaeger tag from an OTLP attribute.
-fn tag(key: &str, v: Option<&AnyValue>) -> Value {
-    match v.and_then(|v| v.value.as_ref()) {
-        Some(any_value::Value::BoolValue(b)) => json!({ "key": key, "type": "bool", "value": b }),
-        Some(any_value::Value::IntValue(i)) => json!({ "key": key, "type": "int64", "value": i }),
-        Some(any_value::Value::DoubleValue(d)) => {
-            json!({ "key": key, "type": "float64", "value": d })
-        }
-        Some(any_value::Value::BytesValue(b)) => {
-            json!({ "key": key, "type": "binary", "value": util::hex(b) })
-        }
-        _ => json!({ "key": key, "type": "string",
-                     "value": v.map(util::value_text).unwrap_or_default() }),
+fn tag<'a>(key: &'a str, v: Option<&'a AnyValue>) -> Tag<'a> {
+    let (r#type, value) = match v.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::BoolValue(b)) => ("bool", TagValue::Bool(*b)),
+        Some(any_value::Value::IntValue(i)) => ("int64", TagValue::Int(*i)),
+        Some(any_value::Value::DoubleValue(d)) => ("float64", TagValue::Float(*d)),
+        Some(any_value::Value::BytesValue(b)) => ("binary", TagValue::Str(util::hex(b).into())),
+        Some(any_value::Value::StringValue(s)) => ("string", TagValue::Str(s.into())),
+        _ => (
+            "string",
+            TagValue::Str(v.map(util::value_text).unwrap_or_default().into()),
+        ),
+    };
+    Tag { key, r#type, value }
+}
+
+fn tags(kvs: &[KeyValue]) -> impl Iterator<Item = Tag<'_>> {
+    kvs.iter().map(|kv| tag(&kv.key, kv.value.as_ref()))
+}
+
+fn str_tag<'a>(key: &'a str, v: &'a str) -> Tag<'a> {
+    Tag {
+        key,
+        r#type: "string",
+        value: TagValue::Str(v.into()),
     }
 }
 
-fn tags(kvs: &[KeyValue]) -> Vec<Value> {
-    kvs.iter()
-        .map(|kv| tag(&kv.key, kv.value.as_ref()))
-        .collect()
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Reference {
+    ref_type: &'static str,
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    #[serde(rename = "spanID")]
+    span_id: String,
 }
 
-fn str_tag(key: &str, v: &str) -> Value {
-    json!({ "key": key, "type": "string", "value": v })
+#[derive(Serialize)]
+struct Log<'a> {
+    timestamp: u64,
+    fields: Vec<Tag<'a>>,
+}
+
+/// One stored span as a Jaeger span.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JaegerSpan<'a> {
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    #[serde(rename = "spanID")]
+    span_id: String,
+    operation_name: &'a str,
+    references: Vec<Reference>,
+    flags: u32,
+    start_time: u64,
+    duration: u64,
+    tags: Vec<Tag<'a>>,
+    logs: Vec<Log<'a>>,
+    #[serde(rename = "processID")]
+    process_id: &'a str,
+    warnings: Option<()>,
 }
 
 /// One stored span as a Jaeger span (`processID` given by the caller).
-pub(crate) fn to_jaeger(s: &StoredSpan, process_id: &str) -> Value {
-    let sp = &s.span;
+fn to_jaeger<'a>(s: &'a StoredSpan, process_id: &'a str) -> JaegerSpan<'a> {
+    let sp = &*s.span;
     let trace_id = util::hex(&sp.trace_id);
     let mut references = Vec::new();
     if !util::is_empty_id(&sp.parent_span_id) {
-        references.push(json!({ "refType": "CHILD_OF", "traceID": trace_id,
-                                "spanID": util::hex(&sp.parent_span_id) }));
+        references.push(Reference {
+            ref_type: "CHILD_OF",
+            trace_id: trace_id.clone(),
+            span_id: util::hex(&sp.parent_span_id),
+        });
     }
     for l in &sp.links {
-        references.push(
-            json!({ "refType": "FOLLOWS_FROM", "traceID": util::hex(&l.trace_id),
-                                "spanID": util::hex(&l.span_id) }),
-        );
+        references.push(Reference {
+            ref_type: "FOLLOWS_FROM",
+            trace_id: util::hex(&l.trace_id),
+            span_id: util::hex(&l.span_id),
+        });
     }
-    let mut t = tags(&sp.attributes);
+    let mut t: Vec<Tag<'a>> = tags(&sp.attributes).collect();
     let kind = util::kind_name(sp.kind);
     if kind != "internal" && kind != "unspecified" {
         t.push(str_tag("span.kind", kind));
@@ -83,7 +147,11 @@ pub(crate) fn to_jaeger(s: &StoredSpan, process_id: &str) -> Value {
     match util::status_code(sp) {
         Otel::Error => {
             t.push(str_tag("otel.status_code", "ERROR"));
-            t.push(json!({ "key": "error", "type": "bool", "value": true }));
+            t.push(Tag {
+                key: "error",
+                r#type: "bool",
+                value: TagValue::Bool(true),
+            });
             if let Some(st) = sp.status.as_ref().filter(|s| !s.message.is_empty()) {
                 t.push(str_tag("otel.status_description", &st.message));
             }
@@ -100,72 +168,107 @@ pub(crate) fn to_jaeger(s: &StoredSpan, process_id: &str) -> Value {
     if !sp.trace_state.is_empty() {
         t.push(str_tag("w3c.tracestate", &sp.trace_state));
     }
-    let logs: Vec<Value> = sp
+    let logs = sp
         .events
         .iter()
         .map(|e| {
             let mut fields = vec![str_tag("event", &e.name)];
             fields.extend(tags(&e.attributes));
-            json!({ "timestamp": e.time_unix_nano / 1000, "fields": fields })
+            Log {
+                timestamp: e.time_unix_nano / 1000,
+                fields,
+            }
         })
         .collect();
-    json!({
-        "traceID": trace_id,
-        "spanID": util::hex(&sp.span_id),
-        "operationName": sp.name,
-        "references": references,
-        "flags": sp.flags & 0xff,
-        "startTime": sp.start_time_unix_nano / 1000,
-        "duration": s.duration_ns() / 1000,
-        "tags": t,
-        "logs": logs,
-        "processID": process_id,
-        "warnings": null,
-    })
+    JaegerSpan {
+        trace_id,
+        span_id: util::hex(&sp.span_id),
+        operation_name: &sp.name,
+        references,
+        flags: sp.flags & 0xff,
+        start_time: sp.start_time_unix_nano / 1000,
+        duration: s.duration_ns() / 1000,
+        tags: t,
+        logs,
+        process_id,
+        warnings: None,
+    }
 }
 
-/// A whole trace in Jaeger's JSON shape (spans by start time, one process per resource).
-pub(crate) fn jaeger_trace(tid: &[u8], spans: &[StoredSpan]) -> Value {
-    let mut processes: Vec<(String, Value)> = Vec::new();
-    let mut keys: HashMap<String, String> = HashMap::new();
+/// Writes a whole trace in Jaeger's JSON shape (spans by start time, one process per
+/// distinct resource), span by span.
+fn write_trace<W: Write>(w: &mut W, tid: &[u8], spans: &[StoredSpan]) -> io::Result<()> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Process<'a> {
+        service_name: &'a str,
+        tags: Vec<Tag<'a>>,
+    }
     let mut sorted: Vec<&StoredSpan> = spans.iter().collect();
     sorted.sort_by_key(|s| s.span.start_time_unix_nano);
-    let mut out = Vec::with_capacity(sorted.len());
     // one process per distinct resource; batches of one process share it
-    let mut by_origin: HashMap<*const crate::store::Origin, String> = HashMap::new();
-    for s in sorted {
+    let mut processes: Vec<(String, String)> = Vec::new();
+    let mut keys: HashMap<String, usize> = HashMap::new();
+    let mut by_origin: HashMap<*const Origin, usize> = HashMap::new();
+    w.write_all(b"{\"traceID\":")?;
+    value(w, &util::hex(tid))?;
+    w.write_all(b",\"spans\":")?;
+    array(w, sorted, |w, s| {
         let ptr = std::sync::Arc::as_ptr(&s.origin);
-        if let Some(pid) = by_origin.get(&ptr) {
-            out.push(to_jaeger(s, pid));
-            continue;
-        }
-        let ptags: Vec<Value> = s
-            .origin
-            .resource
-            .attributes
-            .iter()
-            .filter(|kv| kv.key != util::SERVICE_NAME)
-            .map(|kv| tag(&kv.key, kv.value.as_ref()))
-            .collect();
-        let process = json!({ "serviceName": &*s.origin.service, "tags": ptags });
-        let key = process.to_string();
-        let pid = match keys.get(&key) {
-            Some(p) => p.clone(),
+        let i = match by_origin.get(&ptr) {
+            Some(i) => *i,
             None => {
-                let p = format!("p{}", processes.len() + 1);
-                keys.insert(key, p.clone());
-                processes.push((p.clone(), process));
-                p
+                let process = Process {
+                    service_name: &s.origin.service,
+                    tags: s
+                        .origin
+                        .resource
+                        .attributes
+                        .iter()
+                        .filter(|kv| kv.key != util::SERVICE_NAME)
+                        .map(|kv| tag(&kv.key, kv.value.as_ref()))
+                        .collect(),
+                };
+                let json = serde_json::to_string(&process).map_err(io::Error::other)?;
+                let i = *keys.entry(json.clone()).or_insert_with(|| {
+                    processes.push((format!("p{}", processes.len() + 1), json));
+                    processes.len() - 1
+                });
+                by_origin.insert(ptr, i);
+                i
             }
         };
-        by_origin.insert(ptr, pid.clone());
-        out.push(to_jaeger(s, &pid));
+        value(w, &to_jaeger(s, &processes[i].0))
+    })?;
+    w.write_all(b",\"processes\":{")?;
+    for (i, (pid, json)) in processes.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        value(w, pid)?;
+        w.write_all(b":")?;
+        w.write_all(json.as_bytes())?;
     }
-    json!({
-        "traceID": util::hex(tid),
-        "spans": out,
-        "processes": processes.into_iter().collect::<serde_json::Map<_, _>>(),
-        "warnings": null,
+    w.write_all(b"},\"warnings\":null}")
+}
+
+/// The traces `ids` in Jaeger's envelope, written while they are sent (see [`stream::traces`]).
+fn traces_response(ctx: &Ctx, ids: Vec<TraceId>) -> Response {
+    let store = ctx.store.clone();
+    stream::json(move |w| {
+        w.write_all(b"{\"data\":[")?;
+        let n = stream::traces(
+            w,
+            &store,
+            &ids,
+            MAX_RESPONSE_BYTES,
+            "Jaeger",
+            |w, id, spans| write_trace(w, id, spans),
+        )?;
+        write!(
+            w,
+            "],\"total\":{n},\"limit\":0,\"offset\":0,\"errors\":null}}"
+        )
     })
 }
 
@@ -271,7 +374,7 @@ pub(crate) fn jaeger_query(q: &[(String, String)]) -> Result<query::Query, Strin
         },
         start_ns: start_us.map(|s| s.saturating_mul(1000)),
         end_ns: end_us.map(|e| e.saturating_mul(1000)),
-        limit: num("limit")?.unwrap_or(20) as usize,
+        limit: limit(num("limit")?, 20),
         ..Default::default()
     })
 }
@@ -283,64 +386,68 @@ async fn traces(State(ctx): State<Ctx>, Query(q): Params) -> Response {
         .map(|(_, v)| v.as_str())
         .collect();
     if !ids.is_empty() {
-        let mut out = Vec::new();
-        for id in ids {
+        let mut tids = Vec::new();
+        for id in ids.into_iter().take(MAX_LIMIT) {
             let Some(tid) = util::parse_trace_id(id) else {
                 return error(StatusCode::BAD_REQUEST, format!("invalid trace id {id:?}"));
             };
-            if let Some(spans) = ctx.store.trace(&tid) {
-                out.push(jaeger_trace(&tid, &spans));
-            }
+            tids.push(tid);
         }
-        let n = out.len();
-        return envelope(Value::Array(out), n);
+        return traces_response(&ctx, tids);
     }
     let query = match jaeger_query(&q) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let out: Vec<Value> = ctx
-        .store
-        .search_traces(&query)
-        .iter()
-        .map(|(tid, spans)| jaeger_trace(tid, spans))
-        .collect();
-    let n = out.len();
-    envelope(Value::Array(out), n)
+    let store = ctx.store.clone();
+    let ids = tokio::task::spawn_blocking(move || store.search_ids(&query))
+        .await
+        .unwrap_or_default();
+    traces_response(&ctx, ids)
 }
 
 async fn trace(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
     let Some(tid) = util::parse_trace_id(&id) else {
         return error(StatusCode::BAD_REQUEST, format!("invalid trace id {id:?}"));
     };
-    match ctx.store.trace(&tid) {
-        Some(spans) => envelope(json!([jaeger_trace(&tid, &spans)]), 1),
-        None => error(StatusCode::NOT_FOUND, "trace not found".into()),
+    if ctx.store.summary(&tid).is_none() {
+        return error(StatusCode::NOT_FOUND, "trace not found".into());
     }
+    traces_response(&ctx, vec![tid])
 }
 
-/// Service dependency links (parent span service -> child span service) over stored traces.
+/// Service dependency links (parent span service -> child span service) over the 10 000
+/// newest traces, read one trace at a time.
 async fn dependencies(State(ctx): State<Ctx>) -> Response {
-    let all = ctx.store.search_traces(&query::Query {
-        limit: 10_000,
-        ..Default::default()
-    });
-    let mut counts: HashMap<(String, String), u64> = HashMap::new();
-    for (_, spans) in &all {
-        let by_id: HashMap<&[u8], &StoredSpan> = spans
-            .iter()
-            .map(|s| (s.span.span_id.as_slice(), s))
-            .collect();
-        for s in spans {
-            if let Some(p) = by_id.get(s.span.parent_span_id.as_slice()) {
-                if p.origin.service != s.origin.service {
-                    *counts
-                        .entry((p.origin.service.to_string(), s.origin.service.to_string()))
-                        .or_default() += 1;
+    let store = ctx.store.clone();
+    let counts = tokio::task::spawn_blocking(move || {
+        let ids = store.search_ids(&query::Query {
+            limit: 10_000,
+            ..Default::default()
+        });
+        let mut counts: HashMap<(String, String), u64> = HashMap::new();
+        for id in ids {
+            let Some(spans) = store.trace(&id) else {
+                continue;
+            };
+            let by_id: HashMap<&[u8], &StoredSpan> = spans
+                .iter()
+                .map(|s| (s.span.span_id.as_slice(), s))
+                .collect();
+            for s in &spans {
+                if let Some(p) = by_id.get(s.span.parent_span_id.as_slice()) {
+                    if p.origin.service != s.origin.service {
+                        *counts
+                            .entry((p.origin.service.to_string(), s.origin.service.to_string()))
+                            .or_default() += 1;
+                    }
                 }
             }
         }
-    }
+        counts
+    })
+    .await
+    .unwrap_or_default();
     let out: Vec<Value> = counts
         .into_iter()
         .map(|((parent, child), n)| json!({ "parent": parent, "child": child, "callCount": n }))

@@ -3,7 +3,23 @@
 
 pub(crate) mod jaeger;
 pub(crate) mod native;
+pub(crate) mod stream;
 pub(crate) mod zipkin;
+
+/// Most traces one search returns: a larger `limit`, or `limit=0`, is this.
+pub(crate) const MAX_LIMIT: usize = 1000;
+/// A search response stops adding traces once it is this large (it always holds one).
+pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The number of traces a search returns: `default` when not asked, at most [`MAX_LIMIT`]
+/// (also for `0`, which some clients send for "no limit").
+pub(crate) fn limit(requested: Option<u64>, default: usize) -> usize {
+    match requested {
+        None => default.min(MAX_LIMIT),
+        Some(0) => MAX_LIMIT,
+        Some(n) => usize::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
+    }
+}
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

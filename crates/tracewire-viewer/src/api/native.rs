@@ -4,14 +4,16 @@
 //! |---|---|
 //! | `GET /tw/api/services` | `{"services": [..]}` |
 //! | `GET /tw/api/operations?service=S` | `{"operations": [..]}` |
-//! | `GET /tw/api/search?service&name&status&minDuration&maxDuration&attr&q&start&end&lookback&limit` | `{"traces": [TraceSummary]}` |
+//! | `GET /tw/api/search?service&name&status&minDuration&maxDuration&attr&q&start&end&lookback&limit` | `{"traces": [TraceSummary]}` (`limit` 50 by default, at most 1000) |
 //! | `GET /tw/api/traces/{id}` | the trace for the UI (spans with resource, events, links both ways) |
 //! | `GET /tw/api/traces/{id}/otlp` | the trace as an OTLP JSON `ExportTraceServiceRequest` (download) |
 //! | `POST /tw/api/import` | OTLP JSON or protobuf body; `{"accepted","rejected","traceIds"}` |
 //! | `GET /tw/api/live` | Server-Sent Events: `event: trace`, data = `{"kind":"new"/"update","trace":TraceSummary}` |
 //! | `GET /tw/api/stats` | store counters |
 
+use std::collections::HashSet;
 use std::convert::Infallible;
+use std::io::{self, Write};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,19 +23,24 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode, header};
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use serde_json::{Value, json};
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde::Serialize;
+use serde_json::json;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
-use super::{json as json_resp, now_ns, param};
+use super::stream::{self, array, value};
+use super::{json as json_resp, limit, now_ns, param};
 use crate::query::{self, SpanFilter, StatusFilter, parse_duration};
-use crate::receive::{ApiError, Ctx, Format, content_format, decode_otlp, read_body};
-use crate::store::{StoredSpan, to_request};
+use crate::receive::{ApiError, Ctx, Format, otlp_format};
+use crate::store::{Origin, Store, StoredSpan, TraceId};
 use crate::util;
 
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
 const APP_JS: &str = include_str!("../../ui/app.js");
+const TREE_JS: &str = include_str!("../../ui/tree.js");
 const APP_CSS: &str = include_str!("../../ui/app.css");
 
 fn bad(e: String) -> ApiError {
@@ -63,17 +70,30 @@ async fn index() -> Response {
     r
 }
 
-fn kvs(list: &[KeyValue]) -> Vec<Value> {
-    list.iter()
-        .map(|kv| {
-            let (text, ty) = kv
+/// Attributes as the UI shows them: `[{"key", "value" (text), "type"}]`.
+struct Kvs<'a>(&'a [KeyValue]);
+
+impl Serialize for Kvs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Kv<'a> {
+            key: &'a str,
+            value: String,
+            r#type: &'static str,
+        }
+        s.collect_seq(self.0.iter().map(|kv| {
+            let (value, r#type) = kv
                 .value
                 .as_ref()
                 .map(|v| (util::value_text(v), util::value_type(v)))
                 .unwrap_or_default();
-            json!({ "key": kv.key, "value": text, "type": ty })
-        })
-        .collect()
+            Kv {
+                key: &kv.key,
+                value,
+                r#type,
+            }
+        }))
+    }
 }
 
 /// Builds a [`query::Query`] from the own API's parameters.
@@ -124,7 +144,7 @@ pub(crate) fn native_query(q: &[(String, String)]) -> Result<query::Query, ApiEr
         text: param(q, "q").map(str::to_owned),
         start_ns,
         end_ns: end_us.map(|e| e.saturating_mul(1000)),
-        limit: num("limit")?.unwrap_or(50) as usize,
+        limit: limit(num("limit")?, 50),
         ..Default::default()
     })
 }
@@ -154,105 +174,244 @@ async fn search(State(ctx): State<Ctx>, Query(q): Params) -> Result<Response, Ap
     Ok(json_resp(&json!({ "traces": traces })))
 }
 
-fn span_json(s: &StoredSpan, t0: u64, present: &std::collections::HashSet<&[u8]>) -> Value {
-    let sp = &s.span;
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UiStatus<'a> {
+    code: &'static str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct UiScope<'a> {
+    name: &'a str,
+    version: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UiEvent<'a> {
+    name: &'a str,
+    offset_ns: u64,
+    attributes: Kvs<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UiLink<'a> {
+    trace_id: String,
+    span_id: String,
+    attributes: Kvs<'a>,
+}
+
+/// One span as the UI wants it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UiSpan<'a> {
+    span_id: String,
+    parent_span_id: String,
+    missing_parent: bool,
+    name: &'a str,
+    kind: &'static str,
+    service: &'a str,
+    start_ns: u64,
+    duration_ns: u64,
+    start_us: u64,
+    status: UiStatus<'a>,
+    attributes: Kvs<'a>,
+    resource: Kvs<'a>,
+    scope: UiScope<'a>,
+    events: Vec<UiEvent<'a>>,
+    links: Vec<UiLink<'a>>,
+    trace_state: &'a str,
+    flags: u32,
+    dropped_attributes: u32,
+    dropped_events: u32,
+    dropped_links: u32,
+}
+
+fn ui_span<'a>(s: &'a StoredSpan, t0: u64, present: &HashSet<&[u8]>) -> UiSpan<'a> {
+    let sp = &*s.span;
     let parent = if util::is_empty_id(&sp.parent_span_id) {
         String::new()
     } else {
         util::hex(&sp.parent_span_id)
     };
-    let missing_parent = !parent.is_empty() && !present.contains(sp.parent_span_id.as_slice());
-    let code = util::status_code(sp);
-    json!({
-        "spanId": util::hex(&sp.span_id),
-        "parentSpanId": parent,
-        "missingParent": missing_parent,
-        "name": sp.name,
-        "kind": util::kind_name(sp.kind),
-        "service": &*s.origin.service,
-        "startNs": sp.start_time_unix_nano.saturating_sub(t0),
-        "durationNs": s.duration_ns(),
-        "startUs": sp.start_time_unix_nano / 1000,
-        "status": { "code": util::status_name(code),
-                    "message": sp.status.as_ref().map(|s| s.message.as_str()).unwrap_or("") },
-        "attributes": kvs(&sp.attributes),
-        "resource": kvs(&s.origin.resource.attributes),
-        "scope": { "name": s.origin.scope.name, "version": s.origin.scope.version },
-        "events": sp.events.iter().map(|e| json!({
-            "name": e.name,
-            "offsetNs": e.time_unix_nano.saturating_sub(t0),
-            "attributes": kvs(&e.attributes),
-        })).collect::<Vec<_>>(),
-        "links": sp.links.iter().map(|l| json!({
-            "traceId": util::hex(&l.trace_id),
-            "spanId": util::hex(&l.span_id),
-            "attributes": kvs(&l.attributes),
-        })).collect::<Vec<_>>(),
-        "traceState": sp.trace_state,
-        "flags": sp.flags,
-        "droppedAttributes": sp.dropped_attributes_count,
-        "droppedEvents": sp.dropped_events_count,
-        "droppedLinks": sp.dropped_links_count,
-    })
+    UiSpan {
+        span_id: util::hex(&sp.span_id),
+        missing_parent: !parent.is_empty() && !present.contains(sp.parent_span_id.as_slice()),
+        parent_span_id: parent,
+        name: &sp.name,
+        kind: util::kind_name(sp.kind),
+        service: &s.origin.service,
+        start_ns: sp.start_time_unix_nano.saturating_sub(t0),
+        duration_ns: s.duration_ns(),
+        start_us: sp.start_time_unix_nano / 1000,
+        status: UiStatus {
+            code: util::status_name(util::status_code(sp)),
+            message: sp.status.as_ref().map(|s| s.message.as_str()).unwrap_or(""),
+        },
+        attributes: Kvs(&sp.attributes),
+        resource: Kvs(&s.origin.resource.attributes),
+        scope: UiScope {
+            name: &s.origin.scope.name,
+            version: &s.origin.scope.version,
+        },
+        events: sp
+            .events
+            .iter()
+            .map(|e| UiEvent {
+                name: &e.name,
+                offset_ns: e.time_unix_nano.saturating_sub(t0),
+                attributes: Kvs(&e.attributes),
+            })
+            .collect(),
+        links: sp
+            .links
+            .iter()
+            .map(|l| UiLink {
+                trace_id: util::hex(&l.trace_id),
+                span_id: util::hex(&l.span_id),
+                attributes: Kvs(&l.attributes),
+            })
+            .collect(),
+        trace_state: &sp.trace_state,
+        flags: sp.flags,
+        dropped_attributes: sp.dropped_attributes_count,
+        dropped_events: sp.dropped_events_count,
+        dropped_links: sp.dropped_links_count,
+    }
 }
 
-/// The trace as the UI wants it.
-pub(crate) fn trace_json(ctx: &Ctx, tid: &[u8; 16]) -> Option<Value> {
-    let spans = ctx.store.trace(tid)?;
-    let summary = ctx.store.summary(tid)?;
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UiIncoming {
+    from_trace_id: String,
+    from_span_id: String,
+    from_name: String,
+    from_service: String,
+    to_span_id: String,
+}
+
+/// Writes the trace as the UI wants it: `{"traceId", "summary", "startUs", "spans" (by start
+/// time), "incomingLinks"}`, span by span. `false` if the trace is not stored.
+pub(crate) fn write_trace<W: Write>(w: &mut W, store: &Store, tid: &TraceId) -> io::Result<bool> {
+    let (Some(spans), Some(summary)) = (store.trace(tid), store.summary(tid)) else {
+        return Ok(false);
+    };
     let t0 = spans
         .iter()
         .map(|s| s.span.start_time_unix_nano)
         .min()
         .unwrap_or(0);
-    let present: std::collections::HashSet<&[u8]> =
-        spans.iter().map(|s| s.span.span_id.as_slice()).collect();
+    let present: HashSet<&[u8]> = spans.iter().map(|s| s.span.span_id.as_slice()).collect();
     let mut sorted: Vec<&StoredSpan> = spans.iter().collect();
     sorted.sort_by_key(|s| s.span.start_time_unix_nano);
-    let incoming: Vec<Value> = ctx
-        .store
+    let mut incoming: Vec<UiIncoming> = store
         .incoming_links(tid)
         .into_iter()
-        .map(|l| {
-            json!({
-                "fromTraceId": util::hex(&l.from_trace),
-                "fromSpanId": util::hex(&l.from_span),
-                "fromName": l.from_name,
-                "fromService": l.from_service,
-                "toSpanId": util::hex(&l.to_span),
-            })
+        .map(|l| UiIncoming {
+            from_trace_id: util::hex(&l.from_trace),
+            from_span_id: util::hex(&l.from_span),
+            from_name: l.from_name,
+            from_service: l.from_service,
+            to_span_id: util::hex(&l.to_span),
         })
         .collect();
     // Links within the same trace are incoming links too.
-    let mut internal = Vec::new();
     for s in &spans {
         for l in &s.span.links {
             if l.trace_id.as_slice() == tid.as_slice() {
-                internal.push(json!({
-                    "fromTraceId": util::hex(tid),
-                    "fromSpanId": util::hex(&s.span.span_id),
-                    "fromName": s.span.name,
-                    "fromService": &*s.origin.service,
-                    "toSpanId": util::hex(&l.span_id),
-                }));
+                incoming.push(UiIncoming {
+                    from_trace_id: util::hex(tid),
+                    from_span_id: util::hex(&s.span.span_id),
+                    from_name: s.span.name.clone(),
+                    from_service: s.origin.service.to_string(),
+                    to_span_id: util::hex(&l.span_id),
+                });
             }
         }
     }
-    let incoming: Vec<Value> = incoming.into_iter().chain(internal).collect();
-    Some(json!({
-        "traceId": util::hex(tid),
-        "summary": summary,
-        "startUs": t0 / 1000,
-        "spans": sorted.into_iter().map(|s| span_json(s, t0, &present)).collect::<Vec<_>>(),
-        "incomingLinks": incoming,
-    }))
+    w.write_all(b"{\"traceId\":")?;
+    value(w, &util::hex(tid))?;
+    w.write_all(b",\"summary\":")?;
+    value(w, &summary)?;
+    write!(w, ",\"startUs\":{},\"spans\":", t0 / 1000)?;
+    array(w, sorted, |w, s| value(w, &ui_span(s, t0, &present)))?;
+    w.write_all(b",\"incomingLinks\":")?;
+    value(w, &incoming)?;
+    w.write_all(b"}")?;
+    Ok(true)
 }
 
 async fn trace(State(ctx): State<Ctx>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let tid = util::parse_trace_id(&id).ok_or_else(|| bad(format!("invalid trace id {id:?}")))?;
-    trace_json(&ctx, &tid)
-        .map(|v| json_resp(&v))
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("trace {id} not found")))
+    if ctx.store.summary(&tid).is_none() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("trace {id} not found"),
+        ));
+    }
+    let store = ctx.store.clone();
+    Ok(stream::json(move |w| {
+        // (evicted in between: an empty object rather than half a trace)
+        if !write_trace(w, &store, &tid)? {
+            w.write_all(b"{}")?;
+        }
+        Ok(())
+    }))
+}
+
+/// A trace as an OTLP JSON request (one `ResourceSpans` per origin), serialized from the
+/// stored spans without copying them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OtlpExport<'a> {
+    resource_spans: Vec<OtlpResourceSpans<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OtlpResourceSpans<'a> {
+    resource: &'a Resource,
+    scope_spans: [OtlpScopeSpans<'a>; 1],
+    schema_url: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OtlpScopeSpans<'a> {
+    scope: &'a InstrumentationScope,
+    spans: Vec<&'a Span>,
+    schema_url: &'a str,
+}
+
+fn otlp_export(spans: &[StoredSpan]) -> OtlpExport<'_> {
+    let mut groups: Vec<(&Origin, Vec<&Span>)> = Vec::new();
+    let mut by_origin: std::collections::HashMap<*const Origin, usize> =
+        std::collections::HashMap::new();
+    for s in spans {
+        let i = *by_origin
+            .entry(std::sync::Arc::as_ptr(&s.origin))
+            .or_insert_with(|| {
+                groups.push((&s.origin, Vec::new()));
+                groups.len() - 1
+            });
+        groups[i].1.push(&s.span);
+    }
+    OtlpExport {
+        resource_spans: groups
+            .into_iter()
+            .map(|(o, spans)| OtlpResourceSpans {
+                resource: &o.resource,
+                scope_spans: [OtlpScopeSpans {
+                    scope: &o.scope,
+                    spans,
+                    schema_url: &o.scope_schema_url,
+                }],
+                schema_url: &o.resource_schema_url,
+            })
+            .collect(),
+    }
 }
 
 async fn trace_otlp(State(ctx): State<Ctx>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -261,20 +420,17 @@ async fn trace_otlp(State(ctx): State<Ctx>, Path(id): Path<String>) -> Result<Re
         .store
         .trace(&tid)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("trace {id} not found")))?;
-    let body = serde_json::to_vec_pretty(&to_request(&spans))
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut resp = stream::json(move |w| {
+        serde_json::to_writer_pretty(w, &otlp_export(&spans)).map_err(io::Error::other)
+    });
     let disposition = format!(
         "attachment; filename=\"trace-{}.otlp.json\"",
         util::hex(&tid)
     );
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/json".to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        body,
-    )
-        .into_response())
+    if let Ok(v) = http::HeaderValue::from_str(&disposition) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
 }
 
 async fn import(
@@ -282,20 +438,25 @@ async fn import(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let format = content_format(&headers).unwrap_or(Format::Json);
-    let bytes = read_body(&headers, body, ctx.max_body).await?;
-    let req = decode_otlp(&bytes, format == Format::Json).map_err(bad)?;
-    let mut ids: Vec<String> = req
-        .resource_spans
-        .iter()
-        .flat_map(|r| r.scope_spans.iter())
-        .flat_map(|s| s.spans.iter())
-        .filter_map(util::trace_id_of)
-        .map(|t| util::hex(&t))
-        .collect();
-    ids.sort();
-    ids.dedup();
-    let out = ctx.store.ingest(req);
+    // no "simple" cross-site POST can write traces (see `otlp_format`)
+    let format = otlp_format(&headers)?;
+    let body = ctx.receive_body(&headers, body).await?;
+    let (out, ids) = ctx
+        .decode_and_ingest(body, move |bytes| {
+            let req = crate::decode::decode_otlp(bytes, format == Format::Json).map_err(bad)?;
+            let mut ids: Vec<String> = req
+                .resource_spans
+                .iter()
+                .flat_map(|r| r.scope_spans.iter())
+                .flat_map(|s| s.spans.iter())
+                .filter_map(util::trace_id_of)
+                .map(|t| util::hex(&t))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            Ok((req, ids))
+        })
+        .await?;
     Ok(json_resp(
         &json!({ "accepted": out.accepted, "rejected": out.rejected, "traceIds": ids }),
     ))
@@ -338,6 +499,10 @@ pub(crate) fn routes() -> Router<Ctx> {
         .route(
             "/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/tree.js",
+            get(|| async { asset("text/javascript; charset=utf-8", TREE_JS) }),
         )
         .route(
             "/app.css",

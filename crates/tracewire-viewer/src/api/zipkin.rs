@@ -1,202 +1,30 @@
-//! Zipkin v2: decoding `POST /api/v2/spans` into OTLP, and the read API
-//! (`/api/v2/services`, `/api/v2/spans`, `/api/v2/remoteServices`, `/api/v2/traces`,
-//! `/api/v2/trace/{id}`).
+//! The Zipkin v2 read API (`/api/v2/services`, `/api/v2/spans`, `/api/v2/remoteServices`,
+//! `/api/v2/traces`, `/api/v2/trace/{id}`, `/api/v2/traceMany`). Receiving Zipkin spans is in
+//! [`crate::decode`] and [`crate::receive`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use http::StatusCode;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    ResourceSpans, ScopeSpans, Span, Status, span::Event, span::SpanKind,
-    status::StatusCode as Otel,
-};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode as Otel};
+use serde::Serialize;
+use serde_json::json;
 
-use super::{json as json_resp, now_ns, param};
+use super::stream::{self, array, value};
+use super::{MAX_LIMIT, MAX_RESPONSE_BYTES, json as json_resp, limit, now_ns, param};
+use crate::decode::{
+    ERROR_TAG, NET_PEER_ADDR, NET_PEER_PORT, PEER_SERVICE, SCOPE_NAME_TAG, SCOPE_VERSION_TAG,
+    SERVER_ADDRESS, STATUS_CODE_TAG,
+};
 use crate::query::{self, SpanFilter};
 use crate::receive::{ApiError, Ctx};
-use crate::store::StoredSpan;
+use crate::store::{StoredSpan, TraceId};
 use crate::util;
-
-// Attribute keys of the Zipkin <-> OTLP mapping (OpenTelemetry's Zipkin exporter spec).
-const PEER_SERVICE: &str = "peer.service";
-const NET_PEER_ADDR: &str = "network.peer.address";
-const NET_PEER_PORT: &str = "network.peer.port";
-const SERVER_ADDRESS: &str = "server.address";
-const STATUS_CODE_TAG: &str = "otel.status_code";
-const STATUS_DESC_TAG: &str = "otel.status_description";
-const SCOPE_NAME_TAG: &str = "otel.scope.name";
-const SCOPE_VERSION_TAG: &str = "otel.scope.version";
-const ERROR_TAG: &str = "error";
-/// Scope given to spans received over Zipkin.
-const ZIPKIN_SCOPE: &str = "zipkin";
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ZEndpoint {
-    service_name: Option<String>,
-    ipv4: Option<String>,
-    ipv6: Option<String>,
-    port: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct ZAnnotation {
-    timestamp: u64,
-    value: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ZSpan {
-    trace_id: String,
-    id: String,
-    parent_id: Option<String>,
-    name: Option<String>,
-    kind: Option<String>,
-    timestamp: Option<u64>,
-    duration: Option<u64>,
-    local_endpoint: Option<ZEndpoint>,
-    remote_endpoint: Option<ZEndpoint>,
-    #[serde(default)]
-    annotations: Vec<ZAnnotation>,
-    #[serde(default)]
-    tags: BTreeMap<String, String>,
-}
-
-fn id_bytes(s: &str, len: usize, what: &str) -> Result<Vec<u8>, String> {
-    let s = s.trim();
-    if s.is_empty() || s.len() > len * 2 {
-        return Err(format!("invalid {what} {s:?}"));
-    }
-    util::unhex(&format!("{s:0>width$}", width = len * 2))
-        .ok_or_else(|| format!("invalid {what} {s:?}"))
-}
-
-fn int_kv(key: &str, v: i64) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::IntValue(v)),
-        }),
-        ..Default::default()
-    }
-}
-
-/// Decodes a Zipkin v2 JSON list of spans into an OTLP request (one resource per service).
-pub(crate) fn decode_spans(bytes: &[u8]) -> Result<ExportTraceServiceRequest, String> {
-    let spans: Vec<ZSpan> =
-        serde_json::from_slice(bytes).map_err(|e| format!("invalid Zipkin v2 JSON: {e}"))?;
-    let mut by_service: BTreeMap<String, Vec<Span>> = BTreeMap::new();
-    for z in spans {
-        let trace_id = id_bytes(&z.trace_id, 16, "traceId")?;
-        let span_id = id_bytes(&z.id, 8, "id")?;
-        let parent = match z.parent_id.as_deref() {
-            Some(p) if !p.is_empty() => id_bytes(p, 8, "parentId")?,
-            _ => Vec::new(),
-        };
-        let kind = match z.kind.as_deref().map(str::to_ascii_uppercase).as_deref() {
-            Some("SERVER") => SpanKind::Server,
-            Some("CLIENT") => SpanKind::Client,
-            Some("PRODUCER") => SpanKind::Producer,
-            Some("CONSUMER") => SpanKind::Consumer,
-            _ => SpanKind::Internal,
-        };
-        let start = z.timestamp.unwrap_or(0).saturating_mul(1000);
-        let end = start.saturating_add(z.duration.unwrap_or(0).saturating_mul(1000));
-        let mut status = None;
-        let mut attributes = Vec::new();
-        let (mut code, mut desc) = (None, None);
-        for (k, v) in z.tags {
-            match k.as_str() {
-                ERROR_TAG => {
-                    code = Some(Otel::Error);
-                    if !v.is_empty() && desc.is_none() {
-                        desc = Some(v);
-                    }
-                }
-                STATUS_CODE_TAG => match v.as_str() {
-                    "ERROR" => code = Some(Otel::Error),
-                    "OK" => code = code.or(Some(Otel::Ok)),
-                    _ => {}
-                },
-                STATUS_DESC_TAG => desc = Some(v),
-                _ => attributes.push(util::kv_str(&k, v)),
-            }
-        }
-        if let Some(code) = code {
-            status = Some(Status {
-                code: code as i32,
-                message: desc.unwrap_or_default(),
-            });
-        }
-        if let Some(r) = z.remote_endpoint {
-            if let Some(s) = r.service_name.filter(|s| !s.is_empty()) {
-                attributes.push(util::kv_str(PEER_SERVICE, s));
-            }
-            if let Some(ip) = r.ipv4.or(r.ipv6) {
-                attributes.push(util::kv_str(NET_PEER_ADDR, ip));
-            }
-            if let Some(p) = r.port {
-                attributes.push(int_kv(NET_PEER_PORT, p));
-            }
-        }
-        let events = z
-            .annotations
-            .into_iter()
-            .map(|a| Event {
-                time_unix_nano: a.timestamp.saturating_mul(1000),
-                name: a.value,
-                ..Default::default()
-            })
-            .collect();
-        let service = z
-            .local_endpoint
-            .and_then(|e| e.service_name)
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| util::UNKNOWN_SERVICE.to_owned());
-        by_service.entry(service).or_default().push(Span {
-            trace_id,
-            span_id,
-            parent_span_id: parent,
-            name: z.name.unwrap_or_default(),
-            kind: kind as i32,
-            start_time_unix_nano: start,
-            end_time_unix_nano: end,
-            attributes,
-            events,
-            status,
-            ..Default::default()
-        });
-    }
-    Ok(ExportTraceServiceRequest {
-        resource_spans: by_service
-            .into_iter()
-            .map(|(service, spans)| ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![util::kv_str(util::SERVICE_NAME, service)],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: ZIPKIN_SCOPE.to_owned(),
-                        ..Default::default()
-                    }),
-                    spans,
-                    schema_url: String::new(),
-                }],
-                schema_url: String::new(),
-            })
-            .collect(),
-    })
-}
 
 fn attr<'a>(s: &'a StoredSpan, key: &str) -> Option<&'a AnyValue> {
     s.span
@@ -206,16 +34,51 @@ fn attr<'a>(s: &'a StoredSpan, key: &str) -> Option<&'a AnyValue> {
         .and_then(|kv| kv.value.as_ref())
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Endpoint<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv6: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<i64>,
+    #[serde(skip)]
+    _life: std::marker::PhantomData<&'a ()>,
+}
+
+#[derive(Serialize)]
+struct Annotation {
+    timestamp: u64,
+    value: String,
+}
+
 /// One stored span as a Zipkin v2 span.
-pub(crate) fn to_zipkin(s: &StoredSpan) -> Value {
-    let sp = &s.span;
-    let mut o = serde_json::Map::new();
-    o.insert("traceId".into(), json!(util::hex(&sp.trace_id)));
-    o.insert("id".into(), json!(util::hex(&sp.span_id)));
-    if !util::is_empty_id(&sp.parent_span_id) {
-        o.insert("parentId".into(), json!(util::hex(&sp.parent_span_id)));
-    }
-    o.insert("name".into(), json!(sp.name));
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ZipkinSpan<'a> {
+    trace_id: String,
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<String>,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    timestamp: u64,
+    duration: u64,
+    local_endpoint: Endpoint<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_endpoint: Option<Endpoint<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    annotations: Vec<Annotation>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tags: BTreeMap<&'a str, String>,
+}
+
+fn to_zipkin(s: &StoredSpan) -> ZipkinSpan<'_> {
+    let sp = &*s.span;
     let kind = match SpanKind::try_from(sp.kind) {
         Ok(SpanKind::Server) => Some("SERVER"),
         Ok(SpanKind::Client) => Some("CLIENT"),
@@ -223,69 +86,67 @@ pub(crate) fn to_zipkin(s: &StoredSpan) -> Value {
         Ok(SpanKind::Consumer) => Some("CONSUMER"),
         _ => None,
     };
-    if let Some(k) = kind {
-        o.insert("kind".into(), json!(k));
-    }
-    o.insert("timestamp".into(), json!(sp.start_time_unix_nano / 1000));
-    o.insert("duration".into(), json!((s.duration_ns() / 1000).max(1)));
-    o.insert(
-        "localEndpoint".into(),
-        json!({ "serviceName": &*s.origin.service }),
-    );
-    let mut remote = serde_json::Map::new();
-    if let Some(v) = attr(s, PEER_SERVICE) {
-        remote.insert("serviceName".into(), json!(util::value_text(v)));
-    }
+    let mut remote = Endpoint {
+        service_name: attr(s, PEER_SERVICE).map(util::value_text),
+        ipv4: None,
+        ipv6: None,
+        port: None,
+        _life: std::marker::PhantomData,
+    };
     if let Some(v) = attr(s, NET_PEER_ADDR).or_else(|| attr(s, SERVER_ADDRESS)) {
         let ip = util::value_text(v);
-        let key = if ip.contains(':') { "ipv6" } else { "ipv4" };
         if ip.parse::<std::net::IpAddr>().is_ok() {
-            remote.insert(key.into(), json!(ip));
+            if ip.contains(':') {
+                remote.ipv6 = Some(ip);
+            } else {
+                remote.ipv4 = Some(ip);
+            }
         }
     }
     if let Some(any_value::Value::IntValue(p)) =
         attr(s, NET_PEER_PORT).and_then(|v| v.value.as_ref())
     {
-        remote.insert("port".into(), json!(p));
+        remote.port = Some(*p);
     }
-    if !remote.is_empty() {
-        o.insert("remoteEndpoint".into(), Value::Object(remote));
-    }
-    if !sp.events.is_empty() {
-        let anns: Vec<Value> = sp
-            .events
-            .iter()
-            .map(|e| {
-                let value = if e.attributes.is_empty() {
-                    e.name.clone()
-                } else {
-                    let attrs: serde_json::Map<String, Value> = e
-                        .attributes
-                        .iter()
-                        .map(|kv| {
-                            (
-                                kv.key.clone(),
-                                kv.value
-                                    .as_ref()
-                                    .map(util::value_json)
-                                    .unwrap_or(Value::Null),
-                            )
-                        })
-                        .collect();
-                    format!("{} {}", e.name, Value::Object(attrs))
-                };
-                json!({ "timestamp": e.time_unix_nano / 1000, "value": value })
-            })
-            .collect();
-        o.insert("annotations".into(), Value::Array(anns));
-    }
-    let mut tags = serde_json::Map::new();
-    for kv in &sp.attributes {
-        tags.insert(
-            kv.key.clone(),
-            json!(kv.value.as_ref().map(util::value_text).unwrap_or_default()),
-        );
-    }
+    let has_remote = remote.service_name.is_some()
+        || remote.ipv4.is_some()
+        || remote.ipv6.is_some()
+        || remote.port.is_some();
+    let annotations = sp
+        .events
+        .iter()
+        .map(|e| {
+            let value = if e.attributes.is_empty() {
+                e.name.clone()
+            } else {
+                // like a JSON object of the attributes (the last of duplicate keys wins)
+                let attrs: BTreeMap<&str, Option<util::JsonValue<'_>>> = e
+                    .attributes
+                    .iter()
+                    .map(|kv| (kv.key.as_str(), kv.value.as_ref().map(util::JsonValue)))
+                    .collect();
+                format!(
+                    "{} {}",
+                    e.name,
+                    serde_json::to_string(&attrs).unwrap_or_default()
+                )
+            };
+            Annotation {
+                timestamp: e.time_unix_nano / 1000,
+                value,
+            }
+        })
+        .collect();
+    let mut tags: BTreeMap<&str, String> = sp
+        .attributes
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.as_str(),
+                kv.value.as_ref().map(util::value_text).unwrap_or_default(),
+            )
+        })
+        .collect();
     match util::status_code(sp) {
         Otel::Error => {
             let msg = sp
@@ -293,30 +154,64 @@ pub(crate) fn to_zipkin(s: &StoredSpan) -> Value {
                 .as_ref()
                 .map(|s| s.message.clone())
                 .unwrap_or_default();
-            tags.insert(STATUS_CODE_TAG.into(), json!("ERROR"));
-            tags.insert(ERROR_TAG.into(), json!(msg));
+            tags.insert(STATUS_CODE_TAG, "ERROR".to_owned());
+            tags.insert(ERROR_TAG, msg);
         }
         Otel::Ok => {
-            tags.insert(STATUS_CODE_TAG.into(), json!("OK"));
+            tags.insert(STATUS_CODE_TAG, "OK".to_owned());
         }
         Otel::Unset => {}
     }
     if !s.origin.scope.name.is_empty() {
-        tags.insert(SCOPE_NAME_TAG.into(), json!(s.origin.scope.name));
+        tags.insert(SCOPE_NAME_TAG, s.origin.scope.name.clone());
     }
     if !s.origin.scope.version.is_empty() {
-        tags.insert(SCOPE_VERSION_TAG.into(), json!(s.origin.scope.version));
+        tags.insert(SCOPE_VERSION_TAG, s.origin.scope.version.clone());
     }
-    if !tags.is_empty() {
-        o.insert("tags".into(), Value::Object(tags));
+    ZipkinSpan {
+        trace_id: util::hex(&sp.trace_id),
+        id: util::hex(&sp.span_id),
+        parent_id: (!util::is_empty_id(&sp.parent_span_id)).then(|| util::hex(&sp.parent_span_id)),
+        name: &sp.name,
+        kind,
+        timestamp: sp.start_time_unix_nano / 1000,
+        duration: (s.duration_ns() / 1000).max(1),
+        local_endpoint: Endpoint {
+            service_name: Some(s.origin.service.to_string()),
+            ipv4: None,
+            ipv6: None,
+            port: None,
+            _life: std::marker::PhantomData,
+        },
+        remote_endpoint: has_remote.then_some(remote),
+        annotations,
+        tags,
     }
-    Value::Object(o)
 }
 
-fn zipkin_trace(spans: &[StoredSpan]) -> Value {
+/// Writes a trace as a Zipkin list of spans (by start time), span by span.
+fn write_trace<W: Write>(w: &mut W, spans: &[StoredSpan]) -> io::Result<()> {
     let mut v: Vec<&StoredSpan> = spans.iter().collect();
     v.sort_by_key(|s| s.span.start_time_unix_nano);
-    Value::Array(v.into_iter().map(to_zipkin).collect())
+    array(w, v, |w, s| value(w, &to_zipkin(s)))
+}
+
+/// The traces `ids` as a Zipkin list of lists, written while they are sent (see
+/// [`stream::traces`]).
+fn traces_response(ctx: &Ctx, ids: Vec<TraceId>) -> Response {
+    let store = ctx.store.clone();
+    stream::json(move |w| {
+        w.write_all(b"[")?;
+        stream::traces(
+            w,
+            &store,
+            &ids,
+            MAX_RESPONSE_BYTES,
+            "Zipkin",
+            |w, _, spans| write_trace(w, spans),
+        )?;
+        w.write_all(b"]")
+    })
 }
 
 type Params = Query<Vec<(String, String)>>;
@@ -339,28 +234,39 @@ async fn span_names(State(ctx): State<Ctx>, Query(q): Params) -> Result<Response
     Ok(json_resp(&json!(names)))
 }
 
+/// The `peer.service` values of the service's spans in its 1 000 newest such traces, read one
+/// trace at a time.
 async fn remote_services(State(ctx): State<Ctx>, Query(q): Params) -> Result<Response, ApiError> {
     let service = param(&q, "serviceName")
-        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "serviceName is required".into()))?;
-    let query = crate::query::Query {
-        span: SpanFilter {
-            service: Some(service.to_owned()),
-            attributes: vec![(PEER_SERVICE.to_owned(), None)],
+        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "serviceName is required".into()))?
+        .to_owned();
+    let store = ctx.store.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let query = crate::query::Query {
+            span: SpanFilter {
+                service: Some(service.clone()),
+                attributes: vec![(PEER_SERVICE.to_owned(), None)],
+                ..Default::default()
+            },
+            limit: 1000,
             ..Default::default()
-        },
-        limit: 1000,
-        ..Default::default()
-    };
-    let mut out: Vec<String> = ctx
-        .store
-        .search_traces(&query)
-        .iter()
-        .flat_map(|(_, spans)| spans.iter())
-        .filter(|s| &*s.origin.service == service)
-        .filter_map(|s| attr(s, PEER_SERVICE).map(util::value_text))
-        .collect();
-    out.sort();
-    out.dedup();
+        };
+        let mut out = BTreeSet::new();
+        for id in store.search_ids(&query) {
+            let Some(spans) = store.trace(&id) else {
+                continue;
+            };
+            out.extend(
+                spans
+                    .iter()
+                    .filter(|s| *s.origin.service == *service)
+                    .filter_map(|s| attr(s, PEER_SERVICE).map(util::value_text)),
+            );
+        }
+        out
+    })
+    .await
+    .unwrap_or_default();
     Ok(json_resp(&json!(out)))
 }
 
@@ -396,44 +302,38 @@ pub(crate) fn zipkin_query(q: &[(String, String)]) -> Result<crate::query::Query
         },
         start_ns: Some(end_ms.saturating_sub(lookback_ms).saturating_mul(1_000_000)),
         end_ns: Some(end_ms.saturating_mul(1_000_000)),
-        limit: num("limit")?.unwrap_or(10) as usize,
+        limit: limit(num("limit")?, 10),
         ..Default::default()
     })
 }
 
 async fn traces(State(ctx): State<Ctx>, Query(q): Params) -> Result<Response, ApiError> {
     let query = zipkin_query(&q)?;
-    let out: Vec<Value> = ctx
-        .store
-        .search_traces(&query)
-        .iter()
-        .map(|(_, spans)| zipkin_trace(spans))
-        .collect();
-    Ok(json_resp(&Value::Array(out)))
+    let store = ctx.store.clone();
+    let ids = tokio::task::spawn_blocking(move || store.search_ids(&query))
+        .await
+        .unwrap_or_default();
+    Ok(traces_response(&ctx, ids))
 }
 
 async fn trace(State(ctx): State<Ctx>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let tid = util::parse_trace_id(&id).ok_or_else(|| bad(format!("invalid trace id {id:?}")))?;
-    match ctx.store.trace(&tid) {
-        Some(spans) => Ok(json_resp(&zipkin_trace(&spans))),
-        None => Err(ApiError(
+    let Some(spans) = ctx.store.trace(&tid) else {
+        return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("trace {id} not found"),
-        )),
-    }
+        ));
+    };
+    Ok(stream::json(move |w| write_trace(w, &spans)))
 }
 
 async fn trace_many(State(ctx): State<Ctx>, Query(q): Params) -> Result<Response, ApiError> {
     let ids = param(&q, "traceIds").ok_or_else(|| bad("traceIds is required".into()))?;
-    let mut out = Vec::new();
-    for id in ids.split(',') {
-        let tid =
-            util::parse_trace_id(id).ok_or_else(|| bad(format!("invalid trace id {id:?}")))?;
-        if let Some(spans) = ctx.store.trace(&tid) {
-            out.push(zipkin_trace(&spans));
-        }
+    let mut tids = Vec::new();
+    for id in ids.split(',').take(MAX_LIMIT) {
+        tids.push(util::parse_trace_id(id).ok_or_else(|| bad(format!("invalid trace id {id:?}")))?);
     }
-    Ok(json_resp(&Value::Array(out)))
+    Ok(traces_response(&ctx, tids))
 }
 
 /// The Zipkin v2 read API.

@@ -130,6 +130,33 @@ pub fn span(s: SpanSpec) -> Span {
     }
 }
 
+/// `tid(0)` with `n` in its first four bytes: one id for each of many traces.
+pub fn nth_tid(n: u32) -> Vec<u8> {
+    let mut v = tid(0);
+    v[..4].copy_from_slice(&n.to_be_bytes());
+    v
+}
+
+/// A 1 ms server span of trace `trace_id` with span id `id` and parent `parent` (none if 0),
+/// numbered beyond what [`span`] takes.
+pub fn span_of(trace_id: Vec<u8>, id: u64, parent: u64, name: &str, start_ms: u64) -> Span {
+    Span {
+        trace_id,
+        span_id: id.to_be_bytes().to_vec(),
+        parent_span_id: if parent == 0 {
+            Vec::new()
+        } else {
+            parent.to_be_bytes().to_vec()
+        },
+        name: name.into(),
+        kind: 2,
+        start_time_unix_nano: T0 + start_ms * MS,
+        end_time_unix_nano: T0 + (start_ms + 1) * MS,
+        flags: 0x301,
+        ..Default::default()
+    }
+}
+
 pub fn request_of(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
