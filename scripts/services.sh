@@ -47,6 +47,14 @@
 # $TRACEWIRE_SERVICES_DIR, default
 # ${TMPDIR:-/tmp}/tracewire-services-<uid>; nothing is written to /etc.
 # Start timeouts (seconds): TRACEWIRE_START_TIMEOUT (default 30; RabbitMQ gets 4x that, Kafka 2x).
+#
+# A private instance (the demo starts one where no broker answers on the standard port): set its
+# port variable and a state dir of its own, and use the same two for `start`, `check` and `stop`:
+#   TRACEWIRE_SERVICES_DIR=/tmp/mine TRACEWIRE_REDIS_PORT=16379 bash scripts/services.sh start redis
+# Ports: TRACEWIRE_NATS_PORT (4222; TRACEWIRE_NATS_MONITOR_PORT 8222, 0: no monitoring),
+# TRACEWIRE_REDIS_PORT (6379), TRACEWIRE_RABBITMQ_PORT (5672; TRACEWIRE_RABBITMQ_DIST_PORT 25672;
+# on another AMQP port the Erlang node is named tracewire-PORT@localhost), TRACEWIRE_MOSQUITTO_PORT
+# (1883), TRACEWIRE_KAFKA_PORT and TRACEWIRE_KAFKA_CONTROLLER_PORT (9092, 9093).
 # shellcheck disable=SC2016
 set -euo pipefail
 
@@ -56,7 +64,12 @@ TIMEOUT=${TRACEWIRE_START_TIMEOUT:-30}
 # Without names: the brokers (Jaeger takes the viewer's default ports, so only when named).
 ALL=(nats redis rabbitmq mosquitto kafka)
 KNOWN=("${ALL[@]}" jaeger)
-NATS_MONITOR_PORT=8222
+NATS_PORT=${TRACEWIRE_NATS_PORT:-4222}
+NATS_MONITOR_PORT=${TRACEWIRE_NATS_MONITOR_PORT:-8222}
+REDIS_PORT=${TRACEWIRE_REDIS_PORT:-6379}
+RABBITMQ_PORT=${TRACEWIRE_RABBITMQ_PORT:-5672}
+RABBITMQ_DIST_PORT=${TRACEWIRE_RABBITMQ_DIST_PORT:-25672}
+MOSQUITTO_PORT=${TRACEWIRE_MOSQUITTO_PORT:-1883}
 KAFKA_VERSION=4.4.0
 KAFKA_PORT=${TRACEWIRE_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${TRACEWIRE_KAFKA_CONTROLLER_PORT:-9093}
@@ -80,7 +93,9 @@ export TRACEWIRE_JAEGER_QUERY_PORT=${TRACEWIRE_JAEGER_QUERY_PORT:-16686}
 export TRACEWIRE_JAEGER_QUERY_GRPC_PORT=${TRACEWIRE_JAEGER_QUERY_GRPC_PORT:-16685}
 export TRACEWIRE_JAEGER_HEALTH_PORT=${TRACEWIRE_JAEGER_HEALTH_PORT:-13133}
 export TRACEWIRE_JAEGER_METRICS_PORT=${TRACEWIRE_JAEGER_METRICS_PORT:-8888}
+# One Erlang node name per AMQP port: a private RabbitMQ registers with the same epmd.
 RABBIT_NODE=tracewire@localhost
+if [ "$RABBITMQ_PORT" != 5672 ]; then RABBIT_NODE=tracewire-$RABBITMQ_PORT@localhost; fi
 LAUNCHED_PID=""
 
 # ---------------------------------------------------------------------------------------------
@@ -102,7 +117,7 @@ canon() {
     esac
 }
 pkg_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo rabbitmq-server ;; mosquitto) echo mosquitto ;; kafka) echo kafka ;; jaeger) echo jaeger ;; esac; }
-port_of() { case "$1" in nats) echo 4222 ;; redis) echo 6379 ;; rabbitmq) echo 5672 ;; mosquitto) echo 1883 ;; kafka) echo "$KAFKA_PORT" ;; jaeger) echo "$TRACEWIRE_JAEGER_QUERY_PORT" ;; esac; }
+port_of() { case "$1" in nats) echo "$NATS_PORT" ;; redis) echo "$REDIS_PORT" ;; rabbitmq) echo "$RABBITMQ_PORT" ;; mosquitto) echo "$MOSQUITTO_PORT" ;; kafka) echo "$KAFKA_PORT" ;; jaeger) echo "$TRACEWIRE_JAEGER_QUERY_PORT" ;; esac; }
 # The process name (/proc/PID/comm) of the server, to never signal a recycled pid.
 comm_of() { case "$1" in nats) echo nats-server ;; redis) echo redis-server ;; rabbitmq) echo beam.smp ;; mosquitto) echo mosquitto ;; kafka) echo java ;; jaeger) echo jaeger ;; esac; }
 
@@ -158,7 +173,7 @@ pkg_version() {
 
 # The NATS INFO line.
 nats_info() {
-    timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1" && IFS= read -r l <&3 && printf "%s\n" "$l"' "$HOST" 4222 2>/dev/null
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1" && IFS= read -r l <&3 && printf "%s\n" "$l"' "$HOST" "$NATS_PORT" 2>/dev/null
 }
 
 # A real JetStream request: $JS.API.INFO must answer with an account_info_response.
@@ -173,7 +188,7 @@ nats_jetstream_info() {
                 -ERR*) printf "%s\n" "$line" >&2; exit 1 ;;
             esac
         done
-        exit 1' "$HOST" 4222 2>/dev/null
+        exit 1' "$HOST" "$NATS_PORT" 2>/dev/null
 }
 
 probe_nats() {
@@ -202,7 +217,7 @@ probe_redis() {
                 -*) printf "? (%s)\n" "$l"; exit 0 ;;
             esac
         done
-        exit 1' "$HOST" 6379 2>/dev/null
+        exit 1' "$HOST" "$REDIS_PORT" 2>/dev/null
 }
 
 probe_rabbitmq() {
@@ -210,7 +225,7 @@ probe_rabbitmq() {
     out=$(timeout 3 bash -c '
         exec 3<>"/dev/tcp/$0/$1" || exit 1
         printf "AMQP\x00\x00\x09\x01" >&3
-        dd bs=8192 count=1 status=none <&3 | tr -c "[:print:]" "\n"' "$HOST" 5672 2>/dev/null) || return 1
+        dd bs=8192 count=1 status=none <&3 | tr -c "[:print:]" "\n"' "$HOST" "$RABBITMQ_PORT" 2>/dev/null) || return 1
     grep -q RabbitMQ <<<"$out" || return 1
     local v
     # Connection.Start's server-properties: the "version" key, type S, 4 length bytes, value.
@@ -225,7 +240,7 @@ probe_mosquitto() {
         exec 3<>"/dev/tcp/$0/$1" || exit 1
         printf "\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00" >&3
         dd bs=4 count=1 status=none <&3 | od -An -tx1 | tr -d " \n"
-        printf "\xe0\x00" >&3' "$HOST" 1883 2>/dev/null) || return 1
+        printf "\xe0\x00" >&3' "$HOST" "$MOSQUITTO_PORT" 2>/dev/null) || return 1
     [ "$ack" = 20020000 ] || return 1
     local bin v="?"
     if bin=$(bin_of mosquitto); then
@@ -579,18 +594,20 @@ launch_nats() {
     # The monitoring port is a convenience (the JetStream check uses the client port): without
     # it rather than not at all when something else holds it.
     local monitor=(-m "$NATS_MONITOR_PORT")
-    if port_open "$NATS_MONITOR_PORT"; then
+    if [ "$NATS_MONITOR_PORT" = 0 ]; then
+        monitor=()
+    elif port_open "$NATS_MONITOR_PORT"; then
         echo "services.sh: $HOST:$NATS_MONITOR_PORT is taken: nats-server starts without monitoring" >&2
         monitor=()
     fi
-    setsid "$bin" -a "$HOST" -p 4222 "${monitor[@]}" -n tracewire -js -sd "$d" \
+    setsid "$bin" -a "$HOST" -p "$NATS_PORT" "${monitor[@]}" -n tracewire -js -sd "$d" \
         -P "$d/nats.pid" -l "$d/nats.log" </dev/null >>"$d/nats.out" 2>&1 9>&- &
     LAUNCHED_PID=$!
 }
 
 launch_redis() {
     local d=$1 bin=$2
-    "$bin" --daemonize yes --bind "$HOST" --port 6379 --protected-mode yes --save '' \
+    "$bin" --daemonize yes --bind "$HOST" --port "$REDIS_PORT" --protected-mode yes --save '' \
         --appendonly no --dir "$d" --pidfile "$d/redis.pid" --logfile "$d/redis.log" \
         </dev/null >>"$d/redis.out" 2>&1 9>&-
 }
@@ -598,7 +615,7 @@ launch_redis() {
 rabbit_env() {
     local d=$1
     export RABBITMQ_NODENAME=$RABBIT_NODE
-    export RABBITMQ_NODE_IP_ADDRESS=$HOST RABBITMQ_NODE_PORT=5672 RABBITMQ_DIST_PORT=25672
+    export RABBITMQ_NODE_IP_ADDRESS=$HOST RABBITMQ_NODE_PORT=$RABBITMQ_PORT RABBITMQ_DIST_PORT=$RABBITMQ_DIST_PORT
     export ERL_EPMD_ADDRESS=$HOST
     export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
     export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
@@ -629,7 +646,7 @@ launch_mosquitto() {
     # write here (a test broker, loopback only).
     cat >"$d/mosquitto.conf" <<EOF
 # written by tracewire scripts/services.sh
-listener 1883 $HOST
+listener $MOSQUITTO_PORT $HOST
 allow_anonymous true
 persistence false
 pid_file $d/mosquitto.pid
@@ -780,7 +797,7 @@ start_one() {
     done
     local ms=$((($(date +%s%N) - t0) / 1000000))
     local extra=""
-    if [ "$n" = nats ] && grep -q "monitor.*$NATS_MONITOR_PORT" "$(logfile_of nats)" 2>/dev/null; then
+    if [ "$n" = nats ] && [ "$NATS_MONITOR_PORT" != 0 ] && grep -q "monitor.*$NATS_MONITOR_PORT" "$(logfile_of nats)" 2>/dev/null; then
         extra=", monitoring http://$HOST:$NATS_MONITOR_PORT/jsz"
     fi
     printf 'started  %s in %d.%02ds [%s%s]\n' "$(describe "$n" "$v")" $((ms / 1000)) $((ms % 1000 / 10)) \

@@ -11,7 +11,8 @@ use std::fmt::Write as _;
 
 use tracewire_core::semconv;
 use tracewire_export::proto::common::v1::{AnyValue, any_value};
-use tracewire_export::proto::trace::v1::span::SpanKind;
+use tracewire_export::proto::trace::v1::Span;
+use tracewire_export::proto::trace::v1::span::{Link, SpanKind};
 use tracewire_export::proto::trace::v1::status::StatusCode;
 use tracewire_viewer::store::StoredSpan;
 
@@ -57,10 +58,63 @@ fn value_text(v: &AnyValue) -> String {
 
 /// One line per span, indented by parent, children in start order:
 /// `service: name [kind] key=value ... ERROR`, with the HTTP / gRPC status code when the span
-/// has one and the names (not the values) of captured request headers
-/// (`http.request.header.b3=…`). A span whose parent is not in the trace is shown at the top level with
-/// `(orphan)`: in the demo every trace must have exactly one root and no orphan.
+/// has one, the messaging settlement and batch size, the names (not the values) of captured
+/// request headers (`http.request.header.b3=…`), and its links (see [`render_traces`]). A span
+/// whose parent is not in the trace is shown at the top level with `(orphan)`: in the demo
+/// every trace must have exactly one root and no orphan.
 pub fn render_trace(spans: &[StoredSpan]) -> String {
+    render_traces(&[spans]).remove(0)
+}
+
+/// [`render_trace`] for each trace of `traces`, with the links resolved across all of them:
+/// `links=[...]` lists each link as `parent` (the span's own parent: a message's creation
+/// context), `service: name` (another span of this trace), `#k service: name` (a span of the
+/// k-th trace of `traces`, from 1) or `?` (a span not among them).
+pub fn render_traces<S: AsRef<[StoredSpan]>>(traces: &[S]) -> Vec<String> {
+    // (trace id, span id) -> (the trace's index, the span)
+    let mut where_is: HashMap<SpanKey<'_>, (usize, &StoredSpan)> = HashMap::new();
+    for (k, spans) in traces.iter().enumerate() {
+        for s in spans.as_ref() {
+            where_is.insert(
+                (s.span.trace_id.as_slice(), s.span.span_id.as_slice()),
+                (k, s),
+            );
+        }
+    }
+    traces
+        .iter()
+        .enumerate()
+        .map(|(k, spans)| {
+            render_one(spans.as_ref(), |span, link| {
+                match where_is.get(&(link.trace_id.as_slice(), link.span_id.as_slice())) {
+                    Some((t, _)) if *t == k && link.span_id == span.parent_span_id => {
+                        "parent".to_owned()
+                    }
+                    Some((t, target)) if *t == k => {
+                        format!("{}: {}", target.origin.service, target.span.name)
+                    }
+                    Some((t, target)) => {
+                        format!("#{} {}: {}", t + 1, target.origin.service, target.span.name)
+                    }
+                    None => "?".to_owned(),
+                }
+            })
+        })
+        .collect()
+}
+
+/// A span's trace id and span id.
+type SpanKey<'a> = (&'a [u8], &'a [u8]);
+
+/// The attributes [`render_trace`] shows with their values.
+const SHOWN: [&str; 4] = [
+    semconv::HTTP_RESPONSE_STATUS_CODE,
+    semconv::RPC_GRPC_STATUS_CODE,
+    semconv::MESSAGING_SETTLEMENT,
+    semconv::MESSAGING_BATCH_MESSAGE_COUNT,
+];
+
+fn render_one(spans: &[StoredSpan], link_text: impl Fn(&Span, &Link) -> String) -> String {
     let ids: HashSet<&[u8]> = spans.iter().map(|s| s.span.span_id.as_slice()).collect();
     let mut children: HashMap<&[u8], Vec<&StoredSpan>> = HashMap::new();
     let mut roots = Vec::new();
@@ -95,8 +149,7 @@ pub fn render_trace(spans: &[StoredSpan]) -> String {
             out.push_str(" (orphan)");
         }
         for a in &span.attributes {
-            if a.key == semconv::HTTP_RESPONSE_STATUS_CODE || a.key == semconv::RPC_GRPC_STATUS_CODE
-            {
+            if SHOWN.contains(&a.key.as_str()) {
                 if let Some(v) = &a.value {
                     let _ = write!(out, " {}={}", a.key, value_text(v));
                 }
@@ -104,6 +157,10 @@ pub fn render_trace(spans: &[StoredSpan]) -> String {
                 // which propagation header was present (its value changes every run)
                 let _ = write!(out, " {}=…", a.key);
             }
+        }
+        if !span.links.is_empty() {
+            let links: Vec<String> = span.links.iter().map(|l| link_text(span, l)).collect();
+            let _ = write!(out, " links=[{}]", links.join(", "));
         }
         if span.status.as_ref().map(|st| st.code) == Some(StatusCode::Error as i32) {
             out.push_str(" ERROR");

@@ -26,12 +26,22 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpListener;
 use tracewire_core::{Format, Propagators, Tracer};
-use tracewire_demo::{REQUESTS, SERVICES, hex_id, render_trace};
+use tracewire_demo::{REQUESTS, SERVICES, hex_id, render_traces};
+
+use brokers::Brokers;
+use pipeline::{BatchSize, Hop, ROUTE_ENV, route_to_env};
+
+mod brokers;
+mod pipeline;
+
+/// How long `--once` waits for the orders to come through the pipeline.
+const PIPELINE_TIMEOUT: Duration = Duration::from_secs(60);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -226,9 +236,11 @@ mod backend {
 /// gateway (poem): `GET /checkout/:item` calls the backend over gRPC.
 mod gateway {
     use std::net::SocketAddr;
+    use std::sync::Arc;
 
     use super::pb::CheckoutRequest;
     use super::pb::checkout_client::CheckoutClient;
+    use super::pipeline::{Hop, Outbox};
     use poem::http::StatusCode;
     use poem::web::{Data, Path};
     use poem::{EndpointExt as _, Route, get, handler};
@@ -240,13 +252,29 @@ mod gateway {
 
     type Backend = CheckoutClient<GrpcClientService<Channel>>;
 
+    /// Where the gateway sends order events: the first hop of the pipeline that runs.
+    type Orders = Option<Arc<(Hop, Outbox)>>;
+
     #[handler]
     async fn checkout(
         Path(item): Path<String>,
         Data(backend): Data<&Backend>,
+        Data(orders): Data<&Orders>,
     ) -> poem::Result<String> {
-        match backend.clone().buy(CheckoutRequest { item }).await {
-            Ok(reply) => Ok(reply.into_inner().summary + "\n"),
+        match backend
+            .clone()
+            .buy(CheckoutRequest { item: item.clone() })
+            .await
+        {
+            Ok(reply) => {
+                // The order event: its send span is the child of this request's span.
+                if let Some((hop, outbox)) = orders.as_deref() {
+                    if let Err(e) = outbox.send(*hop, &item).await {
+                        eprintln!("order {item}: sending to {} failed: {e}", hop.label());
+                    }
+                }
+                Ok(reply.into_inner().summary + "\n")
+            }
             Err(status) => {
                 let code = match status.code() {
                     Code::NotFound => StatusCode::NOT_FOUND,
@@ -268,10 +296,13 @@ mod gateway {
                 .with_server_uri(endpoint.uri())
                 .layer(channel),
         );
+        let route = super::pipeline::route_from_env();
+        let orders: Orders = Outbox::next(&route, None, "gateway").await?.map(Arc::new);
         let tracing = tracewire_poem::Tracing::new();
         let app = Route::new()
             .at("/checkout/:item", get(checkout).with(tracing))
-            .data(backend);
+            .data(backend)
+            .data(orders);
         poem::Server::new_with_acceptor(poem::listener::TcpAcceptor::from_tokio(listener)?)
             .run(app)
             .await?;
@@ -286,15 +317,24 @@ mod gateway {
 /// Runs one service: exports under `service.name` = `role` (where the parent's environment
 /// says), prints its address on the first line of stdout, serves until stdin closes (the
 /// parent is done) or Ctrl-C, then flushes its spans.
-async fn run_service(role: &str, port: u16, next: Option<SocketAddr>) -> Result<(), BoxError> {
+async fn run_service(
+    role: &str,
+    port: u16,
+    next: Option<SocketAddr>,
+    batch: BatchSize,
+) -> Result<(), BoxError> {
     let guard = tracewire::builder().service_name(role).init();
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(|e| format!("{role}: cannot listen on 127.0.0.1:{port}: {e}"))?;
-    println!("{}", listener.local_addr()?);
-    std::io::stdout().flush()?;
-    let next = || next.ok_or_else(|| format!("--role {role} needs --next <addr>"));
     let serve = async {
+        // A worker of the order pipeline prints `ready` once subscribed.
+        if let Some(hop) = Hop::from_worker(role) {
+            return pipeline::run_worker(hop, next, batch).await;
+        }
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("{role}: cannot listen on 127.0.0.1:{port}: {e}"))?;
+        println!("{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        let next = || next.ok_or_else(|| format!("--role {role} needs --next <addr>"));
         let served: Result<(), BoxError> = match role {
             "pricing" => pricing::serve(listener).await.map_err(Into::into),
             "inventory" => inventory::serve(listener, next()?)
@@ -325,51 +365,69 @@ async fn run_service(role: &str, port: u16, next: Option<SocketAddr>) -> Result<
 
 /// The service processes; dropping this closes their stdin (they flush and exit), waits a
 /// little, then kills whatever is left — on every path out of the parent, errors included.
-#[derive(Default)]
-struct Services(Vec<(&'static str, Child)>);
+struct Services {
+    children: Vec<(&'static str, Child)>,
+    /// Each `done <item>` line of a service (the last hop of the order pipeline).
+    done: mpsc::Sender<String>,
+}
 
 impl Services {
-    /// Starts `role` and reads its address from its first line of output; the rest of its
-    /// output is copied to ours, prefixed by its name.
+    /// Starts `role` with `args` and returns its first line of output (its address, or
+    /// `ready`); the rest of its output is copied to ours, prefixed by its name.
     fn spawn(
+        &mut self,
+        role: &'static str,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> Result<String, BoxError> {
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["--role", role])
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env_remove("OTEL_SERVICE_NAME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take();
+        self.children.push((role, child));
+        let mut lines = BufReader::new(stdout.ok_or("no stdout")?).lines();
+        let first = lines
+            .next()
+            .ok_or_else(|| format!("the {role} service exited before it was ready"))??;
+        let done = self.done.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Some(item) = line.strip_prefix("done ") {
+                    let _ = done.send(item.to_owned());
+                }
+                println!("[{role}] {line}");
+            }
+        });
+        Ok(first.trim().to_owned())
+    }
+
+    /// Starts the server `role` on `port` (0: any), calling `next`; returns its address.
+    fn spawn_server(
         &mut self,
         role: &'static str,
         next: Option<SocketAddr>,
         port: u16,
         env: &[(&str, String)],
     ) -> Result<SocketAddr, BoxError> {
-        let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args(["--role", role, "--port", &port.to_string()]);
+        let mut args = vec!["--port".to_owned(), port.to_string()];
         if let Some(next) = next {
-            cmd.args(["--next", &next.to_string()]);
+            args.extend(["--next".to_owned(), next.to_string()]);
         }
-        cmd.envs(env.iter().map(|(k, v)| (k, v)))
-            .env_remove("OTEL_SERVICE_NAME")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        let mut child = cmd.spawn()?;
-        let stdout = child.stdout.take();
-        self.0.push((role, child));
-        let mut lines = BufReader::new(stdout.ok_or("no stdout")?).lines();
-        let first = lines
-            .next()
-            .ok_or_else(|| format!("the {role} service exited before listening"))??;
-        let addr = first.trim().parse()?;
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                println!("[{role}] {line}");
-            }
-        });
-        Ok(addr)
+        Ok(self.spawn(role, &args, env)?.parse()?)
     }
 
     /// Closes every stdin, waits up to `grace` for the processes to exit, kills the rest.
     fn stop(&mut self, grace: Duration) {
-        for (_, child) in &mut self.0 {
+        for (_, child) in &mut self.children {
             drop(child.stdin.take());
         }
         let deadline = Instant::now() + grace;
-        for (role, child) in &mut self.0 {
+        for (role, child) in &mut self.children {
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) => break,
@@ -385,7 +443,7 @@ impl Services {
                 }
             }
         }
-        self.0.clear();
+        self.children.clear();
     }
 }
 
@@ -399,6 +457,25 @@ struct Options {
     once: bool,
     ui_port: u16,
     gateway_port: u16,
+    /// The brokers the order pipeline may use (`--brokers`).
+    hops: Vec<Hop>,
+}
+
+/// `--brokers` / `TRACEWIRE_DEMO_BROKERS`: `all` (the default), `none`, or names of
+/// `scripts/services.sh` separated by commas (`nats,kafka`).
+fn parse_hops(list: &str) -> Result<Vec<Hop>, BoxError> {
+    match list.trim() {
+        "" | "all" => Ok(Hop::ALL.to_vec()),
+        "none" => Ok(Vec::new()),
+        list => {
+            let named = list
+                .split(',')
+                .map(|n| Hop::from_name(n.trim()).ok_or_else(|| format!("--brokers: unknown broker {n:?} (nats, redis, rabbitmq, mqtt, kafka, all, none)")))
+                .collect::<Result<Vec<_>, _>>()?;
+            // chain order, whatever order they were named in
+            Ok(Hop::ALL.into_iter().filter(|h| named.contains(h)).collect())
+        }
+    }
 }
 
 fn collector_endpoint() -> Option<String> {
@@ -443,32 +520,114 @@ async fn run_parent(opts: Options) -> Result<bool, BoxError> {
         }
     };
 
-    let result = drive(&opts, &env, viewer.as_ref()).await;
+    let hops = opts.hops.clone();
+    let brokers = if hops.is_empty() {
+        println!("order pipeline: off (--brokers none)");
+        Brokers::none()
+    } else {
+        println!("order pipeline brokers:");
+        tokio::task::spawn_blocking(move || Brokers::find(&hops)).await?
+    };
+    let result = drive(&opts, &env, viewer.as_ref(), &brokers.route).await;
     if let Some(viewer) = viewer {
         viewer.shutdown().await;
     }
+    // Stops the private brokers.
+    tokio::task::spawn_blocking(move || drop(brokers)).await?;
     result
+}
+
+/// `hops ran: nats redis ... (2 of 2 orders through); skipped: kafka`.
+fn hops_ran(wanted: &[Hop], route: &[(Hop, String)], through: usize, sent: usize) -> String {
+    let names = |hops: Vec<Hop>| {
+        if hops.is_empty() {
+            "none".to_owned()
+        } else {
+            hops.iter().map(|h| h.name()).collect::<Vec<_>>().join(" ")
+        }
+    };
+    let ran: Vec<Hop> = route.iter().map(|(hop, _)| *hop).collect();
+    let skipped: Vec<Hop> = wanted
+        .iter()
+        .copied()
+        .filter(|h| !ran.contains(h))
+        .collect();
+    let mut line = format!(
+        "hops ran: {} ({through} of {sent} orders through)",
+        names(ran)
+    );
+    if !skipped.is_empty() {
+        line.push_str(&format!("; skipped: {}", names(skipped)));
+    }
+    line
+}
+
+/// The order pipeline as one line: `gateway ─NATS─▶ payments ─...`.
+fn pipeline_line(route: &[(Hop, String)]) -> String {
+    let mut line = String::from("gateway");
+    for (hop, _) in route {
+        line.push_str(&format!(" ─{}─▶ {}", hop.label(), hop.worker()));
+    }
+    line
 }
 
 async fn drive(
     opts: &Options,
     env: &[(&str, String)],
     viewer: Option<&tracewire_viewer::RunningViewer>,
+    route: &[(Hop, String)],
 ) -> Result<bool, BoxError> {
     let gateway_port = opts.gateway_port;
+    // The checkouts that succeed each send an order down the pipeline.
+    let orders = REQUESTS.iter().filter(|(_, status)| *status == 200).count();
+    let batch = if opts.once {
+        // every order of this run in one batch (the test asserts its links)
+        BatchSize {
+            max: orders,
+            linger: Duration::from_secs(20),
+        }
+    } else {
+        BatchSize {
+            max: 10,
+            linger: Duration::from_secs(2),
+        }
+    };
+    let (done_tx, done_rx) = mpsc::channel();
     let (mut services, gateway) = tokio::task::spawn_blocking({
-        let env: Vec<(String, String)> = env
+        let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
+        env.push((ROUTE_ENV.to_owned(), route_to_env(route)));
+        let route = route.to_vec();
         move || -> Result<(Services, SocketAddr), BoxError> {
             let env: Vec<(&str, String)> =
                 env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-            let mut services = Services::default();
-            let pricing = services.spawn("pricing", None, 0, &env)?;
-            let inventory = services.spawn("inventory", Some(pricing), 0, &env)?;
-            let backend = services.spawn("backend", Some(inventory), 0, &env)?;
-            let gateway = services.spawn("gateway", Some(backend), gateway_port, &env)?;
+            let mut services = Services {
+                children: Vec::new(),
+                done: done_tx,
+            };
+            let pricing = services.spawn_server("pricing", None, 0, &env)?;
+            let inventory = services.spawn_server("inventory", Some(pricing), 0, &env)?;
+            let backend = services.spawn_server("backend", Some(inventory), 0, &env)?;
+            // The workers, last hop first: each is subscribed before anything is sent to it.
+            for (hop, _) in route.iter().rev() {
+                let args: Vec<String> = match hop {
+                    Hop::Nats => vec!["--next".into(), pricing.to_string()],
+                    Hop::Kafka => vec![
+                        "--batch".into(),
+                        batch.max.to_string(),
+                        "--linger-ms".into(),
+                        batch.linger.as_millis().to_string(),
+                    ],
+                    _ => Vec::new(),
+                };
+                let first = services.spawn(hop.worker(), &args, &env)?;
+                if first != "ready" {
+                    return Err(format!("the {} worker said {first:?}", hop.worker()).into());
+                }
+            }
+            let gateway = services.spawn_server("gateway", Some(backend), gateway_port, &env)?;
             Ok((services, gateway))
         }
     })
@@ -476,6 +635,12 @@ async fn drive(
     println!(
         "services: gateway (poem) http://{gateway} → backend (tonic, gRPC) → inventory (axum, B3) → pricing (poem, Jaeger)"
     );
+
+    if route.is_empty() {
+        println!("order pipeline: off (no broker)");
+    } else {
+        println!("order pipeline: {}", pipeline_line(route));
+    }
 
     // Some traffic, from a client that is not traced: each request starts a trace at the gateway.
     let client = reqwest::Client::new();
@@ -491,6 +656,8 @@ async fn drive(
         }
     }
 
+    let sent = if route.is_empty() { 0 } else { orders };
+
     if !opts.once {
         if let Some(viewer) = viewer {
             if let Some(url) = viewer.ui_url() {
@@ -504,7 +671,28 @@ async fn drive(
         return Ok(as_expected);
     }
 
-    // --once: the services flush as they exit; then the traces are complete.
+    // --once: every order through the pipeline (the last hop says `done`), then the services
+    // flush as they exit; then the traces are complete.
+    let through = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + PIPELINE_TIMEOUT;
+        let mut through = 0;
+        while through < sent {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match done_rx.recv_timeout(left) {
+                Ok(_) => through += 1,
+                Err(_) => break,
+            }
+        }
+        through
+    })
+    .await?;
+    if through < sent {
+        eprintln!(
+            "only {through} of {sent} orders came through the pipeline within {PIPELINE_TIMEOUT:?}"
+        );
+        as_expected = false;
+    }
+    println!("{}", hops_ran(&opts.hops, route, through, sent));
     tokio::task::spawn_blocking(move || services.stop(Duration::from_secs(20))).await?;
     let Some(viewer) = viewer else {
         println!("done: the traces are in the collector");
@@ -512,23 +700,24 @@ async fn drive(
     };
     let traces = settled_traces(viewer.store()).await;
     let mut all_services = true;
-    for (id, spans) in &traces {
+    let spans: Vec<&[_]> = traces.iter().map(|(_, spans)| spans.as_slice()).collect();
+    for ((id, _), tree) in traces.iter().zip(render_traces(&spans)) {
         println!("\ntrace {}", hex_id(id));
-        print!("{}", render_trace(spans));
+        print!("{tree}");
     }
-    for service in SERVICES {
+    let workers = route.iter().map(|(hop, _)| hop.worker());
+    for service in SERVICES.into_iter().chain(workers) {
         if !viewer.store().services().iter().any(|s| s == service) {
             eprintln!("no span of service {service} in the viewer");
             all_services = false;
         }
     }
-    let complete = traces.len() == REQUESTS.len();
+    // The ledger's batch is a trace of its own, linked to the orders'.
+    let batches = usize::from(sent > 0 && route.iter().any(|(hop, _)| *hop == Hop::Kafka));
+    let expected = REQUESTS.len() + batches;
+    let complete = traces.len() == expected;
     if !complete {
-        eprintln!(
-            "{} traces in the viewer, expected {}",
-            traces.len(),
-            REQUESTS.len()
-        );
+        eprintln!("{} traces in the viewer, expected {expected}", traces.len());
     }
     if let Some(url) = viewer.ui_url() {
         println!("\nviewer: {url} (stopping: --once)");
@@ -584,8 +773,18 @@ fn main() -> ExitCode {
     let result = if let Some(role) = arg_value(&args, "--role") {
         let next = arg_value(&args, "--next").and_then(|a| a.parse().ok());
         let port = arg_value(&args, "--port").and_then(|p| p.parse().ok());
+        let batch = BatchSize {
+            max: arg_value(&args, "--batch")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(10),
+            linger: Duration::from_millis(
+                arg_value(&args, "--linger-ms")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(2000),
+            ),
+        };
         runtime
-            .block_on(run_service(&role, port.unwrap_or(0), next))
+            .block_on(run_service(&role, port.unwrap_or(0), next, batch))
             .map(|()| true)
     } else {
         let port = |name: &str, default: u16| -> Result<u16, BoxError> {
@@ -599,6 +798,11 @@ fn main() -> ExitCode {
                     || std::env::var("TRACEWIRE_DEMO_ONCE").is_ok_and(|v| v == "1"),
                 ui_port,
                 gateway_port: port("--gateway-port", 0)?,
+                hops: parse_hops(
+                    &arg_value(&args, "--brokers")
+                        .or_else(|| std::env::var("TRACEWIRE_DEMO_BROKERS").ok())
+                        .unwrap_or_default(),
+                )?,
             })
         });
         opts.and_then(|opts| runtime.block_on(run_parent(opts)))

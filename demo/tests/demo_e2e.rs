@@ -10,6 +10,10 @@ use tracewire_viewer::{Query, ViewerBuilder};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The HTTP/gRPC part alone: no order pipeline (its test is
+/// [`demo_order_pipeline_crosses_every_broker`]).
+const NO_BROKERS: (&str, &str) = ("TRACEWIRE_DEMO_BROKERS", "none");
+
 /// The four traces, in request order: two successes, the 404 (inventory does not know the
 /// item: no pricing call) and the error path (pricing fails with a 500, an error up to the
 /// gateway). Every hop is one parent link: HTTP SERVER → gRPC CLIENT → gRPC SERVER → HTTP
@@ -42,6 +46,33 @@ gateway: GET /checkout/:item [server] http.response.status_code=502 ERROR
           inventory: lookup_stock [internal]
           inventory: GET /price/:item [client] http.response.status_code=500 ERROR
             pricing: GET /price/:item [server] http.request.header.uber-trace-id=… http.response.status_code=500 ERROR
+";
+
+/// A checkout that succeeds, with its order through the whole pipeline (every broker
+/// present): the checkout as [`OK`], then the gateway's publish and the chain of workers, each
+/// process span the child of the send span that created its message and linked to it
+/// (`links=[parent]`). The shipping worker's first attempt fails (`nack`, requeued); RabbitMQ
+/// delivers the message again and the second attempt goes on: two process spans, one creation
+/// context. The last send (to Kafka) is processed by the ledger in a batch of its own trace.
+const PIPELINE: &str = "\
+\x20 gateway: publish orders.placed [producer]
+    payments: process orders.placed [consumer] links=[parent]
+      payments: GET /price/:item [client] http.response.status_code=200
+        pricing: GET /price/:item [server] http.request.header.uber-trace-id=… http.response.status_code=200
+      payments: publish orders.paid [producer]
+        warehouse: process orders.paid [consumer] messaging.settlement=ack links=[parent]
+          warehouse: publish orders.packed [producer]
+            shipping: process orders.packed [consumer] messaging.settlement=nack links=[parent] ERROR
+            shipping: process orders.packed [consumer] messaging.settlement=ack links=[parent]
+              shipping: publish shop/orders/shipped [producer]
+                notifications: process shop/orders/+ [consumer] links=[parent]
+                  notifications: send orders.completed [producer]
+";
+/// The ledger's batch: one process span for both orders' records, a trace of its own with a
+/// link to each record's send span — in the first and the second trace.
+const BATCH: &str = "\
+ledger: process orders.completed [consumer] messaging.batch.message_count=2 messaging.settlement=commit links=[#1 notifications: send orders.completed, #2 notifications: send orders.completed]
+  ledger: post_to_ledger [internal]
 ";
 
 /// Kills the demo if the test fails before it exits (its own `Drop` stops its services).
@@ -116,7 +147,7 @@ fn printed_trees(out: &str) -> Vec<String> {
 
 #[test]
 fn demo_once_shows_the_four_services_in_the_embedded_viewer() {
-    let (ok, out) = run_demo(&[]);
+    let (ok, out) = run_demo(&[NO_BROKERS]);
     assert!(ok, "the demo failed");
     for (path, status) in tracewire_demo::REQUESTS {
         assert!(
@@ -126,6 +157,46 @@ fn demo_once_shows_the_four_services_in_the_embedded_viewer() {
     }
     assert_eq!(printed_trees(&out), [OK, OK, NOT_FOUND, ERROR]);
     assert!(out.contains("viewer: http://127.0.0.1:"), "{out}");
+}
+
+/// The order pipeline with every broker present (`CI=true`: a missing one fails the test): the
+/// two orders' traces from the gateway through every hop, the redelivery and the batch.
+#[test]
+fn demo_order_pipeline_crosses_every_broker() {
+    use tracewire_test::skip::{self, Broker};
+
+    const TEST: &str = "demo_order_pipeline_crosses_every_broker";
+    // The brokers the tests use (their variables, else the standard ports), handed to the demo
+    // by the same variables.
+    let mut env = vec![("TRACEWIRE_DEMO_BROKERS", "all".to_owned())];
+    for (broker, var) in [
+        (Broker::Nats, "TRACEWIRE_NATS_URL"),
+        (Broker::Redis, "TRACEWIRE_REDIS_URL"),
+        (Broker::RabbitMq, "TRACEWIRE_RABBITMQ_URL"),
+        (Broker::Mosquitto, "TRACEWIRE_MQTT_URL"),
+        (Broker::Kafka, "TRACEWIRE_KAFKA_URL"),
+    ] {
+        let Some(url) = skip::broker(TEST, broker) else {
+            return;
+        };
+        env.push((var, url));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (ok, out) = run_demo(&env);
+    assert!(ok, "the demo failed");
+    assert!(
+        out.contains("order pipeline: gateway ─NATS─▶ payments ─Redis stream─▶ warehouse ─RabbitMQ─▶ shipping ─MQTT─▶ notifications ─Kafka─▶ ledger"),
+        "{out}"
+    );
+    assert!(
+        out.contains("hops ran: nats redis rabbitmq mosquitto kafka (2 of 2 orders through)\n"),
+        "{out}"
+    );
+    let order = format!("{OK}{PIPELINE}");
+    assert_eq!(
+        printed_trees(&out),
+        [order.as_str(), &order, NOT_FOUND, ERROR, BATCH]
+    );
 }
 
 #[test]
@@ -145,7 +216,7 @@ fn demo_exports_to_the_collector_named_by_otel_exporter_otlp_endpoint() {
     let addrs = viewer.addrs();
     let endpoint = format!("http://{}", addrs.otlp_http.unwrap());
 
-    let (ok, out) = run_demo(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+    let (ok, out) = run_demo(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), NO_BROKERS]);
     assert!(ok, "the demo failed");
     assert!(out.contains(&format!("the services export to {endpoint}")));
     assert!(!out.contains("viewer: "), "no embedded viewer: {out}");
@@ -226,7 +297,7 @@ fn demo_exports_into_jaeger() {
         return;
     };
     let endpoint = jaeger.otlp_http_endpoint();
-    let (ok, out) = run_demo(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+    let (ok, out) = run_demo(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), NO_BROKERS]);
     assert!(ok, "the demo failed");
     assert!(out.contains(&format!("the services export to {endpoint}")));
 
