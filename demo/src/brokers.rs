@@ -140,8 +140,10 @@ fn find_one(hop: Hop, run: u32) -> Found {
     }
     let script = services_sh();
     let name = hop.name();
+    // Kafka comes from Maven (no root); the others are Debian packages.
+    let sudo = if hop == Hop::Kafka { "" } else { "sudo " };
     let get = format!(
-        "sudo bash scripts/services.sh install {name} && bash scripts/services.sh start {name}"
+        "{sudo}bash scripts/services.sh install {name} && bash scripts/services.sh start {name}"
     );
     if !script.is_file() {
         return Found::Missing(format!(
@@ -174,33 +176,40 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The variables of `scripts/services.sh` that move `hop` off its standard ports, the client
+/// port first; each gets a free port (`None`) or that value.
+fn port_vars(hop: Hop) -> &'static [(&'static str, Option<&'static str>)] {
+    match hop {
+        // no monitoring port: the standard one may be taken by the standard server
+        Hop::Nats => &[
+            ("TRACEWIRE_NATS_PORT", None),
+            ("TRACEWIRE_NATS_MONITOR_PORT", Some("0")),
+        ],
+        Hop::Redis => &[("TRACEWIRE_REDIS_PORT", None)],
+        Hop::Rabbitmq => &[
+            ("TRACEWIRE_RABBITMQ_PORT", None),
+            ("TRACEWIRE_RABBITMQ_DIST_PORT", None),
+        ],
+        Hop::Mqtt => &[("TRACEWIRE_MOSQUITTO_PORT", None)],
+        Hop::Kafka => &[
+            ("TRACEWIRE_KAFKA_PORT", None),
+            ("TRACEWIRE_KAFKA_CONTROLLER_PORT", None),
+        ],
+    }
+}
+
 /// `scripts/services.sh start` of `hop` on free ports, its state in a temp dir of its own.
 fn start_private(hop: Hop, run: u32, script: &Path) -> Result<Private, String> {
     let err = |e: std::io::Error| e.to_string();
     let port = free_port().map_err(err)?;
     let mut env = Vec::new();
-    let mut var = |k: &str, v: String| env.push((k.to_owned(), v));
-    match hop {
-        Hop::Nats => {
-            var("TRACEWIRE_NATS_PORT", port.to_string());
-            var("TRACEWIRE_NATS_MONITOR_PORT", "0".into());
-        }
-        Hop::Redis => var("TRACEWIRE_REDIS_PORT", port.to_string()),
-        Hop::Rabbitmq => {
-            var("TRACEWIRE_RABBITMQ_PORT", port.to_string());
-            var(
-                "TRACEWIRE_RABBITMQ_DIST_PORT",
-                free_port().map_err(err)?.to_string(),
-            );
-        }
-        Hop::Mqtt => var("TRACEWIRE_MOSQUITTO_PORT", port.to_string()),
-        Hop::Kafka => {
-            var("TRACEWIRE_KAFKA_PORT", port.to_string());
-            var(
-                "TRACEWIRE_KAFKA_CONTROLLER_PORT",
-                free_port().map_err(err)?.to_string(),
-            );
-        }
+    for (i, (var, value)) in port_vars(hop).iter().enumerate() {
+        let value = match value {
+            Some(v) => (*v).to_owned(),
+            None if i == 0 => port.to_string(),
+            None => free_port().map_err(err)?.to_string(),
+        };
+        env.push(((*var).to_owned(), value));
     }
     let dir = std::env::temp_dir().join(format!("tracewire-demo-{run}-{}", hop.name()));
     env.push((

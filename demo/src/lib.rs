@@ -269,4 +269,36 @@ mod tests {
         );
         assert_eq!(hex_id(&[0xab, 0x01]), "ab01");
     }
+
+    #[test]
+    fn renders_links_to_the_parent_this_trace_other_traces_and_unknown_spans() {
+        use tracewire_export::proto::trace::v1::span::Link;
+
+        let link = |trace: u8, span: u8| Link {
+            trace_id: vec![trace; 16],
+            span_id: vec![span; 8],
+            ..Default::default()
+        };
+        let store = Store::default();
+        let send = span(1, 0, "send q", SpanKind::Producer, 100);
+        let mut process = span(2, 1, "process q", SpanKind::Consumer, 200);
+        process.links = vec![link(7, 1)];
+        store.ingest(batch("a", vec![send, process]));
+        let mut other = span(3, 0, "process q", SpanKind::Consumer, 300);
+        other.trace_id = vec![8; 16];
+        other.links = vec![link(7, 1), link(8, 3), link(9, 9)];
+        store.ingest(batch("b", vec![other]));
+
+        let traces = [
+            store.trace(&[7; 16]).unwrap(),
+            store.trace(&[8; 16]).unwrap(),
+        ];
+        assert_eq!(
+            render_traces(&traces),
+            [
+                "a: send q [producer]\n  a: process q [consumer] links=[parent]\n",
+                "b: process q [consumer] links=[#1 a: send q, b: process q, ?]\n",
+            ]
+        );
+    }
 }

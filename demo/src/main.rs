@@ -1,5 +1,6 @@
 //! The tracewire demo: four small services, each in its own process with its own
-//! `service.name`, in one trace — shown in the embedded viewer.
+//! `service.name`, in one trace, and an order pipeline across five brokers — shown in the
+//! embedded viewer.
 //!
 //! ```text
 //! cargo run --release -p tracewire-demo
@@ -8,7 +9,12 @@
 //! ```text
 //! client ──HTTP──▶ gateway (poem) ──gRPC──▶ backend (tonic) ──HTTP, B3──▶ inventory (axum)
 //! inventory (axum) ──HTTP, Jaeger `uber-trace-id`──▶ pricing (poem)
+//! gateway ─NATS─▶ payments ─Redis stream─▶ warehouse ─RabbitMQ─▶ shipping ─MQTT─▶ notifications ─Kafka─▶ ledger
 //! ```
+//!
+//! The order pipeline's workers are in `pipeline.rs`; where its brokers come from (running,
+//! private ones started with `scripts/services.sh`, or skipped) in `brokers.rs`. `--brokers
+//! <list>` (or `TRACEWIRE_DEMO_BROKERS`: `all`, `none`, `nats,redis,...`) picks the brokers.
 //!
 //! The program starts the viewer (UI on <http://127.0.0.1:16686/>, or a free port when that
 //! one is taken), starts itself once per service (`--role <name> ...`), sends the gateway a
@@ -488,6 +494,15 @@ fn collector_endpoint() -> Option<String> {
 }
 
 async fn run_parent(opts: Options) -> Result<bool, BoxError> {
+    // Ctrl-C from now on ends the demo through its normal way out (services and private
+    // brokers stopped), whenever it comes: the service processes get it too and exit, which
+    // ends whatever the parent was doing with them.
+    let (interrupt, interrupted) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = interrupt.send(());
+        }
+    });
     // Where the services export: the embedded viewer, or the collector the environment names.
     let mut env: Vec<(&str, String)> = Vec::new();
     if std::env::var_os("OTEL_BSP_SCHEDULE_DELAY").is_none() {
@@ -528,7 +543,7 @@ async fn run_parent(opts: Options) -> Result<bool, BoxError> {
         println!("order pipeline brokers:");
         tokio::task::spawn_blocking(move || Brokers::find(&hops)).await?
     };
-    let result = drive(&opts, &env, viewer.as_ref(), &brokers.route).await;
+    let result = drive(&opts, &env, viewer.as_ref(), &brokers.route, interrupted).await;
     if let Some(viewer) = viewer {
         viewer.shutdown().await;
     }
@@ -576,6 +591,7 @@ async fn drive(
     env: &[(&str, String)],
     viewer: Option<&tracewire_viewer::RunningViewer>,
     route: &[(Hop, String)],
+    interrupted: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<bool, BoxError> {
     let gateway_port = opts.gateway_port;
     // The checkouts that succeed each send an order down the pipeline.
@@ -666,7 +682,7 @@ async fn drive(
         }
         println!("Send more: curl http://{gateway}/checkout/book (or lamp, unicorn, broken)");
         println!("Ctrl-C to stop.");
-        let _ = tokio::signal::ctrl_c().await;
+        let _ = interrupted.await;
         tokio::task::spawn_blocking(move || services.stop(Duration::from_secs(10))).await?;
         return Ok(as_expected);
     }
