@@ -1,5 +1,7 @@
 //! Browser tests: the real `tracewire view` binary serving the real UI, driven in Debian's
-//! headless Chromium by `tests/browser/ui.test.mjs` (playwright-core, no browser download).
+//! headless Chromium by `tests/browser/*.test.mjs` (playwright-core, no browser download):
+//! `ui.test.mjs` (search, waterfall, details, live list), `messaging.test.mjs` (a pipeline
+//! shaped like the demo's: colours, links both ways, messaging, critical path, service map).
 //!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node` and `tests/browser/node_modules`
 //! (`bash scripts/setup-browser.sh` installs all three). Without them the test fails when
@@ -43,20 +45,14 @@ fn missing_prerequisite(driver_dir: &Path) -> Option<String> {
     None
 }
 
-#[test]
-fn viewer_ui_in_headless_chromium() {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let driver_dir = manifest.join("tests/browser");
-    if let Some(why) = missing_prerequisite(&driver_dir) {
-        tracewire_test::skip::skip(
-            "viewer_ui_in_headless_chromium",
-            &format!(
-                "browser test prerequisites missing: {why}; run `bash scripts/setup-browser.sh` to install Chromium + playwright-core"
-            ),
-        );
-        return;
-    }
+/// A running `tracewire view` on free ports, killed when dropped.
+struct Viewer {
+    _child: KillOnDrop,
+    ui: String,
+    otlp: String,
+}
 
+fn start_viewer() -> Viewer {
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_tracewire"))
             .args([
@@ -91,7 +87,50 @@ fn viewer_ui_in_headless_chromium() {
     }
     // keep draining stdout so the child never blocks on a full pipe
     std::thread::spawn(move || for _ in lines {});
+    Viewer {
+        _child: child,
+        ui: ui.unwrap(),
+        otlp: otlp.unwrap(),
+    }
+}
 
+/// The driver directory, or `None` (the test skipped) when a prerequisite is missing.
+fn driver_dir_or_skip(test: &str) -> Option<PathBuf> {
+    let driver_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if let Some(why) = missing_prerequisite(&driver_dir) {
+        tracewire_test::skip::skip(
+            test,
+            &format!(
+                "browser test prerequisites missing: {why}; run `bash scripts/setup-browser.sh` to install Chromium + playwright-core"
+            ),
+        );
+        return None;
+    }
+    Some(driver_dir)
+}
+
+/// Runs `driver` against a fresh viewer, with `env`; fails the test when a check fails.
+fn run_driver(driver_dir: &Path, driver: &str, env: &[(&str, &Path)]) {
+    let viewer = start_viewer();
+    let status = Command::new("node")
+        .arg(driver_dir.join(driver))
+        .env("VIEWER_URL", &viewer.ui)
+        .env("OTLP_URL", &viewer.otlp)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "browser checks of {driver} failed (see the output above)"
+    );
+}
+
+#[test]
+fn viewer_ui_in_headless_chromium() {
+    let Some(driver_dir) = driver_dir_or_skip("viewer_ui_in_headless_chromium") else {
+        return;
+    };
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     // docs/viewer.png is written when missing or with TRACEWIRE_UPDATE_SCREENSHOT=1 (so test
     // runs do not dirty the tree); otherwise the screenshot goes to the target directory.
     let docs_png = manifest.join("../../docs/viewer.png");
@@ -103,16 +142,16 @@ fn viewer_ui_in_headless_chromium() {
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("viewer.png")
     };
     let _ = std::fs::remove_file(&screenshot);
-    let status = Command::new("node")
-        .arg(driver_dir.join("ui.test.mjs"))
-        .env("VIEWER_URL", ui.unwrap())
-        .env("OTLP_URL", otlp.unwrap())
-        .env("SCREENSHOT", &screenshot)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "browser checks failed (see the output above)"
-    );
+    run_driver(&driver_dir, "ui.test.mjs", &[("SCREENSHOT", &screenshot)]);
     assert!(screenshot.exists());
+}
+
+/// Issue 14: the viewer on a messaging pipeline shaped like the demo's (the same services,
+/// brokers, redelivery and batch), plus a pipeline of one trace per message.
+#[test]
+fn messaging_pipeline_in_headless_chromium() {
+    let Some(driver_dir) = driver_dir_or_skip("messaging_pipeline_in_headless_chromium") else {
+        return;
+    };
+    run_driver(&driver_dir, "messaging.test.mjs", &[]);
 }

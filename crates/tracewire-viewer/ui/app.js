@@ -36,11 +36,9 @@ function fmtTime(us) {
   const d = new Date(us / 1000);
   return d.toLocaleTimeString(undefined, { hour12: false }) + '.' + String(d.getMilliseconds()).padStart(3, '0');
 }
-function colour(service) {
-  let h = 0;
-  for (const ch of service) h = (h * 31 + ch.codePointAt(0)) >>> 0;
-  return `hsl(${h % 360}, 60%, 52%)`;
-}
+// colour.js: the services of one trace (or one map) never share a colour
+let colours = new Map();
+const colour = (service) => colours.get(service) || assignColours([service]).get(service);
 
 async function getJSON(url) {
   const r = await fetch(url);
@@ -86,8 +84,9 @@ async function search() {
 }
 
 function traceRow(t, fresh) {
+  const own = assignColours(t.services.map((s) => s.name));
   const services = t.services.map((s) =>
-    el('span', { class: 'badge' }, el('span', { class: 'svc-dot', style: { background: colour(s.name) } }), s.name + ' ' + s.spans));
+    el('span', { class: 'badge' }, el('span', { class: 'svc-dot', style: { background: own.get(s.name) } }), s.name + ' ' + s.spans));
   const li = el('li', { class: 'trace-row' + (fresh ? ' fresh' : '') + (t.traceId === state.selected ? ' selected' : ''),
                         dataset: { traceId: t.traceId }, on: { click: () => { location.hash = '#/trace/' + t.traceId; } } },
     el('div', { class: 't1' },
@@ -157,6 +156,7 @@ function renderTrace(keepScroll) {
   $('empty').hidden = true; $('trace-view').hidden = false;
   const total = Math.max(1, ...t.spans.map((s) => s.startNs + s.durationNs));
   const sm = t.summary;
+  colours = assignColours([...sm.services.map((s) => s.name), ...t.spans.map((s) => s.service)]);
   $('trace-title').textContent = sm.rootService + ': ' + sm.rootName;
   $('trace-meta').replaceChildren(...[
     el('span', null, 'Trace ', el('code', null, t.traceId)),

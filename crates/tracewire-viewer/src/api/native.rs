@@ -39,9 +39,19 @@ use crate::store::{Origin, Store, StoredSpan, TraceId};
 use crate::util;
 
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
-const APP_JS: &str = include_str!("../../ui/app.js");
-const TREE_JS: &str = include_str!("../../ui/tree.js");
-const APP_CSS: &str = include_str!("../../ui/app.css");
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The UI's files besides the page: path, content type, content.
+const UI_FILES: &[(&str, &str, &str)] = &[
+    ("/app.js", JS, include_str!("../../ui/app.js")),
+    ("/tree.js", JS, include_str!("../../ui/tree.js")),
+    ("/colour.js", JS, include_str!("../../ui/colour.js")),
+    (
+        "/app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../ui/app.css"),
+    ),
+];
 
 fn bad(e: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e)
@@ -493,21 +503,13 @@ async fn stats(State(ctx): State<Ctx>) -> Response {
 
 /// The own API and the UI.
 pub(crate) fn routes() -> Router<Ctx> {
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(index))
-        .route("/index.html", get(index))
-        .route(
-            "/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/tree.js",
-            get(|| async { asset("text/javascript; charset=utf-8", TREE_JS) }),
-        )
-        .route(
-            "/app.css",
-            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
-        )
+        .route("/index.html", get(index));
+    for &(path, ct, body) in UI_FILES {
+        router = router.route(path, get(move || async move { asset(ct, body) }));
+    }
+    router
         .route("/tw/api/services", get(services))
         .route("/tw/api/operations", get(operations))
         .route("/tw/api/search", get(search))

@@ -1,0 +1,165 @@
+// Drives the tracewire viewer on a messaging pipeline shaped like the demo's (demo/README.md:
+// gateway ─NATS─▶ payments ─Redis─▶ warehouse ─RabbitMQ─▶ shipping ─MQTT─▶ notifications
+// ─Kafka─▶ ledger, the same services, a redelivery and a batch consumer), and on a pipeline of
+// one trace per message (links only). Run by tests/browser.rs with VIEWER_URL and OTLP_URL.
+// Exits non-zero when a check fails.
+import { chromium } from 'playwright-core';
+import { randomBytes } from 'node:crypto';
+import assert from 'node:assert/strict';
+
+const UI = process.env.VIEWER_URL.replace(/\/$/, '');
+const OTLP = process.env.OTLP_URL;
+const hex = (n) => randomBytes(n).toString('hex');
+
+const str = (key, v) => ({ key, value: { stringValue: v } });
+const int = (key, v) => ({ key, value: { intValue: String(v) } });
+const bool = (key, v) => ({ key, value: { boolValue: v } });
+const [INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER] = [1, 2, 3, 4, 5];
+
+// Spans of one or more traces, grouped by service into an OTLP/JSON request.
+class Traffic {
+  constructor(t0) { this.t0 = t0; this.byService = new Map(); this.ids = {}; }
+  id(key) { return (this.ids[key] ??= hex(8)); }
+  ns(ms) { return String(BigInt(this.t0) * 1000000n + BigInt(Math.round(ms * 1e6))); }
+  // sp(trace, service, key, parentKey, name, kind, startMs, endMs, attributes, extra)
+  sp(traceId, service, key, parent, name, kind, start, end, attributes = [], extra = {}) {
+    const s = { traceId, spanId: this.id(key), parentSpanId: parent ? this.id(parent) : '', name, kind,
+      startTimeUnixNano: this.ns(start), endTimeUnixNano: this.ns(end), attributes, ...extra };
+    if (!this.byService.has(service)) this.byService.set(service, []);
+    this.byService.get(service).push(s);
+    return s;
+  }
+  body() {
+    return { resourceSpans: [...this.byService].map(([service, spans]) => ({
+      resource: { attributes: [str('service.name', service)] },
+      scopeSpans: [{ scope: { name: 'tracewire', version: '0.1.0' }, spans }],
+    })) };
+  }
+}
+
+const msg = (system, dest, op, id, more = []) => [str('messaging.system', system), str('messaging.destination.name', dest),
+  str('messaging.operation.type', op), str('messaging.message.id', id), ...more];
+const link = (tr, traceId, key, attributes = []) => ({ traceId, spanId: tr.id(key), attributes });
+
+// One order, as the demo sends it: the checkout (HTTP → gRPC → HTTP → HTTP), then the order
+// event through the five brokers. `n` tells the keys apart; `nack`: the first RabbitMQ
+// delivery fails and the message is delivered again.
+function order(tr, traceId, n, at, nack) {
+  const k = (x) => x + n;
+  const S = (service, key, parent, name, kind, start, end, attrs, extra) =>
+    tr.sp(traceId, service, k(key), parent ? k(parent) : null, name, kind, at + start, at + end, attrs, extra);
+  S('gateway', 'root', null, 'GET /checkout/:item', SERVER, 0, 50, [str('http.route', '/checkout/:item')]);
+  S('gateway', 'buy', 'root', 'shop.v1.Checkout/Buy', CLIENT, 2, 40, [str('rpc.system', 'grpc')]);
+  S('backend', 'buy-s', 'buy', 'shop.v1.Checkout/Buy', SERVER, 3, 39, [str('rpc.system', 'grpc')]);
+  S('backend', 'stock', 'buy-s', 'GET /stock/{item}', CLIENT, 4, 38);
+  S('inventory', 'stock-s', 'stock', 'GET /stock/{item}', SERVER, 5, 37, [str('http.request.header.b3', 'x')]);
+  S('inventory', 'lookup', 'stock-s', 'lookup_stock', INTERNAL, 6, 10);
+  S('inventory', 'price', 'stock-s', 'GET /price/:item', CLIENT, 11, 36);
+  S('pricing', 'price-s', 'price', 'GET /price/:item', SERVER, 12, 35);
+  // the pipeline: every process span is the child of the send span and links it
+  const P = (key, parent, service, name, start, end, attrs, extra = {}) =>
+    S(service, key, parent, name, CONSUMER, start, end, attrs, { links: [link(tr, traceId, k(parent))], ...extra });
+  S('gateway', 'pub-nats', 'root', 'publish orders.placed', PRODUCER, 42, 45, msg('nats', 'orders.placed', 'send', 'nats-' + n));
+  P('proc-nats', 'pub-nats', 'payments', 'process orders.placed', 47, 80, msg('nats', 'orders.placed', 'process', 'nats-' + n,
+    [int('messaging.message.queue_time_ms', 2)]));
+  S('payments', 'pay-price', 'proc-nats', 'GET /price/:item', CLIENT, 50, 60);
+  S('pricing', 'pay-price-s', 'pay-price', 'GET /price/:item', SERVER, 51, 59);
+  S('payments', 'pub-redis', 'proc-nats', 'publish orders.paid', PRODUCER, 62, 66, msg('redis', 'orders.paid', 'send', '1-' + n));
+  P('proc-redis', 'pub-redis', 'warehouse', 'process orders.paid', 70, 100, msg('redis', 'orders.paid', 'process', '1-' + n,
+    [str('messaging.consumer.group.name', 'warehouse'), str('messaging.settlement', 'ack')]));
+  S('warehouse', 'pub-amqp', 'proc-redis', 'publish orders.packed', PRODUCER, 72, 90, msg('rabbitmq', 'orders.packed', 'send', 'amqp-' + n));
+  let t = 95;
+  if (nack) {
+    P('proc-amqp-1', 'pub-amqp', 'shipping', 'process orders.packed', 95, 105, msg('rabbitmq', 'orders.packed', 'process', 'amqp-' + n,
+      [int('messaging.message.delivery_count', 1), str('messaging.settlement', 'nack'), bool('messaging.rabbitmq.requeue', true)]),
+      { status: { code: 2, message: 'courier API timed out' } });
+    t = 110;
+  }
+  P('proc-amqp', 'pub-amqp', 'shipping', 'process orders.packed', t, t + 20, msg('rabbitmq', 'orders.packed', 'process', 'amqp-' + n,
+    [int('messaging.message.delivery_count', nack ? 2 : 1), str('messaging.settlement', 'ack'),
+     ...(nack ? [bool('messaging.rabbitmq.message.redelivered', true)] : [])]));
+  S('shipping', 'pub-mqtt', 'proc-amqp', 'publish shop/orders/shipped', PRODUCER, t + 5, t + 8, msg('mqtt', 'shop/orders/shipped', 'send', 'mqtt-' + n));
+  P('proc-mqtt', 'pub-mqtt', 'notifications', 'process shop/orders/+', t + 10, t + 30, msg('mqtt', 'shop/orders/shipped', 'process', 'mqtt-' + n,
+    [str('messaging.destination.template', 'shop/orders/+')]));
+  S('notifications', 'pub-kafka', 'proc-mqtt', 'send orders.completed', PRODUCER, t + 12, t + 16, msg('kafka', 'orders.completed', 'send', 'kafka-' + n));
+}
+
+const t0 = Date.now() - 10000;
+const tr = new Traffic(t0);
+const order1 = hex(16), order2 = hex(16), batch = hex(16);
+order(tr, order1, 1, 0, true);
+order(tr, order2, 2, 200, false);
+// the ledger takes both orders in one batch: a trace of its own, linked to both sends
+tr.sp(batch, 'ledger', 'batch', null, 'process orders.completed', CONSUMER, 400, 420,
+  [str('messaging.system', 'kafka'), str('messaging.destination.name', 'orders.completed'), str('messaging.operation.type', 'process'),
+   int('messaging.batch.message_count', 2), str('messaging.settlement', 'commit')],
+  { links: [link(tr, order1, 'pub-kafka1', [int('messaging.kafka.offset', 7)]), link(tr, order2, 'pub-kafka2', [int('messaging.kafka.offset', 8)])] });
+tr.sp(batch, 'ledger', 'post', 'batch', 'post_to_ledger', INTERNAL, 405, 415);
+
+// a pipeline of one trace per message: orders-api ─▶ billing ─▶ mailer, joined by links only
+const lk = new Traffic(t0 + 1000);
+const [lp, lc1, lc2] = [hex(16), hex(16), hex(16)];
+lk.sp(lp, 'orders-api', 'p', null, 'publish invoices', PRODUCER, 0, 2, msg('kafka', 'invoices', 'send', 'inv-1'));
+lk.sp(lc1, 'billing', 'c1', null, 'process invoices', CONSUMER, 5, 20, msg('kafka', 'invoices', 'process', 'inv-1'),
+  { links: [link(lk, lp, 'p', [str('messaging.link', 'creation')])] });
+lk.sp(lc1, 'billing', 'c1-pub', 'c1', 'publish mails', PRODUCER, 10, 12, msg('nats', 'mails', 'send', 'mail-1'));
+lk.sp(lc2, 'mailer', 'c2', null, 'process mails', CONSUMER, 15, 30, msg('nats', 'mails', 'process', 'mail-1'),
+  { links: [link(lk, lc1, 'c1-pub')] });
+
+async function send(body) {
+  const r = await fetch(OTLP, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.equal(r.status, 200, await r.text());
+}
+await send(tr.body());
+await send(lk.body());
+
+let failures = 0;
+async function check(name, fn) {
+  try { await fn(); console.log('ok   -', name); } catch (e) { failures++; console.log('FAIL -', name, '\n', e); }
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+         '--disable-component-update', '--disable-sync'],
+});
+// bypassCSP: Playwright's waitForFunction evaluates strings, which the viewer's CSP forbids.
+const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, bypassCSP: true });
+const page = await context.newPage();
+const pageErrors = [];
+page.on('pageerror', (e) => pageErrors.push(String(e)));
+page.setDefaultTimeout(10000);
+
+async function open(traceId, spanId) {
+  await page.goto(`${UI}/#/trace/${traceId}` + (spanId ? '/' + spanId : ''));
+  await page.reload();
+  await page.waitForSelector('#rows .span-row');
+  if (spanId) await page.waitForSelector('#details:not([hidden])');
+}
+const I = tr.ids;
+
+try {
+  await check('the services of a trace never share a colour (the demo\'s services)', async () => {
+    await open(order1);
+    const legend = await page.$$eval('#legend > span', (ls) => ls.map((l) => [l.textContent.replace(/ \(\d+\)$/, ''), getComputedStyle(l.querySelector('.svc-dot')).backgroundColor]));
+    assert.deepEqual(legend.map((l) => l[0]).sort(),
+      ['backend', 'gateway', 'inventory', 'notifications', 'payments', 'pricing', 'shipping', 'warehouse']);
+    assert.equal(new Set(legend.map((l) => l[1])).size, legend.length, JSON.stringify(legend));
+    // the bars use the legend's colours
+    const byService = Object.fromEntries(legend);
+    const bars = await page.$$eval('#rows .span-row', (rs) => rs.map((r) => [r.querySelector('.svc').textContent, getComputedStyle(r.querySelector('.bar')).backgroundColor]));
+    for (const [svc, c] of bars) assert.equal(c, byService[svc], svc);
+    // and so do the dots of the trace's row in the list
+    const row = await page.$$eval(`#trace-list .trace-row[data-trace-id="${order1}"] .badge .svc-dot`, (ds) => ds.map((d) => getComputedStyle(d).backgroundColor));
+    assert.equal(new Set(row).size, legend.length);
+  });
+
+  await check('no script errors on the page', async () => {
+    assert.deepEqual(pageErrors, []);
+  });
+} finally {
+  await browser.close();
+}
+if (failures) { console.log(`${failures} browser check(s) failed`); process.exit(1); }
+console.log('all browser checks passed');

@@ -1,0 +1,91 @@
+//! The UI's pure logic (issue 14), run in node on the files the viewer serves (the code the
+//! page runs): service colours (`/colour.js`).
+//!
+//! Needs `node` on the PATH; without it the test fails when `CI=true` and skips loudly
+//! otherwise (`tracewire_test::skip`).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+use tracewire_viewer::ViewerBuilder;
+
+/// Whether `node` runs; if not, skips `test` (a failure when `CI=true`).
+fn node_or_skip(test: &str) -> bool {
+    let found = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        tracewire_test::skip::skip(test, "node not found: the UI's logic runs in node");
+    }
+    found
+}
+
+/// Runs `driver` in node with the served `files` (e.g. `colour.js`) in the directory named by
+/// `$UI_DIR`; the driver asserts with `node:assert`. Returns its standard output.
+async fn run_node(test: &str, files: &[&str], driver: &str) -> String {
+    let v = ViewerBuilder::embedded().start().await.unwrap();
+    let ui = format!("http://{}", v.addrs().ui.unwrap());
+    let dir =
+        std::env::temp_dir().join(format!("tracewire-ui-logic-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in files {
+        let js = get(&format!("{ui}/{f}")).await;
+        assert_eq!(js.status, 200, "{f}");
+        std::fs::write(dir.join(f), &js.body).unwrap();
+    }
+    v.shutdown().await;
+    let out = Command::new("node")
+        .arg("-e")
+        .arg(driver)
+        .env("UI_DIR", &dir)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.status.success(),
+        "node failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The services of one trace never share a colour: the demo's nine (where the old hash gave
+/// `gateway` and `inventory` the same green), any set up to the palette's size, and past it.
+#[tokio::test]
+async fn the_services_of_a_trace_get_different_colours() {
+    if !node_or_skip("the_services_of_a_trace_get_different_colours") {
+        return;
+    }
+    let out = run_node(
+        "colours",
+        &["colour.js"],
+        r#"
+const assert = require('node:assert/strict');
+const { PALETTE, assignColours } = require(process.env.UI_DIR + '/colour.js');
+const demo = ['gateway', 'backend', 'inventory', 'pricing', 'payments', 'warehouse', 'shipping', 'notifications', 'ledger'];
+const c = assignColours(demo);
+assert.equal(c.size, demo.length);
+assert.equal(new Set(c.values()).size, demo.length, JSON.stringify([...c]));
+assert.notEqual(c.get('gateway'), c.get('inventory'));
+// stable: the same set in another order, or twice, gives the same colours
+assert.deepEqual([...assignColours([...demo].reverse(), ...demo)].sort(), [...c].sort());
+// a service alone gets its own preferred colour, in any trace
+for (const s of demo) assert.ok(PALETTE.includes(assignColours([s]).get(s)));
+// every set of names up to the palette's size, and well past it
+for (let n = 1; n <= 60; n++) {
+  const names = Array.from({ length: n }, (_, i) => 'svc-' + ((i * 7919) % 1000));
+  const m = assignColours(names);
+  assert.equal(new Set(m.values()).size, n, 'n=' + n);
+  if (n <= PALETTE.length) for (const v of m.values()) assert.ok(PALETTE.includes(v));
+}
+console.log('ok');
+"#,
+    )
+    .await;
+    assert_eq!(out.trim(), "ok");
+}
