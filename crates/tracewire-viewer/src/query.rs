@@ -45,8 +45,14 @@ pub struct SpanFilter {
     pub min_duration_ns: Option<u64>,
     /// Maximum span duration, ns.
     pub max_duration_ns: Option<u64>,
+    /// The span starts at or after this time (ns since the epoch): Jaeger's `start`, which
+    /// bounds the start of the matching span, not the trace.
+    pub start_min_ns: Option<u64>,
+    /// The span starts at or before this time (ns since the epoch): Jaeger's `end`.
+    pub start_max_ns: Option<u64>,
     /// `key=value` (value `None`: the key exists, or an event has that name). Span attributes
-    /// first, then resource attributes; `error`, `span.kind`, `otel.status_code`,
+    /// first, then the scope's, the resource's and the events' attributes (where Jaeger's stores
+    /// look: a log field is a tag too); `error`, `span.kind`, `otel.status_code`,
     /// `otel.status_description` and `otel.scope.name` match the span's fields.
     pub attributes: Vec<(String, Option<String>)>,
 }
@@ -59,6 +65,8 @@ impl SpanFilter {
             && self.status.is_none()
             && self.min_duration_ns.is_none()
             && self.max_duration_ns.is_none()
+            && self.start_min_ns.is_none()
+            && self.start_max_ns.is_none()
             && self.attributes.is_empty()
     }
 
@@ -93,6 +101,12 @@ impl SpanFilter {
             if code != want {
                 return false;
             }
+        }
+        let start = s.span.start_time_unix_nano;
+        if self.start_min_ns.is_some_and(|m| start < m)
+            || self.start_max_ns.is_some_and(|m| start > m)
+        {
+            return false;
         }
         let d = s.duration_ns();
         if self.min_duration_ns.is_some_and(|m| d < m)
@@ -131,18 +145,25 @@ fn attribute_matches(s: &StoredSpan, key: &str, value: Option<&str>) -> bool {
     if let Some(actual) = special {
         return value.is_none_or(|v| v == actual);
     }
-    let found = s
-        .span
-        .attributes
-        .iter()
-        .chain(s.origin.resource.attributes.iter())
-        .find(|kv| kv.key == key);
-    match (found, value) {
-        (Some(kv), Some(v)) => kv.value.as_ref().is_some_and(|x| util::value_eq(x, v)),
-        (Some(_), None) => true,
-        (None, None) => s.span.events.iter().any(|e| e.name == key),
-        (None, Some(_)) => false,
+    // the first attribute of each list with the key decides for that list (as Jaeger's stores)
+    let lists = [
+        &s.span.attributes,
+        &s.origin.scope.attributes,
+        &s.origin.resource.attributes,
+    ]
+    .into_iter()
+    .chain(s.span.events.iter().map(|e| &e.attributes));
+    for list in lists {
+        if let Some(kv) = list.iter().find(|kv| kv.key == key) {
+            match value {
+                None => return true,
+                Some(v) if kv.value.as_ref().is_some_and(|x| util::value_eq(x, v)) => return true,
+                Some(_) => {}
+            }
+        }
     }
+    // a key alone also names an event
+    value.is_none() && s.span.events.iter().any(|e| e.name == key)
 }
 
 /// A trace search.

@@ -832,8 +832,12 @@ impl Store {
         };
         let mut prepared = Vec::with_capacity(groups.iter().map(|g| g.spans.len()).sum());
         for (g, (service, service_id)) in groups.into_iter().zip(pinned) {
-            let (resource, resource_schema_url, bloom) =
+            let (resource, resource_schema_url, mut bloom) =
                 Arc::try_unwrap(g.resource).unwrap_or_else(|shared| (*shared).clone());
+            // searches look at the scope's attributes too
+            for kv in &g.scope.attributes {
+                bloom::add_kv(&mut bloom, kv);
+            }
             let share = origin_bytes(&resource, &g.scope).div_ceil(g.spans.len().max(1));
             let origin = Arc::new(Origin {
                 resource,
@@ -1316,6 +1320,10 @@ fn insert(inner: &mut Inner, p: Prepared, touched: &mut HashMap<TraceId, Touched
     }
     for e in &stored.span.events {
         bloom::add_key(&mut trace.bloom, &e.name);
+        // an event's attributes are searched as tags (Jaeger's log fields)
+        for kv in &e.attributes {
+            bloom::add_kv(&mut trace.bloom, kv);
+        }
     }
     trace.version += 1;
     delta_bytes += stored.bytes as isize;
