@@ -110,7 +110,7 @@ impl Brokers {
                 }
                 Found::Missing(why) => {
                     eprintln!(
-                        "  {:<13} SKIPPED: {why}\n                the {} worker does not run; the order goes to the next hop",
+                        "  {:<13} SKIPPED: {why}\n                the {} worker does not run: orders skip this hop",
                         hop.label(),
                         hop.worker()
                     );
@@ -122,6 +122,12 @@ impl Brokers {
 }
 
 fn find_one(hop: Hop, run: u32) -> Found {
+    if !hop.built() {
+        return Found::Missing(format!(
+            "this demo was built without it: cargo run --release -p tracewire-demo --features {}",
+            hop.feature()
+        ));
+    }
     if let Some(url) = std::env::var(hop.url_env())
         .ok()
         .filter(|u| !u.trim().is_empty())

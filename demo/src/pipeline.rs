@@ -11,26 +11,52 @@
 //! (the route is in [`ROUTE_ENV`]). Only the public APIs of the tracewire broker crates trace
 //! the messages; this file adds no span of its own but `post_to_ledger`.
 
+// Built without any broker (`--no-default-features`), the outbox and the workers are shells.
+#![cfg_attr(
+    not(any(
+        feature = "nats",
+        feature = "redis",
+        feature = "rabbitmq",
+        feature = "mqtt",
+        feature = "kafka"
+    )),
+    allow(unused_variables, unreachable_code, dead_code)
+)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "rabbitmq")]
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
     ConfirmSelectOptions, QueueDeclareOptions,
 };
+#[cfg(feature = "rabbitmq")]
 use lapin::types::FieldTable;
+#[cfg(feature = "rabbitmq")]
 use lapin::{BasicProperties, ConnectionProperties};
+#[cfg(feature = "kafka")]
 use rdkafka::ClientConfig;
+#[cfg(feature = "kafka")]
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+#[cfg(feature = "kafka")]
 use rdkafka::consumer::{CommitMode, Consumer as _};
+#[cfg(feature = "kafka")]
 use rdkafka::error::RDKafkaErrorCode;
+#[cfg(feature = "kafka")]
 use rdkafka::message::Message as _;
+#[cfg(feature = "kafka")]
 use rdkafka::producer::FutureRecord;
+#[cfg(feature = "kafka")]
 use rdkafka::{Offset, TopicPartitionList};
+#[cfg(feature = "mqtt")]
 use rumqttc::v5::MqttOptions;
+#[cfg(feature = "mqtt")]
 use rumqttc::v5::mqttbytes::QoS;
+#[cfg(feature = "mqtt")]
 use rumqttc::v5::mqttbytes::v5::Packet;
+#[cfg(any(feature = "nats", feature = "rabbitmq"))]
 use tokio_stream::StreamExt as _;
 
 use crate::BoxError;
@@ -74,6 +100,34 @@ impl Hop {
             "kafka" => Some(Hop::Kafka),
             _ => None,
         }
+    }
+
+    /// The cargo feature of the demo that builds this hop in (all are on by default).
+    pub(crate) fn feature(self) -> &'static str {
+        match self {
+            Hop::Mqtt => "mqtt",
+            hop => hop.name(),
+        }
+    }
+
+    /// Whether this build of the demo has this hop.
+    pub(crate) fn built(self) -> bool {
+        match self {
+            Hop::Nats => cfg!(feature = "nats"),
+            Hop::Redis => cfg!(feature = "redis"),
+            Hop::Rabbitmq => cfg!(feature = "rabbitmq"),
+            Hop::Mqtt => cfg!(feature = "mqtt"),
+            Hop::Kafka => cfg!(feature = "kafka"),
+        }
+    }
+
+    /// The error of a hop this build does not have.
+    fn not_built(self) -> BoxError {
+        format!(
+            "this demo was built without the `{}` feature",
+            self.feature()
+        )
+        .into()
     }
 
     /// How the demo shows it.
@@ -181,6 +235,7 @@ fn next_hop(route: &[(Hop, String)], from: Option<Hop>) -> Option<&(Hop, String)
 }
 
 /// `host` and port of `mqtt://HOST:PORT` (or `HOST:PORT`).
+#[cfg(feature = "mqtt")]
 fn host_port(url: &str) -> Result<(String, u16), BoxError> {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let (host, port) = rest
@@ -192,19 +247,28 @@ fn host_port(url: &str) -> Result<(String, u16), BoxError> {
 
 /// A connected client of one hop's broker, that sends order events to that hop.
 pub(crate) enum Outbox {
+    #[cfg(feature = "nats")]
     Nats(tracewire_nats::Client),
+    #[cfg(feature = "redis")]
     Redis(tracewire_redis::Client),
+    #[cfg(feature = "rabbitmq")]
     Rabbitmq {
         channel: tracewire_lapin::Channel,
         _connection: tracewire_lapin::Connection,
     },
+    #[cfg(feature = "mqtt")]
     Mqtt(tracewire_mqtt::Client),
+    #[cfg(feature = "kafka")]
     Kafka(tracewire_kafka::FutureProducer),
 }
 
 impl Outbox {
     /// The outbox of the hop after `from` (`None`: the gateway, the first hop), or `None` when
     /// `from` is the last hop that runs.
+    #[cfg_attr(
+        not(any(feature = "mqtt", feature = "kafka")),
+        allow(unused_variables) // `role` names MQTT and Kafka clients
+    )]
     pub(crate) async fn next(
         route: &[(Hop, String)],
         from: Option<Hop>,
@@ -214,12 +278,15 @@ impl Outbox {
             return Ok(None);
         };
         let outbox = match hop {
+            #[cfg(feature = "nats")]
             Hop::Nats => Outbox::Nats(tracewire_nats::Client::new(
                 async_nats::connect(url.as_str()).await?,
             )),
+            #[cfg(feature = "redis")]
             Hop::Redis => Outbox::Redis(
                 tracewire_redis::Client::connect(redis::Client::open(url.as_str())?).await?,
             ),
+            #[cfg(feature = "rabbitmq")]
             Hop::Rabbitmq => {
                 let connection =
                     tracewire_lapin::Connection::connect(url, ConnectionProperties::default())
@@ -234,6 +301,7 @@ impl Outbox {
                     _connection: connection,
                 }
             }
+            #[cfg(feature = "mqtt")]
             Hop::Mqtt => {
                 let (host, port) = host_port(url)?;
                 let id = format!("tracewire-demo-{role}-{}", std::process::id());
@@ -250,6 +318,7 @@ impl Outbox {
                 });
                 Outbox::Mqtt(client)
             }
+            #[cfg(feature = "kafka")]
             Hop::Kafka => Outbox::Kafka(
                 ClientConfig::new()
                     .set("bootstrap.servers", url)
@@ -257,6 +326,8 @@ impl Outbox {
                     .set("message.timeout.ms", "10000")
                     .create()?,
             ),
+            #[allow(unreachable_patterns)] // with every feature on
+            hop => return Err(hop.not_built()),
         };
         Ok(Some((*hop, outbox)))
     }
@@ -266,13 +337,16 @@ impl Outbox {
     pub(crate) async fn send(&self, hop: Hop, item: &str) -> Result<(), BoxError> {
         let to = hop.destination();
         match self {
+            #[cfg(feature = "nats")]
             Outbox::Nats(client) => {
                 client.publish(to, item.to_owned().into()).await?;
                 client.flush().await?;
             }
+            #[cfg(feature = "redis")]
             Outbox::Redis(client) => {
                 client.xadd(to, [("order", item)]).await?;
             }
+            #[cfg(feature = "rabbitmq")]
             Outbox::Rabbitmq { channel, .. } => {
                 channel
                     .basic_publish(
@@ -285,11 +359,13 @@ impl Outbox {
                     .await?
                     .await?;
             }
+            #[cfg(feature = "mqtt")]
             Outbox::Mqtt(client) => {
                 client
                     .publish(to, QoS::AtLeastOnce, false, item.to_owned())
                     .await?;
             }
+            #[cfg(feature = "kafka")]
             Outbox::Kafka(producer) => {
                 // Partition 0: the one the ledger reads.
                 let record = FutureRecord::<(), _>::to(to).payload(item).partition(0);
@@ -298,12 +374,18 @@ impl Outbox {
                     .await
                     .map_err(|(e, _)| e)?;
             }
+            #[allow(unreachable_patterns)] // with any feature on
+            _ => return Err(hop.not_built()),
         }
         Ok(())
     }
 }
 
 /// What a worker needs to handle an order event.
+#[cfg_attr(
+    not(any(feature = "nats", feature = "redis", feature = "rabbitmq", feature = "mqtt")),
+    allow(dead_code) // the ledger alone handles no single message
+)]
 struct Worker {
     hop: Hop,
     /// The pricing service (the payments worker calls it).
@@ -314,6 +396,10 @@ struct Worker {
 impl Worker {
     /// The handler, run inside the message's process span: what it calls and sends
     /// continues the trace.
+    #[cfg_attr(
+        not(any(feature = "nats", feature = "redis", feature = "rabbitmq", feature = "mqtt")),
+        allow(dead_code) // the ledger alone handles no single message
+    )]
     async fn handle(&self, item: &str) -> Result<String, BoxError> {
         let mut done = Vec::new();
         if let Some((client, pricing)) = &self.pricing {
@@ -390,11 +476,21 @@ pub(crate) async fn run_worker(
         next: Outbox::next(&route, Some(hop), role).await?,
     });
     match hop {
+        #[cfg(feature = "nats")]
         Hop::Nats => nats(worker, &url).await,
+        #[cfg(feature = "redis")]
         Hop::Redis => redis_stream(worker, &url).await,
+        #[cfg(feature = "rabbitmq")]
         Hop::Rabbitmq => rabbitmq(worker, &url).await,
+        #[cfg(feature = "mqtt")]
         Hop::Mqtt => mqtt(worker, &url).await,
+        #[cfg(feature = "kafka")]
         Hop::Kafka => kafka(worker, &url, batch).await,
+        #[allow(unreachable_patterns)] // with every feature on
+        hop => {
+            let _ = (worker, batch);
+            Err(hop.not_built())
+        }
     }
 }
 
@@ -410,6 +506,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// payments: a core NATS subscription.
+#[cfg(feature = "nats")]
 async fn nats(worker: Arc<Worker>, url: &str) -> Result<(), BoxError> {
     let client = tracewire_nats::Client::new(async_nats::connect(url).await?);
     let mut orders = client.subscribe(worker.hop.destination()).await?;
@@ -425,6 +522,7 @@ async fn nats(worker: Arc<Worker>, url: &str) -> Result<(), BoxError> {
 }
 
 /// warehouse: a Redis stream read by a consumer group, each entry acknowledged (XACK).
+#[cfg(feature = "redis")]
 async fn redis_stream(worker: Arc<Worker>, url: &str) -> Result<(), BoxError> {
     let client = tracewire_redis::Client::connect(redis::Client::open(url)?).await?;
     let stream = worker.hop.destination();
@@ -457,6 +555,7 @@ async fn redis_stream(worker: Arc<Worker>, url: &str) -> Result<(), BoxError> {
 /// shipping: a RabbitMQ consumer. The first delivery of each order fails (the courier's API
 /// times out) and is requeued (`nack`); RabbitMQ delivers it again, `redelivered`, and that
 /// attempt goes through: two process spans, children of the same publish.
+#[cfg(feature = "rabbitmq")]
 async fn rabbitmq(worker: Arc<Worker>, url: &str) -> Result<(), BoxError> {
     let connection =
         tracewire_lapin::Connection::connect(url, ConnectionProperties::default()).await?;
@@ -505,11 +604,13 @@ async fn rabbitmq(worker: Arc<Worker>, url: &str) -> Result<(), BoxError> {
 }
 
 /// The first attempt of every shipment.
+#[cfg(feature = "rabbitmq")]
 async fn courier_times_out() -> Result<String, BoxError> {
     Err("the courier's API timed out".into())
 }
 
 /// notifications: an MQTT 5 subscription with a wildcard (`shop/orders/+` names the span).
+#[cfg(feature = "mqtt")]
 async fn mqtt(worker: Arc<Worker>, url: &str) -> Result<(), BoxError> {
     let (host, port) = host_port(url)?;
     let id = format!(
@@ -543,6 +644,7 @@ async fn mqtt(worker: Arc<Worker>, url: &str) -> Result<(), BoxError> {
 
 /// ledger: a Kafka consumer that takes the records in batches: one process span per batch,
 /// with one link per record (each record's creation context, in its own order's trace).
+#[cfg(feature = "kafka")]
 async fn kafka(worker: Arc<Worker>, url: &str, batch: BatchSize) -> Result<(), BoxError> {
     let topic = worker.hop.destination();
     let mut config = ClientConfig::new();
@@ -595,6 +697,7 @@ async fn kafka(worker: Arc<Worker>, url: &str, batch: BatchSize) -> Result<(), B
 }
 
 /// The ledger's handler: one entry per order of the batch.
+#[cfg(feature = "kafka")]
 #[fastrace::trace(short_name = true)]
 async fn post_to_ledger(items: &[String]) -> Result<String, BoxError> {
     Ok(format!("{} posted to the ledger", items.len()))

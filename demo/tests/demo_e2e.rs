@@ -48,33 +48,6 @@ gateway: GET /checkout/:item [server] http.response.status_code=502 ERROR
             pricing: GET /price/:item [server] http.request.header.uber-trace-id=… http.response.status_code=500 ERROR
 ";
 
-/// A checkout that succeeds, with its order through the whole pipeline (every broker
-/// present): the checkout as [`OK`], then the gateway's publish and the chain of workers, each
-/// process span the child of the send span that created its message and linked to it
-/// (`links=[parent]`). The shipping worker's first attempt fails (`nack`, requeued); RabbitMQ
-/// delivers the message again and the second attempt goes on: two process spans, one creation
-/// context. The last send (to Kafka) is processed by the ledger in a batch of its own trace.
-const PIPELINE: &str = "\
-\x20 gateway: publish orders.placed [producer]
-    payments: process orders.placed [consumer] links=[parent]
-      payments: GET /price/:item [client] http.response.status_code=200
-        pricing: GET /price/:item [server] http.request.header.uber-trace-id=… http.response.status_code=200
-      payments: publish orders.paid [producer]
-        warehouse: process orders.paid [consumer] messaging.settlement=ack links=[parent]
-          warehouse: publish orders.packed [producer]
-            shipping: process orders.packed [consumer] messaging.settlement=nack links=[parent] ERROR
-            shipping: process orders.packed [consumer] messaging.settlement=ack links=[parent]
-              shipping: publish shop/orders/shipped [producer]
-                notifications: process shop/orders/+ [consumer] links=[parent]
-                  notifications: send orders.completed [producer]
-";
-/// The ledger's batch: one process span for both orders' records, a trace of its own with a
-/// link to each record's send span — in the first and the second trace.
-const BATCH: &str = "\
-ledger: process orders.completed [consumer] messaging.batch.message_count=2 messaging.settlement=commit links=[#1 notifications: send orders.completed, #2 notifications: send orders.completed]
-  ledger: post_to_ledger [internal]
-";
-
 /// Kills the demo if the test fails before it exits (its own `Drop` stops its services).
 struct Demo(Option<Child>);
 
@@ -157,46 +130,6 @@ fn demo_once_shows_the_four_services_in_the_embedded_viewer() {
     }
     assert_eq!(printed_trees(&out), [OK, OK, NOT_FOUND, ERROR]);
     assert!(out.contains("viewer: http://127.0.0.1:"), "{out}");
-}
-
-/// The order pipeline with every broker present (`CI=true`: a missing one fails the test): the
-/// two orders' traces from the gateway through every hop, the redelivery and the batch.
-#[test]
-fn demo_order_pipeline_crosses_every_broker() {
-    use tracewire_test::skip::{self, Broker};
-
-    const TEST: &str = "demo_order_pipeline_crosses_every_broker";
-    // The brokers the tests use (their variables, else the standard ports), handed to the demo
-    // by the same variables.
-    let mut env = vec![("TRACEWIRE_DEMO_BROKERS", "all".to_owned())];
-    for (broker, var) in [
-        (Broker::Nats, "TRACEWIRE_NATS_URL"),
-        (Broker::Redis, "TRACEWIRE_REDIS_URL"),
-        (Broker::RabbitMq, "TRACEWIRE_RABBITMQ_URL"),
-        (Broker::Mosquitto, "TRACEWIRE_MQTT_URL"),
-        (Broker::Kafka, "TRACEWIRE_KAFKA_URL"),
-    ] {
-        let Some(url) = skip::broker(TEST, broker) else {
-            return;
-        };
-        env.push((var, url));
-    }
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (ok, out) = run_demo(&env);
-    assert!(ok, "the demo failed");
-    assert!(
-        out.contains("order pipeline: gateway ─NATS─▶ payments ─Redis stream─▶ warehouse ─RabbitMQ─▶ shipping ─MQTT─▶ notifications ─Kafka─▶ ledger"),
-        "{out}"
-    );
-    assert!(
-        out.contains("hops ran: nats redis rabbitmq mosquitto kafka (2 of 2 orders through)\n"),
-        "{out}"
-    );
-    let order = format!("{OK}{PIPELINE}");
-    assert_eq!(
-        printed_trees(&out),
-        [order.as_str(), &order, NOT_FOUND, ERROR, BATCH]
-    );
 }
 
 #[test]
@@ -465,4 +398,84 @@ fn demo_exports_into_jaeger() {
     assert_eq!(m.sum("otelcol_receiver_failed_spans", &[]), 0.0);
     assert_eq!(m.sum("otelcol_exporter_sent_spans", &[]), n);
     assert_eq!(m.sum("otelcol_exporter_send_failed_spans", &[]), 0.0);
+}
+
+/// The order pipeline: built with every broker (the demo's default features).
+#[cfg(all(
+    feature = "nats",
+    feature = "redis",
+    feature = "rabbitmq",
+    feature = "mqtt",
+    feature = "kafka"
+))]
+mod order_pipeline {
+    use super::{ERROR, NOT_FOUND, OK, printed_trees, run_demo};
+
+    /// A checkout that succeeds, with its order through the whole pipeline (every broker
+    /// present): the checkout as [`OK`], then the gateway's publish and the chain of workers, each
+    /// process span the child of the send span that created its message and linked to it
+    /// (`links=[parent]`). The shipping worker's first attempt fails (`nack`, requeued); RabbitMQ
+    /// delivers the message again and the second attempt goes on: two process spans, one creation
+    /// context. The last send (to Kafka) is processed by the ledger in a batch of its own trace.
+    const PIPELINE: &str = "\
+\x20 gateway: publish orders.placed [producer]
+    payments: process orders.placed [consumer] links=[parent]
+      payments: GET /price/:item [client] http.response.status_code=200
+        pricing: GET /price/:item [server] http.request.header.uber-trace-id=… http.response.status_code=200
+      payments: publish orders.paid [producer]
+        warehouse: process orders.paid [consumer] messaging.settlement=ack links=[parent]
+          warehouse: publish orders.packed [producer]
+            shipping: process orders.packed [consumer] messaging.settlement=nack links=[parent] ERROR
+            shipping: process orders.packed [consumer] messaging.settlement=ack links=[parent]
+              shipping: publish shop/orders/shipped [producer]
+                notifications: process shop/orders/+ [consumer] links=[parent]
+                  notifications: send orders.completed [producer]
+";
+    /// The ledger's batch: one process span for both orders' records, a trace of its own with a
+    /// link to each record's send span — in the first and the second trace.
+    const BATCH: &str = "\
+ledger: process orders.completed [consumer] messaging.batch.message_count=2 messaging.settlement=commit links=[#1 notifications: send orders.completed, #2 notifications: send orders.completed]
+  ledger: post_to_ledger [internal]
+";
+
+    /// The order pipeline with every broker present (`CI=true`: a missing one fails the test): the
+    /// two orders' traces from the gateway through every hop, the redelivery and the batch. Needs
+    /// the demo's default features (every broker built in).
+    #[test]
+    fn demo_order_pipeline_crosses_every_broker() {
+        use tracewire_test::skip::{self, Broker};
+
+        const TEST: &str = "demo_order_pipeline_crosses_every_broker";
+        // The brokers the tests use (their variables, else the standard ports), handed to the demo
+        // by the same variables.
+        let mut env = vec![("TRACEWIRE_DEMO_BROKERS", "all".to_owned())];
+        for (broker, var) in [
+            (Broker::Nats, "TRACEWIRE_NATS_URL"),
+            (Broker::Redis, "TRACEWIRE_REDIS_URL"),
+            (Broker::RabbitMq, "TRACEWIRE_RABBITMQ_URL"),
+            (Broker::Mosquitto, "TRACEWIRE_MQTT_URL"),
+            (Broker::Kafka, "TRACEWIRE_KAFKA_URL"),
+        ] {
+            let Some(url) = skip::broker(TEST, broker) else {
+                return;
+            };
+            env.push((var, url));
+        }
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (ok, out) = run_demo(&env);
+        assert!(ok, "the demo failed");
+        assert!(
+            out.contains("order pipeline: gateway ─NATS─▶ payments ─Redis stream─▶ warehouse ─RabbitMQ─▶ shipping ─MQTT─▶ notifications ─Kafka─▶ ledger"),
+            "{out}"
+        );
+        assert!(
+            out.contains("hops ran: nats redis rabbitmq mosquitto kafka (2 of 2 orders through)\n"),
+            "{out}"
+        );
+        let order = format!("{OK}{PIPELINE}");
+        assert_eq!(
+            printed_trees(&out),
+            [order.as_str(), &order, NOT_FOUND, ERROR, BATCH]
+        );
+    }
 }
