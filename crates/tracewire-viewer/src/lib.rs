@@ -6,12 +6,15 @@ mod decode;
 mod exporter;
 mod host;
 mod limits;
+mod links;
 mod names;
 mod persist;
 pub mod query;
 mod receive;
 mod server;
 pub mod store;
+#[cfg(test)]
+mod testing;
 mod text;
 mod util;
 

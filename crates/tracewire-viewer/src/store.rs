@@ -1108,6 +1108,17 @@ impl Store {
         out
     }
 
+    /// Stored traces holding a span that links to a span of trace `id` (the reverse link
+    /// index; at most `max`).
+    pub fn linking_traces(&self, id: &TraceId, max: usize) -> Vec<TraceId> {
+        let inner = self.read();
+        inner
+            .backlinks
+            .get(id)
+            .map(|s| s.iter().take(max).copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Searches traces, newest first (by arrival), and returns at most `query.limit` ids,
     /// ordered by start time, newest first.
     pub fn search_ids(&self, query: &Query) -> Vec<TraceId> {

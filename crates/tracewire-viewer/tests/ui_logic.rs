@@ -66,7 +66,7 @@ async fn the_services_of_a_trace_get_different_colours() {
         &["colour.js"],
         r#"
 const assert = require('node:assert/strict');
-const { PALETTE, assignColours } = require(process.env.UI_DIR + '/colour.js');
+const { PALETTE, PRIMARY, assignColours } = require(process.env.UI_DIR + '/colour.js');
 const demo = ['gateway', 'backend', 'inventory', 'pricing', 'payments', 'warehouse', 'shipping', 'notifications', 'ledger'];
 const c = assignColours(demo);
 assert.equal(c.size, demo.length);
@@ -74,14 +74,16 @@ assert.equal(new Set(c.values()).size, demo.length, JSON.stringify([...c]));
 assert.notEqual(c.get('gateway'), c.get('inventory'));
 // stable: the same set in another order, or twice, gives the same colours
 assert.deepEqual([...assignColours([...demo].reverse(), ...demo)].sort(), [...c].sort());
+// up to PRIMARY services, only the most distinct colours
+for (const v of c.values()) assert.ok(PALETTE.indexOf(v) < PRIMARY, v);
 // a service alone gets its own preferred colour, in any trace
-for (const s of demo) assert.ok(PALETTE.includes(assignColours([s]).get(s)));
+for (const s of demo) assert.ok(PALETTE.indexOf(assignColours([s]).get(s)) < PRIMARY);
 // every set of names up to the palette's size, and well past it
 for (let n = 1; n <= 60; n++) {
   const names = Array.from({ length: n }, (_, i) => 'svc-' + ((i * 7919) % 1000));
   const m = assignColours(names);
   assert.equal(new Set(m.values()).size, n, 'n=' + n);
-  if (n <= PALETTE.length) for (const v of m.values()) assert.ok(PALETTE.includes(v));
+  if (n <= PALETTE.length) for (const v of m.values()) assert.ok(PALETTE.indexOf(v) < (n <= PRIMARY ? PRIMARY : PALETTE.length), 'n=' + n);
 }
 console.log('ok');
 "#,

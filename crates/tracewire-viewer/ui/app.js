@@ -155,6 +155,7 @@ function renderTrace(keepScroll) {
   const t = state.trace;
   $('empty').hidden = true; $('trace-view').hidden = false;
   const total = Math.max(1, ...t.spans.map((s) => s.startNs + s.durationNs));
+  state.total = total;
   const sm = t.summary;
   colours = assignColours([...sm.services.map((s) => s.name), ...t.spans.map((s) => s.service)]);
   $('trace-title').textContent = sm.rootService + ': ' + sm.rootName;
@@ -169,7 +170,7 @@ function renderTrace(keepScroll) {
   $('legend').replaceChildren(...sm.services.map((s) =>
     el('span', null, el('span', { class: 'svc-dot', style: { background: colour(s.name) } }), s.name + ' (' + s.spans + ')')));
   $('export-otlp').setAttribute('href', '/tw/api/traces/' + t.traceId + '/otlp');
-  $('raw-json').textContent = JSON.stringify(t, (k, v) => (k === 'children' ? undefined : v), 2);
+  $('raw-json').textContent = JSON.stringify(t, (k, v) => (k === 'children' || k === 'critical' ? undefined : v), 2);
   $('raw-json').hidden = !state.raw;
   // axis
   const ticks = [];
@@ -180,6 +181,8 @@ function renderTrace(keepScroll) {
   // tree.js: every span once, cycles of parent ids cut
   const rows = flatten(buildTree(t.spans), state.collapsed).map((r) => spanRow(r.span, r.depth, total));
   $('rows').replaceChildren(...rows);
+  drawArrows(total);
+  renderLinkedTraces(t);
   applyTraceSearch();
   if (state.span) showSpan(state.span, !keepScroll); else $('details').hidden = true;
 }
@@ -209,6 +212,77 @@ function spanRow(s, depth, total) {
     el('div', { class: 'bars' },
       el('div', { class: 'bar', style: { left: left + '%', width: width + '%', background: colour(s.service) } }),
       el('span', { class: 'dur', style: durLeft ? { left: durLeft } : { right: (100 - left) + '%', paddingRight: '4px' } }, fmtDur(s.durationNs))));
+}
+
+// Producer → consumer arrows within the trace: from a span to each span of this trace that
+// links to it, and from a producer span to its consumer children (drawn once per pair).
+function messageEdges(t) {
+  const byId = new Map(t.spans.map((s) => [s.spanId, s]));
+  const edges = new Map();
+  for (const s of t.spans) {
+    for (const l of s.links) if (l.inTrace && byId.has(l.spanId) && l.spanId !== s.spanId) edges.set(l.spanId + '>' + s.spanId, [l.spanId, s.spanId]);
+    const p = s.parentSpanId && byId.get(s.parentSpanId);
+    if (p && p.kind === 'producer' && s.kind === 'consumer') edges.set(p.spanId + '>' + s.spanId, [p.spanId, s.spanId]);
+  }
+  return [...edges.values()];
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svgEl(tag, attrs) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  return e;
+}
+
+function drawArrows(total) {
+  const t = state.trace;
+  const old = $('link-arrows');
+  if (old) old.remove();
+  const rowsEl = $('rows');
+  const first = rowsEl.querySelector('.span-row .bars');
+  if (!first) return;
+  const rowOf = new Map([...rowsEl.querySelectorAll('.span-row')].map((r) => [r.dataset.spanId, r]));
+  const x0 = first.offsetLeft, w = first.clientWidth;
+  const svg = svgEl('svg', { id: 'link-arrows', width: w, height: rowsEl.scrollHeight });
+  svg.style.left = x0 + 'px';
+  const defs = svgEl('defs');
+  const marker = svgEl('marker', { id: 'arrowhead', viewBox: '0 0 8 8', refX: '7', refY: '4', markerWidth: '7', markerHeight: '7', orient: 'auto-start-reverse' });
+  marker.appendChild(svgEl('path', { d: 'M0,0 L8,4 L0,8 z', fill: '#5b6475' }));
+  defs.appendChild(marker);
+  svg.appendChild(defs);
+  const byId = new Map(t.spans.map((s) => [s.spanId, s]));
+  for (const [from, to] of messageEdges(t)) {
+    const a = rowOf.get(from), b = rowOf.get(to);
+    if (!a || !b) continue; // collapsed away
+    const ax = (byId.get(from).startNs / total) * w, bx = (byId.get(to).startNs / total) * w;
+    const ay = a.offsetTop + a.offsetHeight / 2, by = b.offsetTop + b.offsetHeight / 2;
+    const bend = Math.max(12, Math.abs(by - ay) / 2);
+    const d = `M${ax},${ay} C${ax - bend},${ay + (by > ay ? bend : -bend)} ${bx - bend},${by} ${bx - 1},${by}`;
+    const path = svgEl('path', { d, class: 'arrow', 'marker-end': 'url(#arrowhead)', 'data-from': from, 'data-to': to });
+    const title = svgEl('title');
+    title.textContent = byId.get(from).service + ': ' + byId.get(from).name + ' → ' + byId.get(to).service + ': ' + byId.get(to).name;
+    path.appendChild(title);
+    svg.appendChild(path);
+  }
+  rowsEl.appendChild(svg);
+}
+
+// The traces joined to this one by links (a pipeline of one trace per message), nearest first.
+function renderLinkedTraces(t) {
+  const box = $('linked-traces');
+  const list = t.linkedTraces || [];
+  box.hidden = !list.length;
+  if (!list.length) { box.replaceChildren(); return; }
+  const arrow = { upstream: '↑', downstream: '↓', related: '↕' };
+  box.replaceChildren(
+    el('span', { class: 'lt-title' }, 'Connected traces (' + list.length + (t.linkedTracesTruncated ? '+' : '') + '):'),
+    ...list.map((c) => el('span', { class: 'linked-trace ' + c.direction, dataset: { traceId: c.traceId, direction: c.direction } },
+      el('span', { class: 'lt-dir', title: c.direction + ', ' + c.hops + (c.hops > 1 ? ' links away' : ' link away') }, arrow[c.direction] + ' ' + c.direction),
+      ' ',
+      c.summary
+        ? el('a', { href: '#/trace/' + c.traceId }, c.summary.rootService + ': ' + c.summary.rootName)
+        : el('span', { class: 'missing' }, 'trace ' + c.traceId.slice(0, 8) + '… (not stored)'),
+      c.summary ? el('span', { class: 'svc' }, ' ' + c.summary.spanCount + ' spans' + (c.hops > 1 ? ', ' + c.hops + ' hops' : '')) : null)));
 }
 
 function selectSpan(spanId) {
@@ -257,10 +331,16 @@ function showSpan(spanId, scroll) {
       el('div', null, el('b', null, e.name), ' at +' + fmtDur(e.offsetNs)), kvTable(e.attributes, 'event-attributes')))) : el('div', { class: 'svc' }, 'none'),
     el('h4', null, 'Links (' + s.links.length + ')'),
     s.links.length ? el('ul', { class: 'links' }, s.links.map((l) => el('li', null,
-      spanLink(l.traceId, l.spanId, l.traceId + ' / ' + l.spanId), kvTable(l.attributes, 'link-attributes')))) : el('div', { class: 'svc' }, 'none'),
+      el('span', { class: 'link-dir' }, '→ '),
+      spanLink(l.traceId, l.spanId, l.name !== undefined ? l.service + ': ' + l.name : l.traceId + ' / ' + l.spanId),
+      l.inTrace ? el('span', { class: 'svc' }, ' (this trace)') : el('span', { class: 'svc' }, ' in trace ' + l.traceId.slice(0, 8) + '…'),
+      l.name === undefined ? el('span', { class: 'missing' }, ' (not stored)') : null,
+      kvTable(l.attributes, 'link-attributes')))) : el('div', { class: 'svc' }, 'none'),
     el('h4', null, 'Linked from (' + incoming.length + ')'),
     incoming.length ? el('ul', { class: 'incoming' }, incoming.map((l) => el('li', null,
-      spanLink(l.fromTraceId, l.fromSpanId, l.fromService + ': ' + l.fromName)))) : el('div', { class: 'svc' }, 'none'));
+      el('span', { class: 'link-dir' }, '← '),
+      spanLink(l.fromTraceId, l.fromSpanId, l.fromService + ': ' + l.fromName),
+      el('span', { class: 'svc' }, l.fromTraceId === t.traceId ? ' (this trace)' : ' in trace ' + l.fromTraceId.slice(0, 8) + '…')))) : el('div', { class: 'svc' }, 'none'));
   if (scroll) {
     const row = document.querySelector('.span-row.selected');
     if (row) row.scrollIntoView({ block: 'nearest' });
@@ -340,6 +420,7 @@ function init() {
     e.target.value = '';
   });
   window.addEventListener('hashchange', route);
+  window.addEventListener('resize', () => { if (state.trace && !$('trace-view').hidden) drawArrows(state.total); });
   loadServices(); loadStats();
   search().then(route);
   startLive();

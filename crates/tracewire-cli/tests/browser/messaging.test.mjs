@@ -155,6 +155,64 @@ try {
     assert.equal(new Set(row).size, legend.length);
   });
 
+  await check('a span lists its links, named, with their attributes, and they navigate', async () => {
+    await open(batch, I['batch']);
+    const links = await page.$$eval('#details ul.links > li', (ls) => ls.map((l) => [l.querySelector('a').textContent, l.querySelector('a').getAttribute('href'), l.querySelector('table.link-attributes').textContent]));
+    assert.deepEqual(links, [
+      ['notifications: send orders.completed', `#/trace/${order1}/${I['pub-kafka1']}`, 'messaging.kafka.offset7'],
+      ['notifications: send orders.completed', `#/trace/${order2}/${I['pub-kafka2']}`, 'messaging.kafka.offset8'],
+    ]);
+    assert.match(await page.textContent('#details ul.links'), new RegExp('in trace ' + order1.slice(0, 8)));
+    await page.click('#details ul.links > li:first-child a');
+    await page.waitForFunction((id) => location.hash.includes(id) && document.querySelector('#details h3')?.textContent === 'send orders.completed', I['pub-kafka1']);
+    // ... and back through "linked from"
+    assert.deepEqual(await page.$$eval('#details ul.incoming > li', (ls) => ls.map((l) => l.textContent)),
+      ['← ledger: process orders.completed in trace ' + batch.slice(0, 8) + '…']);
+    await page.click('#details ul.incoming a');
+    await page.waitForFunction((id) => location.hash.includes(id) && document.querySelector('#details h3')?.textContent === 'process orders.completed', batch);
+  });
+
+  await check('links within a trace: "linked from" on the producer, arrows producer → consumer in the waterfall', async () => {
+    await open(order1, I['pub-amqp1']);
+    const incoming = await page.$$eval('#details ul.incoming > li', (ls) => ls.map((l) => l.textContent));
+    assert.deepEqual(incoming, ['← shipping: process orders.packed (this trace)', '← shipping: process orders.packed (this trace)']);
+    const arrows = await page.$$eval('#link-arrows path.arrow', (ps) => ps.map((p) => p.dataset.from + '>' + p.dataset.to).sort());
+    const want = [['pub-nats1', 'proc-nats1'], ['pub-redis1', 'proc-redis1'], ['pub-amqp1', 'proc-amqp-11'], ['pub-amqp1', 'proc-amqp1'],
+      ['pub-mqtt1', 'proc-mqtt1']].map(([a, b]) => I[a] + '>' + I[b]).sort();
+    assert.deepEqual(arrows, want);
+    // an arrow starts on its producer's row and ends on its consumer's
+    const geo = await page.evaluate(([from, to]) => {
+      const p = document.querySelector(`#link-arrows path[data-from="${from}"][data-to="${to}"]`);
+      const len = p.getTotalLength();
+      const a = p.getPointAtLength(0), b = p.getPointAtLength(len);
+      const ra = document.querySelector(`.span-row[data-span-id="${from}"]`), rb = document.querySelector(`.span-row[data-span-id="${to}"]`);
+      return { ay: a.y, by: b.y, ra: [ra.offsetTop, ra.offsetTop + ra.offsetHeight], rb: [rb.offsetTop, rb.offsetTop + rb.offsetHeight] };
+    }, [I['pub-nats1'], I['proc-nats1']]);
+    assert.ok(geo.ay >= geo.ra[0] && geo.ay <= geo.ra[1], JSON.stringify(geo));
+    assert.ok(geo.by >= geo.rb[0] && geo.by <= geo.rb[1], JSON.stringify(geo));
+    // collapsing the producer's subtree removes the arrows into it (and below it)
+    await page.click(`.span-row[data-span-id="${I['pub-amqp1']}"] .toggle`);
+    assert.equal(await page.$$eval('#link-arrows path.arrow', (ps) => ps.length), 2);
+    await page.click('#expand-all');
+  });
+
+  await check('a pipeline of one trace per message shows its connected traces', async () => {
+    const connected = async () => page.$$eval('#linked-traces .linked-trace', (ls) => ls.map((l) => [l.dataset.direction, l.querySelector('a').textContent, l.dataset.traceId]));
+    await open(lc1);
+    await page.waitForSelector('#linked-traces:not([hidden])');
+    assert.deepEqual(await connected(), [['upstream', 'orders-api: publish invoices', lp], ['downstream', 'mailer: process mails', lc2]]);
+    await open(lp);
+    await page.waitForSelector('#linked-traces:not([hidden])');
+    assert.deepEqual(await connected(), [['downstream', 'billing: process invoices', lc1], ['downstream', 'mailer: process mails', lc2]]);
+    assert.match(await page.textContent('#linked-traces'), /2 hops/);
+    await page.click(`#linked-traces .linked-trace[data-trace-id="${lc2}"] a`);
+    await page.waitForFunction(() => document.querySelector('#trace-title')?.textContent === 'mailer: process mails');
+    // the batch trace joins the two orders: from one order, the other is "related"
+    await open(order1);
+    await page.waitForSelector('#linked-traces:not([hidden])');
+    assert.deepEqual(await connected(), [['downstream', 'ledger: process orders.completed', batch], ['related', 'gateway: GET /checkout/:item', order2]]);
+  });
+
   await check('no script errors on the page', async () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -246,8 +246,10 @@ try {
     await page.waitForFunction((id) => document.querySelector('#details h3')?.textContent === 'record payment' &&
       location.hash.includes(id), consumerTrace);
     // and back through the outgoing link
+    // (named by the span it points at, issue 14)
     const out = await page.textContent('#details ul.links a');
-    assert.equal(out, traceId + ' / ' + ids['charge']);
+    assert.equal(out, 'payments: charge card');
+    assert.equal(await page.getAttribute('#details ul.links a', 'href'), `#/trace/${traceId}/${ids['charge']}`);
     assert.match(await page.textContent('#details table.link-attributes'), /payment event/);
     await page.click('#details ul.links a');
     await page.waitForFunction(() => document.querySelector('#details h3')?.textContent === 'charge card');

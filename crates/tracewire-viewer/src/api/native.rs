@@ -5,13 +5,13 @@
 //! | `GET /tw/api/services` | `{"services": [..]}` |
 //! | `GET /tw/api/operations?service=S` | `{"operations": [..]}` |
 //! | `GET /tw/api/search?service&name&status&minDuration&maxDuration&attr&q&start&end&lookback&limit` | `{"traces": [TraceSummary]}` (`limit` 50 by default, at most 1000) |
-//! | `GET /tw/api/traces/{id}` | the trace for the UI (spans with resource, events, links both ways) |
+//! | `GET /tw/api/traces/{id}` | the trace for the UI (spans with resource, events, links both ways, the traces connected by links) |
 //! | `GET /tw/api/traces/{id}/otlp` | the trace as an OTLP JSON `ExportTraceServiceRequest` (download) |
 //! | `POST /tw/api/import` | OTLP JSON or protobuf body; `{"accepted","rejected","traceIds"}` |
 //! | `GET /tw/api/live` | Server-Sent Events: `event: trace`, data = `{"kind":"new"/"update","trace":TraceSummary}` |
 //! | `GET /tw/api/stats` | store counters |
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::io::{self, Write};
 use std::time::Duration;
@@ -33,9 +33,10 @@ use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
 use super::stream::{self, array, value};
 use super::{json as json_resp, limit, now_ns, param};
+use crate::links;
 use crate::query::{self, SpanFilter, StatusFilter, parse_duration};
 use crate::receive::{ApiError, Ctx, Format, otlp_format};
-use crate::store::{Origin, Store, StoredSpan, TraceId};
+use crate::store::{Origin, Store, StoredSpan, TraceId, TraceSummary};
 use crate::util;
 
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
@@ -211,6 +212,13 @@ struct UiLink<'a> {
     trace_id: String,
     span_id: String,
     attributes: Kvs<'a>,
+    /// The target is a span of this trace.
+    in_trace: bool,
+    /// The target span's name and service, when it is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<&'a str>,
 }
 
 /// One span as the UI wants it.
@@ -239,7 +247,12 @@ struct UiSpan<'a> {
     dropped_links: u32,
 }
 
-fn ui_span<'a>(s: &'a StoredSpan, t0: u64, present: &HashSet<&[u8]>) -> UiSpan<'a> {
+fn ui_span<'a>(
+    s: &'a StoredSpan,
+    t0: u64,
+    present: &HashSet<&[u8]>,
+    targets: &'a HashMap<(TraceId, u64), links::Target>,
+) -> UiSpan<'a> {
     let sp = &*s.span;
     let parent = if util::is_empty_id(&sp.parent_span_id) {
         String::new()
@@ -278,10 +291,18 @@ fn ui_span<'a>(s: &'a StoredSpan, t0: u64, present: &HashSet<&[u8]>) -> UiSpan<'
         links: sp
             .links
             .iter()
-            .map(|l| UiLink {
-                trace_id: util::hex(&l.trace_id),
-                span_id: util::hex(&l.span_id),
-                attributes: Kvs(&l.attributes),
+            .map(|l| {
+                let target = TraceId::try_from(l.trace_id.as_slice())
+                    .ok()
+                    .and_then(|t| targets.get(&(t, links::id64(&l.span_id))));
+                UiLink {
+                    trace_id: util::hex(&l.trace_id),
+                    span_id: util::hex(&l.span_id),
+                    attributes: Kvs(&l.attributes),
+                    in_trace: l.trace_id == sp.trace_id,
+                    name: target.map(|t| t.name.as_str()),
+                    service: target.map(|t| &*t.service),
+                }
             })
             .collect(),
         trace_state: &sp.trace_state,
@@ -302,8 +323,20 @@ struct UiIncoming {
     to_span_id: String,
 }
 
+/// A trace connected to the shown one by links (see [`links::connected`]).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UiConnected {
+    trace_id: String,
+    direction: &'static str,
+    hops: u32,
+    /// `null` when the trace is not stored.
+    summary: Option<TraceSummary>,
+}
+
 /// Writes the trace as the UI wants it: `{"traceId", "summary", "startUs", "spans" (by start
-/// time), "incomingLinks"}`, span by span. `false` if the trace is not stored.
+/// time), "incomingLinks", "linkedTraces", "linkedTracesTruncated"}`, span by span. `false` if
+/// the trace is not stored.
 pub(crate) fn write_trace<W: Write>(w: &mut W, store: &Store, tid: &TraceId) -> io::Result<bool> {
     let (Some(spans), Some(summary)) = (store.trace(tid), store.summary(tid)) else {
         return Ok(false);
@@ -346,10 +379,25 @@ pub(crate) fn write_trace<W: Write>(w: &mut W, store: &Store, tid: &TraceId) -> 
     w.write_all(b",\"summary\":")?;
     value(w, &summary)?;
     write!(w, ",\"startUs\":{},\"spans\":", t0 / 1000)?;
-    array(w, sorted, |w, s| value(w, &ui_span(s, t0, &present)))?;
+    let targets = links::targets(store, tid, &spans);
+    array(w, sorted, |w, s| {
+        value(w, &ui_span(s, t0, &present, &targets))
+    })?;
     w.write_all(b",\"incomingLinks\":")?;
     value(w, &incoming)?;
-    w.write_all(b"}")?;
+    let (connected, truncated) = links::connected(store, tid);
+    let connected: Vec<UiConnected> = connected
+        .into_iter()
+        .map(|c| UiConnected {
+            trace_id: util::hex(&c.trace),
+            direction: c.direction.name(),
+            hops: c.hops,
+            summary: c.summary,
+        })
+        .collect();
+    w.write_all(b",\"linkedTraces\":")?;
+    value(w, &connected)?;
+    write!(w, ",\"linkedTracesTruncated\":{truncated}}}")?;
     Ok(true)
 }
 
