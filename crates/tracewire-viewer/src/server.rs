@@ -400,11 +400,12 @@ impl ViewerBuilder {
     }
 }
 
-/// The router of the UI port: the web UI, the own API, the Jaeger and Zipkin read APIs, and
-/// OTLP/HTTP.
+/// The router of the UI port: the web UI, the own API, the Jaeger (v1 and v3) and Zipkin read
+/// APIs, and OTLP/HTTP.
 fn ui_router(ctx: Ctx) -> Router {
     crate::api::native::routes()
         .merge(crate::api::jaeger::routes())
+        .merge(crate::api::jaeger_v3::routes())
         .merge(crate::api::zipkin::read_routes())
         .route("/v1/traces", post(receive::otlp_http_handler))
         .layer(axum::middleware::from_fn(receive::cors))

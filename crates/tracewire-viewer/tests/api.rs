@@ -247,12 +247,38 @@ async fn jaeger_search() {
 #[tokio::test]
 async fn jaeger_dependencies() {
     let (v, url) = viewer().await;
-    let r = get(&format!("{url}/api/dependencies?endTs=0&lookback=1"))
-        .await
-        .json();
+    // Grafana's query: the traces within [endTs - lookback, endTs] (ms)
+    let end_ms = T0 / MS + 10_000;
+    let deps = |q: String| {
+        let url = format!("{url}/api/dependencies?{q}");
+        async move { get(&url).await.json()["data"].clone() }
+    };
+    let both = json!([{ "parent": "frontend", "child": "payments", "callCount": 2 }]);
+    assert_eq!(deps(format!("endTs={end_ms}&lookback=3600000")).await, both);
     assert_eq!(
-        r["data"],
-        json!([{ "parent": "frontend", "child": "payments", "callCount": 2 }])
+        deps(format!("endTs={end_ms}&lookback=3600000&service=payments")).await,
+        both
+    );
+    assert_eq!(
+        deps(format!("endTs={end_ms}&lookback=3600000&service=nobody")).await,
+        json!([])
+    );
+    // a window before the traces, or one that ends while they run
+    assert_eq!(
+        deps(format!("endTs={}&lookback=60000", T0 / MS - 1)).await,
+        json!([])
+    );
+    assert_eq!(
+        deps(format!("endTs={}&lookback=60000", T0 / MS + 50)).await,
+        json!([])
+    );
+    // the default window is the last 24 hours, and these traces are older
+    assert_eq!(deps(String::new()).await, json!([]));
+    assert_eq!(
+        get(&format!("{url}/api/dependencies?endTs=soon"))
+            .await
+            .status,
+        400
     );
     v.shutdown().await;
 }

@@ -116,7 +116,7 @@ async fn search_responses_are_bounded() {
     for (q, want) in [
         ("/api/traces?service=S&limit=0", 1000),
         ("/api/traces?service=S&limit=5000", 1000),
-        ("/api/traces?service=S", 20),
+        ("/api/traces?service=S", 100),
         ("/tw/api/search?limit=0", 1000),
         ("/tw/api/search?limit=99999", 1000),
         ("/tw/api/search", 50),
@@ -126,7 +126,7 @@ async fn search_responses_are_bounded() {
         assert_eq!(r.headers["content-type"], "application/json", "{q}");
         let j = r.json();
         let n = if q.starts_with("/api/") {
-            assert_eq!(j["total"], want, "{q}");
+            assert_eq!(j["total"], 0, "{q}: Jaeger's `total` of traces is 0");
             ids_of(&j["data"])
         } else {
             ids_of(&j["traces"])

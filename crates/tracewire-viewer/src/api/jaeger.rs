@@ -1,6 +1,8 @@
 //! The Jaeger v1 read API (what Jaeger UI and Grafana's Jaeger data source call):
 //! `/api/services`, `/api/services/{service}/operations`, `/api/operations`, `/api/traces`,
-//! `/api/traces/{id}`, `/api/dependencies`.
+//! `/api/traces/{id}`, `/api/dependencies`. Held against a real Jaeger 2.13 by
+//! `tests/jaeger_parity.rs`; the differences that stay are in the README ("Jaeger API
+//! compatibility").
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -22,6 +24,11 @@ use crate::query::{self, SpanFilter, parse_duration};
 use crate::receive::Ctx;
 use crate::store::{Origin, StoredSpan, TraceId};
 use crate::util;
+
+/// Jaeger's default `limit` of `/api/traces`.
+pub(crate) const DEFAULT_LIMIT: usize = 100;
+/// Jaeger's default `lookback` of `/api/dependencies`, ms.
+const DEFAULT_DEPENDENCY_LOOKBACK_MS: u64 = 24 * 3600 * 1000;
 
 fn envelope(data: Value, total: usize) -> Response {
     json_resp(&json!({ "data": data, "total": total, "limit": 0, "offset": 0, "errors": null }))
@@ -62,7 +69,8 @@ fn tag<'a>(key: &'a str, v: Option<&'a AnyValue>) -> Tag<'a> {
         Some(any_value::Value::BoolValue(b)) => ("bool", TagValue::Bool(*b)),
         Some(any_value::Value::IntValue(i)) => ("int64", TagValue::Int(*i)),
         Some(any_value::Value::DoubleValue(d)) => ("float64", TagValue::Float(*d)),
-        Some(any_value::Value::BytesValue(b)) => ("binary", TagValue::Str(util::hex(b).into())),
+        // Go's JSON of a byte slice, as Jaeger writes it
+        Some(any_value::Value::BytesValue(b)) => ("binary", TagValue::Str(base64(b).into())),
         Some(any_value::Value::StringValue(s)) => ("string", TagValue::Str(s.into())),
         _ => (
             "string",
@@ -70,6 +78,28 @@ fn tag<'a>(key: &'a str, v: Option<&'a AnyValue>) -> Tag<'a> {
         ),
     };
     Tag { key, r#type, value }
+}
+
+/// Standard base64 with padding (what Jaeger's JSON holds for a `binary` tag).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn tags(kvs: &[KeyValue]) -> impl Iterator<Item = Tag<'_>> {
@@ -110,6 +140,8 @@ struct JaegerSpan<'a> {
     span_id: String,
     operation_name: &'a str,
     references: Vec<Reference>,
+    // left out when 0, as Jaeger does
+    #[serde(skip_serializing_if = "is_zero")]
     flags: u32,
     start_time: u64,
     duration: u64,
@@ -118,6 +150,10 @@ struct JaegerSpan<'a> {
     #[serde(rename = "processID")]
     process_id: &'a str,
     warnings: Option<()>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One stored span as a Jaeger span (`processID` given by the caller).
@@ -141,7 +177,7 @@ fn to_jaeger<'a>(s: &'a StoredSpan, process_id: &'a str) -> JaegerSpan<'a> {
     }
     let mut t: Vec<Tag<'a>> = tags(&sp.attributes).collect();
     let kind = util::kind_name(sp.kind);
-    if kind != "internal" && kind != "unspecified" {
+    if kind != "unspecified" {
         t.push(str_tag("span.kind", kind));
     }
     match util::status_code(sp) {
@@ -252,12 +288,14 @@ fn write_trace<W: Write>(w: &mut W, tid: &[u8], spans: &[StoredSpan]) -> io::Res
     w.write_all(b"},\"warnings\":null}")
 }
 
-/// The traces `ids` in Jaeger's envelope, written while they are sent (see [`stream::traces`]).
-fn traces_response(ctx: &Ctx, ids: Vec<TraceId>) -> Response {
+/// The traces `ids` in Jaeger's envelope, written while they are sent (see [`stream::traces`]);
+/// `missing` (ids asked for by `traceID=` that are not stored) become Jaeger's per-trace errors.
+/// `total` is 0, as Jaeger writes it for traces.
+fn traces_response(ctx: &Ctx, ids: Vec<TraceId>, missing: Vec<TraceId>) -> Response {
     let store = ctx.store.clone();
     stream::json(move |w| {
         w.write_all(b"{\"data\":[")?;
-        let n = stream::traces(
+        stream::traces(
             w,
             &store,
             &ids,
@@ -265,10 +303,17 @@ fn traces_response(ctx: &Ctx, ids: Vec<TraceId>) -> Response {
             "Jaeger",
             |w, id, spans| write_trace(w, id, spans),
         )?;
-        write!(
-            w,
-            "],\"total\":{n},\"limit\":0,\"offset\":0,\"errors\":null}}"
-        )
+        w.write_all(b"],\"total\":0,\"limit\":0,\"offset\":0,\"errors\":")?;
+        if missing.is_empty() {
+            w.write_all(b"null}")
+        } else {
+            let errors: Vec<Value> = missing
+                .iter()
+                .map(|id| json!({ "msg": "trace not found", "traceID": util::hex(id) }))
+                .collect();
+            value(w, &errors)?;
+            w.write_all(b"}")
+        }
     })
 }
 
@@ -288,7 +333,8 @@ async fn service_operations(State(ctx): State<Ctx>, Path(service): Path<String>)
         .map(|(n, _)| n)
         .collect();
     let n = ops.len();
-    envelope(json!(ops), n)
+    // Jaeger: `null` for a service it does not know
+    envelope(if n == 0 { Value::Null } else { json!(ops) }, n)
 }
 
 async fn operations(State(ctx): State<Ctx>, Query(q): Params) -> Response {
@@ -302,8 +348,9 @@ async fn operations(State(ctx): State<Ctx>, Query(q): Params) -> Response {
     let mut out = Vec::new();
     for (name, kinds) in ctx.store.operations(service) {
         for k in kinds {
+            // Jaeger: "" for an unspecified kind (and `spanKind=unspecified` finds nothing)
             let kind = match util::kind_name(k) {
-                "unspecified" | "internal" => "internal",
+                "unspecified" => "",
                 other => other,
             };
             if want_kind.is_none_or(|w| w == kind) {
@@ -315,8 +362,13 @@ async fn operations(State(ctx): State<Ctx>, Query(q): Params) -> Response {
     envelope(Value::Array(out), n)
 }
 
-/// Builds a store query from Jaeger's `/api/traces` parameters.
+/// Builds a store query from Jaeger's `/api/traces` parameters (without `traceID`), refusing
+/// what Jaeger refuses: no `service`, a `tag` without `:`, `maxDuration` below `minDuration`.
+/// `start`/`end` bound the start of the matching span, as in Jaeger's stores.
 pub(crate) fn jaeger_query(q: &[(String, String)]) -> Result<query::Query, String> {
+    let Some(service) = param(q, "service") else {
+        return Err("parameter 'service' is required".into());
+    };
     let num = |k: &str| -> Result<Option<u64>, String> {
         param(q, k)
             .map(|v| {
@@ -345,13 +397,23 @@ pub(crate) fn jaeger_query(q: &[(String, String)]) -> Result<query::Query, Strin
             // Jaeger's `tag=key:value` form.
             match v.split_once(':') {
                 Some((k, v)) => attributes.push((k.to_owned(), Some(v.to_owned()))),
-                None => attributes.push((v.to_owned(), None)),
+                None => {
+                    return Err(format!(
+                        "malformed 'tag' parameter, expecting key:value, received: {v}"
+                    ));
+                }
             }
         } else {
             attributes.extend(query::parse_terms(v));
         }
     }
     let dur = |k: &str| param(q, k).map(|v| parse_duration(v, 1e3)).transpose();
+    let (min_duration_ns, max_duration_ns) = (dur("minDuration")?, dur("maxDuration")?);
+    if let (Some(min), Some(max)) = (min_duration_ns, max_duration_ns) {
+        if min > 0 && max > 0 && max < min {
+            return Err("'maxDuration' should be greater than 'minDuration'".into());
+        }
+    }
     let end_us = num("end")?;
     let mut start_us = num("start")?;
     if start_us.is_none() {
@@ -363,18 +425,23 @@ pub(crate) fn jaeger_query(q: &[(String, String)]) -> Result<query::Query, Strin
             start_us = Some(end.saturating_sub(lb_ns) / 1000);
         }
     }
+    let start_ns = start_us.map(|s| s.saturating_mul(1000));
+    let end_ns = end_us.map(|e| e.saturating_mul(1000));
     Ok(query::Query {
         span: SpanFilter {
-            service: param(q, "service").map(str::to_owned),
+            service: Some(service.to_owned()),
             name: param(q, "operation").map(str::to_owned),
-            min_duration_ns: dur("minDuration")?,
-            max_duration_ns: dur("maxDuration")?,
+            min_duration_ns,
+            max_duration_ns,
+            start_min_ns: start_ns,
+            start_max_ns: end_ns,
             attributes,
             ..Default::default()
         },
-        start_ns: start_us.map(|s| s.saturating_mul(1000)),
-        end_ns: end_us.map(|e| e.saturating_mul(1000)),
-        limit: limit(num("limit")?, 20),
+        // implied by the span's bounds; rules traces out before their spans are read
+        start_ns,
+        end_ns,
+        limit: limit(num("limit")?, DEFAULT_LIMIT),
         ..Default::default()
     })
 }
@@ -386,14 +453,23 @@ async fn traces(State(ctx): State<Ctx>, Query(q): Params) -> Response {
         .map(|(_, v)| v.as_str())
         .collect();
     if !ids.is_empty() {
+        // the Jaeger UI's compare view: these traces, an error for each one not stored
         let mut tids = Vec::new();
+        let mut missing = Vec::new();
         for id in ids.into_iter().take(MAX_LIMIT) {
             let Some(tid) = util::parse_trace_id(id) else {
-                return error(StatusCode::BAD_REQUEST, format!("invalid trace id {id:?}"));
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot parse traceID param: {id:?}"),
+                );
             };
-            tids.push(tid);
+            if ctx.store.summary(&tid).is_some() {
+                tids.push(tid);
+            } else {
+                missing.push(tid);
+            }
         }
-        return traces_response(&ctx, tids);
+        return traces_response(&ctx, tids, missing);
     }
     let query = match jaeger_query(&q) {
         Ok(q) => q,
@@ -403,7 +479,7 @@ async fn traces(State(ctx): State<Ctx>, Query(q): Params) -> Response {
     let ids = tokio::task::spawn_blocking(move || store.search_ids(&query))
         .await
         .unwrap_or_default();
-    traces_response(&ctx, ids)
+    traces_response(&ctx, ids, Vec::new())
 }
 
 async fn trace(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
@@ -413,15 +489,38 @@ async fn trace(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
     if ctx.store.summary(&tid).is_none() {
         return error(StatusCode::NOT_FOUND, "trace not found".into());
     }
-    traces_response(&ctx, vec![tid])
+    traces_response(&ctx, vec![tid], Vec::new())
 }
 
-/// Service dependency links (parent span service -> child span service) over the 10 000
-/// newest traces, read one trace at a time.
-async fn dependencies(State(ctx): State<Ctx>) -> Response {
+/// Service dependency links (parent span service -> child span service, between distinct
+/// services) of the traces that start after `endTs - lookback` and end before `endTs` (ms;
+/// defaults: now and 24 h, as Jaeger's), at most the 10 000 newest, read one trace at a time;
+/// `service=` keeps the links of that service.
+async fn dependencies(State(ctx): State<Ctx>, Query(q): Params) -> Response {
+    let ms = |k: &str| -> Result<Option<u64>, String> {
+        param(&q, k)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("unable to parse param '{k}': {v:?} is not a number"))
+            })
+            .transpose()
+    };
+    let (end_ms, lookback_ms) = match (ms("endTs"), ms("lookback")) {
+        (Ok(e), Ok(l)) => (e, l),
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let end_ns = end_ms.map_or_else(now_ns, |e| e.saturating_mul(1_000_000));
+    let start_ns = end_ns.saturating_sub(
+        lookback_ms
+            .unwrap_or(DEFAULT_DEPENDENCY_LOOKBACK_MS)
+            .saturating_mul(1_000_000),
+    );
+    let service = param(&q, "service").map(str::to_owned);
     let store = ctx.store.clone();
     let counts = tokio::task::spawn_blocking(move || {
         let ids = store.search_ids(&query::Query {
+            start_ns: Some(start_ns),
+            end_ns: Some(end_ns),
             limit: 10_000,
             ..Default::default()
         });
@@ -430,6 +529,12 @@ async fn dependencies(State(ctx): State<Ctx>) -> Response {
             let Some(spans) = store.trace(&id) else {
                 continue;
             };
+            // Jaeger: the whole trace within the window
+            let first = spans.iter().map(|s| s.span.start_time_unix_nano).min();
+            let last = spans.iter().map(|s| s.span.end_time_unix_nano).max();
+            if first.is_none_or(|f| f <= start_ns) || last.is_none_or(|l| l >= end_ns) {
+                continue;
+            }
             let by_id: HashMap<&[u8], &StoredSpan> = spans
                 .iter()
                 .map(|s| (s.span.span_id.as_slice(), s))
@@ -450,10 +555,11 @@ async fn dependencies(State(ctx): State<Ctx>) -> Response {
     .unwrap_or_default();
     let out: Vec<Value> = counts
         .into_iter()
+        .filter(|((parent, child), _)| service.as_deref().is_none_or(|s| parent == s || child == s))
         .map(|((parent, child), n)| json!({ "parent": parent, "child": child, "callCount": n }))
         .collect();
-    let n = out.len();
-    envelope(Value::Array(out), n)
+    // `total` 0, as Jaeger writes it here
+    envelope(Value::Array(out), 0)
 }
 
 /// The Jaeger v1 read API.

@@ -1,7 +1,8 @@
-//! The query APIs: Jaeger v1 read API, Zipkin v2 read API (and Zipkin JSON decoding), and the
-//! viewer's own JSON API with its live stream.
+//! The query APIs: Jaeger v1 read API and v3 query API, Zipkin v2 read API (and Zipkin JSON
+//! decoding), and the viewer's own JSON API with its live stream.
 
 pub(crate) mod jaeger;
+pub(crate) mod jaeger_v3;
 pub(crate) mod native;
 pub(crate) mod stream;
 pub(crate) mod zipkin;
