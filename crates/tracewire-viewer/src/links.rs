@@ -25,6 +25,8 @@ pub(crate) fn id64(id: &[u8]) -> u64 {
 pub(crate) struct Target {
     pub(crate) name: String,
     pub(crate) service: Arc<str>,
+    pub(crate) kind: i32,
+    pub(crate) start_ns: u64,
 }
 
 /// The spans that the links of `spans` (trace `tid`) point at, by (trace, span id), for those
@@ -51,6 +53,8 @@ pub(crate) fn targets(
                 out.entry((t, id)).or_insert_with(|| Target {
                     name: s.span.name.clone(),
                     service: s.origin.service.clone(),
+                    kind: s.span.kind,
+                    start_ns: s.span.start_time_unix_nano,
                 });
             }
         }

@@ -1,5 +1,5 @@
 //! The UI's pure logic (issue 14), run in node on the files the viewer serves (the code the
-//! page runs): service colours (`/colour.js`).
+//! page runs): service colours (`/colour.js`), messaging facts (`/messaging.js`).
 //!
 //! Needs `node` on the PATH; without it the test fails when `CI=true` and skips loudly
 //! otherwise (`tracewire_test::skip`).
@@ -85,6 +85,49 @@ for (let n = 1; n <= 60; n++) {
   assert.equal(new Set(m.values()).size, n, 'n=' + n);
   if (n <= PALETTE.length) for (const v of m.values()) assert.ok(PALETTE.indexOf(v) < (n <= PRIMARY ? PRIMARY : PALETTE.length), 'n=' + n);
 }
+console.log('ok');
+"#,
+    )
+    .await;
+    assert_eq!(out.trim(), "ok");
+}
+
+/// Messaging attributes by meaning (`/messaging.js`): the facts of a span, whatever keys its
+/// instrumentation used, with queue time from the producer when the broker gives none.
+#[tokio::test]
+async fn messaging_facts_by_meaning() {
+    if !node_or_skip("messaging_facts_by_meaning") {
+        return;
+    }
+    let out = run_node(
+        "messaging",
+        &["messaging.js"],
+        r#"
+const assert = require('node:assert/strict');
+const { messagingFacts } = require(process.env.UI_DIR + '/messaging.js');
+const kv = (o) => Object.entries(o).map(([key, value]) => ({ key, value: String(value) }));
+const facts = (s, spans) => Object.fromEntries(messagingFacts(s, spans).map((f) => [f.label, f.value]));
+// not about messaging
+assert.deepEqual(messagingFacts({ kind: 'server', attributes: kv({ 'http.route': '/x' }), links: [] }, []), []);
+// a producer and its consumer child (no link, no broker timestamp), FastStream's older keys,
+// an MQTT duplicate, a system-specific attribute
+const p = { spanId: 'p', kind: 'producer', service: 'api', name: 'publish jobs', startNs: 1e6, attributes: kv({ 'messaging.system': 'mqtt', 'messaging.operation': 'publish' }), links: [] };
+const c = { spanId: 'c', parentSpanId: 'p', kind: 'consumer', service: 'worker', name: 'process jobs', startNs: 4.5e6, links: [],
+  attributes: kv({ 'messaging.system': 'mqtt', 'messaging.operation': 'process', 'messaging.destination.template': 'jobs/+',
+    'messaging.mqtt.duplicate': true, 'messaging.mqtt.qos': 1, 'messaging.message.body.size': 12 }) };
+assert.deepEqual(facts(p, [p, c]), { System: 'mqtt', Operation: 'publish' });
+assert.deepEqual(facts(c, [p, c]), { System: 'mqtt', Operation: 'process', Destination: 'jobs/+', Delivery: 'redelivered',
+  'Queue time': '3.5ms after api: publish jobs started', 'Body size': '12 bytes', 'mqtt.qos': '1' });
+// searchable facts carry the attribute to search by
+const f = messagingFacts(c, [p, c]).find((x) => x.label === 'Destination');
+assert.equal(f.key + '=' + f.search, 'messaging.destination.template=jobs/+');
+// stable keys, a consumer linked to a producer in another trace (the API gives its start)
+const b = { spanId: 'b', kind: 'consumer', service: 'ledger', name: 'process', startNs: 0, attributes: kv({ 'messaging.system': 'kafka',
+  'messaging.operation.type': 'process', 'messaging.operation.name': 'poll', 'messaging.destination.name': 'done',
+  'messaging.destination.partition.id': '3', 'messaging.consumer.group.name': 'ledger', 'messaging.batch.message_count': 2 }),
+  links: [{ inTrace: false, traceId: 't', spanId: 's', kind: 'producer', service: 'shop', name: 'send done', startOffsetNs: -2e9 }] };
+assert.deepEqual(facts(b, [b]), { System: 'kafka', Operation: 'process (poll)', Destination: 'done', Partition: '3',
+  'Consumer group': 'ledger', 'Queue time': '2s after shop: send done started', Batch: '2 messages' });
 console.log('ok');
 "#,
     )

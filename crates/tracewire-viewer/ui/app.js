@@ -65,12 +65,22 @@ function searchParams() {
   set('service', 'service'); set('name', 'name'); set('status', 'status');
   set('minDuration', 'minDuration'); set('maxDuration', 'maxDuration');
   set('attr', 'attr'); set('q', 'q');
+  // messaging.js's meanings, as attribute conditions on one span
+  for (const [id, key] of MESSAGING_SEARCH) { const v = $(id).value.trim(); if (v) p.append('attr', key + '=' + v); }
   const lb = $('lookback').value; if (lb !== 'all') p.set('lookback', lb);
   p.set('limit', '100');
   return p;
 }
+const MESSAGING_SEARCH = [['msg-system', 'messaging.system'], ['msg-dest', 'messaging.destination.name'], ['msg-id', 'messaging.message.id']];
 function hasFilters() {
-  return ['service', 'name', 'status', 'minDuration', 'maxDuration', 'attr', 'q'].some((id) => $(id).value.trim());
+  return ['service', 'name', 'status', 'minDuration', 'maxDuration', 'attr', 'q', ...MESSAGING_SEARCH.map((m) => m[0])].some((id) => $(id).value.trim());
+}
+
+// Searches for the traces with a span whose attribute `key` is `value` (from span details).
+function searchAttribute(key, value) {
+  for (const id of ['service', 'name', 'status', 'minDuration', 'maxDuration', 'q', ...MESSAGING_SEARCH.map((m) => m[0])]) $(id).value = '';
+  $('attr').value = key + '=' + value;
+  search();
 }
 
 async function search() {
@@ -187,6 +197,11 @@ function renderTrace(keepScroll) {
   if (state.span) showSpan(state.span, !keepScroll); else $('details').hidden = true;
 }
 
+function msgTag(s) {
+  const sys = s.attributes.find((a) => a.key === 'messaging.system');
+  return sys ? el('span', { class: 'msg-tag', title: 'messaging: ' + sys.value }, sys.value) : null;
+}
+
 function spanRow(s, depth, total) {
   const left = (s.startNs / total) * 100;
   const width = Math.max((s.durationNs / total) * 100, 0.15);
@@ -206,6 +221,7 @@ function spanRow(s, depth, total) {
       el('span', { class: 'svc-dot', style: { background: colour(s.service) } }),
       el('span', { class: 'svc' }, s.service),
       el('span', { class: 'name' }, s.name),
+      msgTag(s),
       s.missingParent ? el('span', { class: 'missing', title: 'parent ' + s.parentSpanId + ' not received' }, '(parent missing)') : null,
       s.cycle ? el('span', { class: 'missing', title: 'the parent ids of this span and its ancestors form a cycle; shown from here' }, '(parent cycle)') : null,
       hasKids && state.collapsed.has(s.spanId) ? el('span', { class: 'badge' }, '+' + countDescendants(s)) : null),
@@ -292,6 +308,17 @@ function selectSpan(spanId) {
   showSpan(spanId, false);
 }
 
+// The span's messaging facts by meaning (messaging.js), each value searchable.
+function messagingSection(s, t) {
+  const facts = messagingFacts(s, t.spans);
+  if (!facts.length) return null;
+  return el('div', null, el('h4', null, 'Messaging'), el('table', { class: 'messaging' }, facts.map((f) =>
+    el('tr', { dataset: { label: f.label } }, el('td', { class: 'k' }, f.label), el('td', { class: 'v' }, f.value,
+      f.key && f.search !== undefined && !/\s/.test(f.search)
+        ? el('a', { class: 'find', title: 'find traces with ' + f.key + '=' + f.search, on: { click: () => searchAttribute(f.key, f.search) } }, ' find traces')
+        : null)))));
+}
+
 function kvTable(list, cls) {
   if (!list || !list.length) return el('div', { class: 'svc' }, 'none');
   return el('table', { class: cls }, list.map((a) =>
@@ -324,6 +351,7 @@ function showSpan(spanId, scroll) {
       s.parentSpanId ? el('span', null, 'Parent: ', s.missingParent ? el('code', null, s.parentSpanId + ' (not received)') : spanLink(t.traceId, s.parentSpanId, s.parentSpanId)) : el('span', null, 'Root span'),
       s.traceState ? el('span', null, 'tracestate: ' + s.traceState) : null,
       el('span', null, 'Scope: ' + s.scope.name + (s.scope.version ? ' ' + s.scope.version : ''))),
+    messagingSection(s, t),
     el('h4', null, 'Attributes'), kvTable(s.attributes, 'attributes'),
     el('h4', null, 'Resource'), kvTable(s.resource, 'resource'),
     el('h4', null, 'Events (' + s.events.length + ')'),

@@ -213,6 +213,74 @@ try {
     assert.deepEqual(await connected(), [['downstream', 'ledger: process orders.completed', batch], ['related', 'gateway: GET /checkout/:item', order2]]);
   });
 
+  const facts = () => page.$$eval('#details table.messaging tr', (trs) => Object.fromEntries(trs.map((tr) =>
+    [tr.children[0].textContent, tr.children[1].firstChild.textContent])));
+
+  await check('messaging attributes are shown by meaning: the redelivered RabbitMQ message', async () => {
+    await open(order1, I['proc-amqp1']);
+    assert.deepEqual(await facts(), {
+      System: 'rabbitmq', Operation: 'process', Destination: 'orders.packed', 'Message id': 'amqp-1',
+      Delivery: 'attempt 2 (redelivered)', 'Queue time': '38ms after warehouse: publish orders.packed started', Settlement: 'ack',
+    });
+    // the failed first delivery
+    await open(order1, I['proc-amqp-11']);
+    const f = await facts();
+    assert.equal(f.Delivery, 'attempt 1');
+    assert.equal(f.Settlement, 'nack (requeue)');
+    // MQTT: the topic, and the subscription it matched; the broker's queue time
+    await open(order1, I['proc-mqtt1']);
+    assert.equal((await facts()).Destination, 'shop/orders/shipped (subscribed as shop/orders/+)');
+    await open(order1, I['proc-nats1']);
+    assert.equal((await facts())['Queue time'], '2ms (broker timestamp); 5ms after gateway: publish orders.placed started');
+    // the ledger's batch: queue time from the send span in the other trace
+    await open(batch, I['batch']);
+    const b = await facts();
+    assert.equal(b.Batch, '2 messages');
+    assert.equal(b['Queue time'], '278ms after notifications: send orders.completed started');
+    assert.equal(b.Settlement, 'commit');
+    // spans of a messaging system are tagged in the waterfall
+    assert.equal(await page.textContent(`.span-row[data-span-id="${I['batch']}"] .msg-tag`), 'kafka');
+    assert.equal(await page.$(`.span-row[data-span-id="${I['post']}"] .msg-tag`), null);
+  });
+
+  const listed = () => page.$$eval('#trace-list .trace-row', (rs) => rs.map((r) => r.dataset.traceId).sort());
+  const listIs = (ids) => page.waitForFunction((want) => {
+    const got = [...document.querySelectorAll('#trace-list .trace-row')].map((r) => r.dataset.traceId).sort();
+    return JSON.stringify(got) === JSON.stringify(want);
+  }, [...ids].sort());
+
+  await check('search by messaging meaning: a fact\'s "find traces", and the search form', async () => {
+    await open(order1, I['proc-amqp1']);
+    await page.click('#details table.messaging tr[data-label="Message id"] a.find');
+    await listIs([order1]);
+    assert.equal(await page.inputValue('#attr'), 'messaging.message.id=amqp-1');
+    await page.fill('#attr', '');
+    await page.selectOption('#msg-system', 'mqtt');
+    await page.fill('#msg-dest', 'shop/orders/shipped');
+    await page.click('#search-btn');
+    await listIs([order1, order2]);
+    await page.selectOption('#msg-system', 'kafka');
+    await page.fill('#msg-dest', 'orders.completed');
+    await page.click('#search-btn');
+    await listIs([order1, order2, batch]);
+    await page.selectOption('#msg-system', '');
+    await page.fill('#msg-dest', '');
+    await page.fill('#msg-id', 'nats-2');
+    await page.click('#search-btn');
+    await listIs([order2]);
+    // system and destination must hold on one span: no NATS span has the Kafka topic
+    await page.fill('#msg-id', '');
+    await page.selectOption('#msg-system', 'nats');
+    await page.fill('#msg-dest', 'orders.completed');
+    await page.click('#search-btn');
+    await page.waitForFunction(() => /^0 traces/.test(document.querySelector('#list-title').textContent));
+    assert.deepEqual(await listed(), []);
+    await page.selectOption('#msg-system', '');
+    await page.fill('#msg-dest', '');
+    await page.click('#search-btn');
+    await page.waitForFunction(() => document.querySelectorAll('#trace-list .trace-row').length === 6);
+  });
+
   await check('no script errors on the page', async () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -47,6 +47,7 @@ const UI_FILES: &[(&str, &str, &str)] = &[
     ("/app.js", JS, include_str!("../../ui/app.js")),
     ("/tree.js", JS, include_str!("../../ui/tree.js")),
     ("/colour.js", JS, include_str!("../../ui/colour.js")),
+    ("/messaging.js", JS, include_str!("../../ui/messaging.js")),
     (
         "/app.css",
         "text/css; charset=utf-8",
@@ -219,6 +220,11 @@ struct UiLink<'a> {
     name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     service: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    /// The target's start, ns after this trace's start (negative: before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_offset_ns: Option<i64>,
 }
 
 /// One span as the UI wants it.
@@ -302,6 +308,9 @@ fn ui_span<'a>(
                     in_trace: l.trace_id == sp.trace_id,
                     name: target.map(|t| t.name.as_str()),
                     service: target.map(|t| &*t.service),
+                    kind: target.map(|t| util::kind_name(t.kind)),
+                    start_offset_ns: target
+                        .map(|t| (i128::from(t.start_ns) - i128::from(t0)) as i64),
                 }
             })
             .collect(),
