@@ -136,7 +136,7 @@ pub(crate) struct Received {
 
 impl Received {
     /// The body, gunzipped if it was compressed (limit checked again after decompression).
-    fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, ApiError> {
+    pub(crate) fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, ApiError> {
         if !self.gzip {
             return Ok(std::borrow::Cow::Borrowed(&self.raw));
         }

@@ -559,3 +559,173 @@ async fn ui_assets_are_served_self_contained() {
     assert_eq!(get(&format!("{url}/app.css")).await.status, 200);
     v.shutdown().await;
 }
+
+/// The Jaeger v3 API (OTLP JSON), checked here without a Jaeger; `jaeger_parity.rs` holds it
+/// against a real one.
+#[tokio::test]
+async fn jaeger_v3_api() {
+    let (v, url) = viewer().await;
+    let g = |path: String| {
+        let url = format!("{url}{path}");
+        async move { get(&url).await }
+    };
+    assert_eq!(
+        g("/api/v3/services".into()).await.json(),
+        json!({ "services": ["frontend", "payments"] })
+    );
+    assert_eq!(
+        g("/api/v3/operations?service=frontend&span_kind=client".into())
+            .await
+            .json(),
+        json!({ "operations": [{ "name": "POST /pay", "spanKind": "client" }] })
+    );
+    assert_eq!(
+        g("/api/v3/operations?service=nobody".into()).await.json(),
+        json!({ "operations": [] })
+    );
+
+    let r = g(format!("/api/v3/traces/{}", tid_hex(1))).await;
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    let rss = doc["result"]["resourceSpans"].as_array().unwrap();
+    let spans: Vec<&Value> = rss
+        .iter()
+        .flat_map(|r| r["scopeSpans"].as_array().unwrap())
+        .flat_map(|s| s["spans"].as_array().unwrap())
+        .collect();
+    assert_eq!(spans.len(), 4);
+    let root = spans.iter().find(|s| s["spanId"] == sid_hex(1)).unwrap();
+    // proto3 JSON as Jaeger writes it: hex ids, 64-bit numbers as strings, kind as a number,
+    // defaults left out, `status` always there
+    assert_eq!(root["traceId"], tid_hex(1));
+    assert_eq!(root["kind"], 2);
+    assert_eq!(root["startTimeUnixNano"], json!(T0.to_string()), "{root}");
+    assert_eq!(root["status"], json!({}));
+    assert!(root.get("parentSpanId").is_none());
+    assert!(root.get("events").is_none());
+    assert_eq!(
+        root["attributes"][1],
+        json!({ "key": "http.response.status_code", "value": { "intValue": "500" } })
+    );
+    let pay = spans.iter().find(|s| s["spanId"] == sid_hex(3)).unwrap();
+    assert_eq!(
+        pay["status"],
+        json!({ "code": 2, "message": "card declined" })
+    );
+    assert_eq!(pay["links"][0]["traceId"], tid_hex(99));
+    assert!(
+        rss.iter()
+            .all(|r| r["resource"]["attributes"][0]["key"] == "service.name")
+    );
+
+    let missing = g(format!("/api/v3/traces/{}", tid_hex(99))).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.json(),
+        json!({ "error": { "httpCode": 404, "message": "No traces found" } })
+    );
+    assert_eq!(g("/api/v3/traces/nothex".into()).await.status, 400);
+
+    // search: the span's start within [start_time_min, start_time_max] (RFC 3339)
+    let search = |params: &str| g(format!("/api/v3/traces?{params}"));
+    let window =
+        "query.start_time_min=2025-12-31T23:00:00Z&query.start_time_max=2026-01-01T01:00:00Z";
+    let trace_ids = |doc: &Value| {
+        let mut ids: Vec<String> = doc["result"]["resourceSpans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["scopeSpans"].as_array().unwrap())
+            .flat_map(|s| s["spans"].as_array().unwrap())
+            .map(|s| s["traceId"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let r = search(&format!(
+        "query.service_name=payments&query.num_traces=10&{window}"
+    ))
+    .await;
+    assert_eq!(
+        trace_ids(&r.json()),
+        vec![tid_hex(1), tid_hex(2), tid_hex(3)]
+    );
+    let r = search(&format!(
+        "query.service_name=frontend&query.operation_name=GET%20%2Fhealth&{window}"
+    ))
+    .await;
+    assert_eq!(trace_ids(&r.json()), vec![tid_hex(4)]);
+    let r = search(&format!(
+        "query.service_name=frontend&query.duration_min=100ms&{window}"
+    ))
+    .await;
+    assert_eq!(trace_ids(&r.json()), vec![tid_hex(1), tid_hex(2)]);
+    let r = search(&format!(
+        "query.service_name=payments&query.attributes%5Bpayment.method%5D=card&{window}"
+    ))
+    .await;
+    assert_eq!(trace_ids(&r.json()).len(), 3);
+    let none = search(&format!("query.service_name=nobody&{window}")).await;
+    assert_eq!(none.status, 404);
+    assert_eq!(search("query.service_name=payments").await.status, 400);
+    assert_eq!(
+        search(
+            "query.service_name=payments&query.start_time_min=yesterday&query.start_time_max=now"
+        )
+        .await
+        .status,
+        400
+    );
+    v.shutdown().await;
+}
+
+/// The rest of what the Jaeger UI calls: the upload (`/api/transform`), and archive and
+/// metrics answered as Jaeger without those stores answers them.
+#[tokio::test]
+async fn jaeger_transform_archive_and_metrics() {
+    let (v, url) = viewer().await;
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/otlp-trace.json"
+    ))
+    .unwrap();
+    let r = post(&format!("{url}/api/transform"), "application/json", body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = r.json();
+    let t = &doc["data"][0];
+    assert_eq!(t["spans"].as_array().unwrap().len(), 1);
+    assert_eq!(t["processes"]["p1"]["serviceName"], "my.service");
+    let before = v.store().stats().spans;
+    assert_eq!(before, 8 + 2 + 1, "the upload is not stored");
+    let bad = post(
+        &format!("{url}/api/transform"),
+        "application/json",
+        b"{".to_vec(),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+
+    let archive = post(
+        &format!("{url}/api/archive/{}", tid_hex(1)),
+        "application/json",
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(archive.status, 500);
+    assert_eq!(
+        archive.json()["errors"][0]["msg"],
+        "archive span storage was not configured"
+    );
+    for (path, status) in [
+        ("/api/metrics/latencies?service=frontend&quantile=0.95", 501),
+        ("/api/metrics/calls?service=frontend", 501),
+        ("/api/metrics/errors?service=frontend", 501),
+        ("/api/metrics/minstep", 501),
+        ("/api/metrics/latencies?service=frontend", 400),
+        ("/api/metrics/calls", 400),
+    ] {
+        assert_eq!(get(&format!("{url}{path}")).await.status, status, "{path}");
+    }
+    v.shutdown().await;
+}

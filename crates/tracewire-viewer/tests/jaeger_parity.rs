@@ -127,6 +127,19 @@ const ALLOWED: &[Allowed] = &[
               (`frontend -> frontend`); the viewer counts calls between services only, as \
               Jaeger's dependency jobs for its production stores do",
     },
+    // --- endpoints not provided ------------------------------------------------------------------
+    Allowed {
+        query: "v1 quality metrics",
+        path: "*",
+        why: "not provided (404): Jaeger 2.13 answers with built-in sample data (\"Made up data, \
+              for demonstration only!\"), nothing about the stored traces",
+    },
+    Allowed {
+        query: "v1 deep dependencies",
+        path: "*",
+        why: "not provided (404): Jaeger 2.13 answers with built-in sample paths, nothing about \
+              the stored traces",
+    },
     // --- Zipkin (the receivers' mappings, not the query APIs) ----------------------------------
     Allowed {
         query: "* zipkin *",
@@ -249,29 +262,25 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-struct Sp {
-    trace: u8,
-    id: u8,
-    parent: u8,
-    name: &'static str,
+/// A span of trace `ids.0` with id `ids.1` and parent `ids.2` (none if 0), starting `at.0` ms
+/// after `base` and lasting `at.1` ms.
+fn span(
+    base: u64,
+    ids: (u8, u8, u8),
+    name: &str,
     kind: i32,
-    start_ms: u64,
-    dur_ms: u64,
-}
-
-fn span(base: u64, p: Sp, attributes: Vec<KeyValue>) -> Span {
+    at: (u64, u64),
+    attributes: Vec<KeyValue>,
+) -> Span {
+    let (trace, id, parent) = ids;
     Span {
-        trace_id: tid(p.trace),
-        span_id: sid(p.id),
-        parent_span_id: if p.parent == 0 {
-            Vec::new()
-        } else {
-            sid(p.parent)
-        },
-        name: p.name.into(),
-        kind: p.kind,
-        start_time_unix_nano: base + p.start_ms * MS,
-        end_time_unix_nano: base + (p.start_ms + p.dur_ms) * MS,
+        trace_id: tid(trace),
+        span_id: sid(id),
+        parent_span_id: if parent == 0 { Vec::new() } else { sid(parent) },
+        name: name.into(),
+        kind,
+        start_time_unix_nano: base + at.0 * MS,
+        end_time_unix_nano: base + (at.0 + at.1) * MS,
         attributes,
         flags: 0x101,
         ..Default::default()
@@ -338,29 +347,19 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
     let old = base - 3 * 3600 * 1000 * MS;
     let health = span(
         old,
-        Sp {
-            trace: 3,
-            id: 31,
-            parent: 0,
-            name: "GET /health",
-            kind: SERVER,
-            start_ms: 0,
-            dur_ms: 2,
-        },
+        (3, 31, 0),
+        "GET /health",
+        SERVER,
+        (0, 2),
         vec![s("http.request.method", "GET"), s("http.route", "/health")],
     );
     // trace 1
     let root = span(
         base,
-        Sp {
-            trace: 1,
-            id: 1,
-            parent: 0,
-            name: "GET /checkout",
-            kind: SERVER,
-            start_ms: 0,
-            dur_ms: 300,
-        },
+        (1, 1, 0),
+        "GET /checkout",
+        SERVER,
+        (0, 300),
         vec![
             s("http.request.method", "GET"),
             s("http.route", "/checkout"),
@@ -369,15 +368,10 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
     );
     let mut cart = span(
         base,
-        Sp {
-            trace: 1,
-            id: 2,
-            parent: 1,
-            name: "load cart",
-            kind: INTERNAL,
-            start_ms: 5,
-            dur_ms: 20,
-        },
+        (1, 2, 1),
+        "load cart",
+        INTERNAL,
+        (5, 20),
         vec![
             i("cart.items", 3),
             kv("cart.total", V::DoubleValue(59.9)),
@@ -403,15 +397,10 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
     }];
     let call = span(
         base,
-        Sp {
-            trace: 1,
-            id: 3,
-            parent: 1,
-            name: "POST /orders",
-            kind: CLIENT,
-            start_ms: 30,
-            dur_ms: 250,
-        },
+        (1, 3, 1),
+        "POST /orders",
+        CLIENT,
+        (30, 250),
         vec![
             s("http.request.method", "POST"),
             s("server.address", "backend"),
@@ -421,15 +410,10 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
     );
     let orders = span(
         base,
-        Sp {
-            trace: 1,
-            id: 4,
-            parent: 3,
-            name: "POST /orders",
-            kind: SERVER,
-            start_ms: 40,
-            dur_ms: 230,
-        },
+        (1, 4, 3),
+        "POST /orders",
+        SERVER,
+        (40, 230),
         vec![
             s("http.request.method", "POST"),
             i("http.response.status_code", 402),
@@ -437,15 +421,10 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
     );
     let mut charge = span(
         base,
-        Sp {
-            trace: 1,
-            id: 5,
-            parent: 4,
-            name: "charge card",
-            kind: INTERNAL,
-            start_ms: 50,
-            dur_ms: 100,
-        },
+        (1, 5, 4),
+        "charge card",
+        INTERNAL,
+        (50, 100),
         vec![s("payment.method", "card"), s("error.type", "CardDeclined")],
     );
     charge.status = Some(Status {
@@ -467,15 +446,10 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
     }];
     let publish = span(
         base,
-        Sp {
-            trace: 1,
-            id: 6,
-            parent: 4,
-            name: "orders publish",
-            kind: PRODUCER,
-            start_ms: 160,
-            dur_ms: 10,
-        },
+        (1, 6, 4),
+        "orders publish",
+        PRODUCER,
+        (160, 10),
         vec![
             s("messaging.system", "kafka"),
             s("messaging.destination.name", "orders"),
@@ -484,15 +458,10 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
     );
     let mut process = span(
         base,
-        Sp {
-            trace: 1,
-            id: 7,
-            parent: 6,
-            name: "orders process",
-            kind: CONSUMER,
-            start_ms: 200,
-            dur_ms: 90,
-        },
+        (1, 7, 6),
+        "orders process",
+        CONSUMER,
+        (200, 90),
         vec![
             s("messaging.system", "kafka"),
             s("messaging.operation.type", "process"),
@@ -506,15 +475,10 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
     }];
     let mut legacy = span(
         base,
-        Sp {
-            trace: 1,
-            id: 8,
-            parent: 7,
-            name: "legacy step",
-            kind: UNSPECIFIED,
-            start_ms: 210,
-            dur_ms: 10,
-        },
+        (1, 8, 7),
+        "legacy step",
+        UNSPECIFIED,
+        (210, 10),
         vec![s("legacy.step", "ledger")],
     );
     legacy.status = Some(Status {
@@ -524,15 +488,10 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
     // trace 2: a batch, linked into traces 1 and 3
     let mut batch = span(
         base,
-        Sp {
-            trace: 2,
-            id: 21,
-            parent: 0,
-            name: "orders batch",
-            kind: CONSUMER,
-            start_ms: 1000,
-            dur_ms: 40,
-        },
+        (2, 21, 0),
+        "orders batch",
+        CONSUMER,
+        (1000, 40),
         vec![i("messaging.batch.message_count", 2)],
     );
     batch.links = vec![
@@ -550,15 +509,10 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
     // trace 4: slow, status OK, a tracestate
     let mut report = span(
         base,
-        Sp {
-            trace: 4,
-            id: 41,
-            parent: 0,
-            name: "GET /report",
-            kind: SERVER,
-            start_ms: 2000,
-            dur_ms: 2500,
-        },
+        (4, 41, 0),
+        "GET /report",
+        SERVER,
+        (2000, 2500),
         vec![s("http.request.method", "GET"), s("http.route", "/report")],
     );
     report.status = Some(Status {
@@ -568,15 +522,10 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
     report.trace_state = "vendor=a".into();
     let render = span(
         base,
-        Sp {
-            trace: 4,
-            id: 42,
-            parent: 41,
-            name: "render",
-            kind: INTERNAL,
-            start_ms: 2050,
-            dur_ms: 2400,
-        },
+        (4, 42, 41),
+        "render",
+        INTERNAL,
+        (2050, 2400),
         vec![s("report.format", "pdf")],
     );
     let req = |r: Vec<ResourceSpans>| ExportTraceServiceRequest { resource_spans: r };
@@ -888,6 +837,8 @@ struct Q {
     label: String,
     path: String,
     api: Api,
+    /// `POST` this (content type, body) instead of `GET`.
+    post: Option<(&'static str, Vec<u8>)>,
 }
 
 fn rfc3339(ns: u64) -> String {
@@ -920,6 +871,7 @@ fn queries(base: u64, now: u64) -> Vec<Q> {
             label: label.to_owned(),
             path,
             api,
+            post: None,
         })
     };
     let us = |ns: u64| ns / 1000;
@@ -1347,6 +1299,61 @@ fn queries(base: u64, now: u64) -> Vec<Q> {
         "v3 search bad duration",
         &format!("query.service_name=backend&query.duration_min=fast{w3}"),
     );
+    // --- what the Jaeger UI calls besides --------------------------------------------------------
+    let g = |q: &mut dyn FnMut(&str, String, Api), label: &str, path: &str| {
+        q(label, path.to_owned(), Api::V1);
+    };
+    g(
+        &mut q,
+        "v1 metrics latencies",
+        "/api/metrics/latencies?service=frontend&quantile=0.95",
+    );
+    g(
+        &mut q,
+        "v1 metrics latencies without quantile",
+        "/api/metrics/latencies?service=frontend",
+    );
+    g(
+        &mut q,
+        "v1 metrics calls",
+        "/api/metrics/calls?service=frontend&spanKind=server",
+    );
+    g(
+        &mut q,
+        "v1 metrics errors",
+        "/api/metrics/errors?service=frontend&groupByOperation=true",
+    );
+    g(
+        &mut q,
+        "v1 metrics calls without service",
+        "/api/metrics/calls",
+    );
+    g(&mut q, "v1 metrics minstep", "/api/metrics/minstep");
+    g(&mut q, "v1 quality metrics", "/api/quality-metrics");
+    g(
+        &mut q,
+        "v1 deep dependencies",
+        "/api/deep-dependencies?service=frontend",
+    );
+    let otlp_json = serde_json::to_vec(&requests(base)[1]).unwrap();
+    out.push(Q {
+        label: "v1 transform (the Jaeger UI's upload)".into(),
+        path: "/api/transform".into(),
+        api: Api::V1,
+        post: Some(("application/json", otlp_json)),
+    });
+    out.push(Q {
+        label: "v1 transform of something else".into(),
+        path: "/api/transform".into(),
+        api: Api::V1,
+        post: Some(("application/json", b"{\"spans\": 1".to_vec())),
+    });
+    out.push(Q {
+        label: "v1 archive".into(),
+        path: format!("/api/archive/{}", hex(&tid(1))),
+        api: Api::V1,
+        post: Some(("application/json", Vec::new())),
+    });
     out
 }
 
@@ -1354,6 +1361,18 @@ fn queries(base: u64, now: u64) -> Vec<Q> {
 fn ask(port: u16, path: &str) -> (u16, Value) {
     let r = jaeger::http_get(port, path).unwrap_or_else(|e| panic!("GET {path} on :{port}: {e}"));
     let body = serde_json::from_str(&r.body).unwrap_or(Value::String(r.body));
+    (r.status, body)
+}
+
+/// `POST` to the viewer or to Jaeger: (status, JSON or the body as a string).
+async fn ask_post(port: u16, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    let r = support::post(
+        &format!("http://127.0.0.1:{port}{path}"),
+        content_type,
+        body.to_vec(),
+    )
+    .await;
+    let body = serde_json::from_slice(&r.body).unwrap_or_else(|_| Value::String(r.text()));
     (r.status, body)
 }
 
@@ -1422,11 +1441,18 @@ async fn the_viewer_answers_as_jaeger_does() {
     let mut allowed: BTreeMap<(usize, String), (String, Vec<String>)> = BTreeMap::new();
     let mut used = vec![false; ALLOWED.len()];
     for q in queries(base, now) {
-        let (vs, vb, js, jb) = tokio::task::block_in_place(|| {
-            let (vs, vb) = ask(v_port, &q.path);
-            let (js, jb) = ask(j_port, &q.path);
-            (vs, vb, js, jb)
-        });
+        let (vs, vb, js, jb) = match &q.post {
+            None => tokio::task::block_in_place(|| {
+                let (vs, vb) = ask(v_port, &q.path);
+                let (js, jb) = ask(j_port, &q.path);
+                (vs, vb, js, jb)
+            }),
+            Some((content_type, body)) => {
+                let (vs, vb) = ask_post(v_port, &q.path, content_type, body).await;
+                let (js, jb) = ask_post(j_port, &q.path, content_type, body).await;
+                (vs, vb, js, jb)
+            }
+        };
         let norm = |b: &Value| match (q.api, b) {
             (Api::V1, Value::Object(_)) => normalise_v1(b),
             (Api::V3, Value::Object(_)) => normalise_v3(b),

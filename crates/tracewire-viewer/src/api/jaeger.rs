@@ -1,18 +1,20 @@
 //! The Jaeger v1 read API (what Jaeger UI and Grafana's Jaeger data source call):
 //! `/api/services`, `/api/services/{service}/operations`, `/api/operations`, `/api/traces`,
-//! `/api/traces/{id}`, `/api/dependencies`. Held against a real Jaeger 2.13 by
-//! `tests/jaeger_parity.rs`; the differences that stay are in the README ("Jaeger API
-//! compatibility").
+//! `/api/traces/{id}`, `/api/dependencies`, `POST /api/transform`; and, as Jaeger without an
+//! archive or metrics store answers them, `POST /api/archive/{id}` and `/api/metrics/*`. Held
+//! against a real Jaeger 2.13 by `tests/jaeger_parity.rs`; the differences that stay are in the
+//! README ("Jaeger API compatibility").
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, Write};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use http::StatusCode;
+use axum::routing::{get, post};
+use http::{HeaderMap, StatusCode};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as Otel;
 use serde::Serialize;
@@ -21,8 +23,8 @@ use serde_json::{Value, json};
 use super::stream::{self, array, value};
 use super::{MAX_LIMIT, MAX_RESPONSE_BYTES, json as json_resp, limit, now_ns, param};
 use crate::query::{self, SpanFilter, parse_duration};
-use crate::receive::Ctx;
-use crate::store::{Origin, StoredSpan, TraceId};
+use crate::receive::{ApiError, Ctx};
+use crate::store::{Origin, Store, StoreConfig, StoredSpan, TraceId};
 use crate::util;
 
 /// Jaeger's default `limit` of `/api/traces`.
@@ -562,6 +564,98 @@ async fn dependencies(State(ctx): State<Ctx>, Query(q): Params) -> Response {
     envelope(Value::Array(out), 0)
 }
 
+/// `POST /api/transform`: an OTLP JSON body as Jaeger traces (the Jaeger UI's upload), nothing
+/// stored.
+async fn transform(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> Response {
+    let body = match ctx.receive_body(&headers, body).await {
+        Ok(b) => b,
+        Err(ApiError(code, msg)) => return error(code, msg),
+    };
+    let out = ctx
+        .bounds
+        .decode(move || -> Result<Vec<u8>, ApiError> {
+            let req = {
+                let bytes = body.bytes()?;
+                crate::decode::decode_otlp(&bytes, true).map_err(|e| {
+                    ApiError(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot unmarshal OTLP : {e}"),
+                    )
+                })?
+            };
+            drop(body);
+            // a store of its own, as large as the request
+            let store = Store::new(StoreConfig {
+                max_traces: usize::MAX,
+                max_bytes: usize::MAX,
+            });
+            store.ingest(req);
+            let ids = store.search_ids(&query::Query {
+                limit: 0,
+                ..Default::default()
+            });
+            let mut w = Vec::new();
+            let written = (|| -> io::Result<()> {
+                w.write_all(b"{\"data\":[")?;
+                for (n, id) in ids.iter().enumerate() {
+                    if n > 0 {
+                        w.write_all(b",")?;
+                    }
+                    write_trace(&mut w, id, &store.trace(id).unwrap_or_default())?;
+                }
+                w.write_all(b"],\"total\":0,\"limit\":0,\"offset\":0,\"errors\":null}")
+            })();
+            written.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            Ok(w)
+        })
+        .await;
+    match out {
+        Ok(Ok(json)) => ([(http::header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Ok(Err(ApiError(code, msg))) => error(code, msg),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// `POST /api/archive/{id}`: the viewer has no archive store; it answers as Jaeger does
+/// without one.
+async fn archive(Path(id): Path<String>) -> Response {
+    if util::parse_trace_id(&id).is_none() {
+        return error(StatusCode::BAD_REQUEST, format!("invalid trace id {id:?}"));
+    }
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "archive span storage was not configured".into(),
+    )
+}
+
+/// `/api/metrics/{latencies,calls,errors,minstep}` (the Jaeger UI's Monitor tab): the viewer
+/// has no metrics store; it checks the parameters and answers as Jaeger does without one
+/// (`501`).
+async fn metrics(Path(kind): Path<String>, Query(q): Params) -> Response {
+    if !matches!(kind.as_str(), "latencies" | "calls" | "errors" | "minstep") {
+        return error(StatusCode::NOT_FOUND, "404 page not found".into());
+    }
+    if kind == "latencies" {
+        let quantile = param(&q, "quantile").unwrap_or_default();
+        if quantile.parse::<f64>().is_err() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("unable to parse param 'quantile': {quantile:?} is not a number"),
+            );
+        }
+    }
+    if kind != "minstep" && !q.iter().any(|(k, _)| k == "service") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unable to parse param 'service': please provide at least one service name".into(),
+        );
+    }
+    error(
+        StatusCode::NOT_IMPLEMENTED,
+        "metrics querying is currently disabled".into(),
+    )
+}
+
 /// The Jaeger v1 read API.
 pub(crate) fn routes() -> Router<Ctx> {
     Router::new()
@@ -574,4 +668,22 @@ pub(crate) fn routes() -> Router<Ctx> {
         .route("/api/traces", get(traces))
         .route("/api/traces/{id}", get(trace))
         .route("/api/dependencies", get(dependencies))
+        .route("/api/transform", post(transform))
+        .route("/api/archive/{id}", post(archive))
+        .route("/api/metrics/{kind}", get(metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_tags_are_base64_as_jaeger_writes_them() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"abc"), "YWJj");
+        assert_eq!(base64(&[0xde, 0xad, 0xbe, 0xef]), "3q2+7w==");
+        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+    }
 }
