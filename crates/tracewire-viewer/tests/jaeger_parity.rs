@@ -88,6 +88,17 @@ const ALLOWED: &[Allowed] = &[
               compares its text (`{\"cart.items\":3}` finds `cart.items=3`)",
     },
     Allowed {
+        query: "v1 search tags logfmt",
+        path: "*",
+        why: "Jaeger wants JSON in `tags` (400); the viewer also takes `k=v k2=v2` there",
+    },
+    Allowed {
+        query: "v1 search limit 0",
+        path: "*",
+        why: "Jaeger 2.13 answers 500 (`search depth must be greater than 0`) for `limit=0`; \
+              the viewer reads it as \"no limit\" and returns up to 1 000 traces",
+    },
+    Allowed {
         query: "v1 search duration without unit",
         path: "*",
         why: "Jaeger wants a unit in `minDuration`/`maxDuration` (400 for `1000000`); the \
@@ -1082,6 +1093,19 @@ fn queries(base: u64, now: u64) -> Vec<Q> {
     );
     search(
         &mut q,
+        "v1 search tags logfmt",
+        &format!(
+            "service=backend&tags={}{win}",
+            encode("payment.method=card error.type=CardDeclined")
+        ),
+    );
+    search(
+        &mut q,
+        "v1 search limit 0",
+        &format!("service=frontend&limit=0{win}"),
+    );
+    search(
+        &mut q,
         "v1 search duration without unit",
         &format!("service=backend&minDuration=1000000{win}"),
     );
@@ -1440,7 +1464,9 @@ async fn the_viewer_answers_as_jaeger_does() {
     let mut unexpected: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut allowed: BTreeMap<(usize, String), (String, Vec<String>)> = BTreeMap::new();
     let mut used = vec![false; ALLOWED.len()];
-    for q in queries(base, now) {
+    let queries = queries(base, now);
+    println!("{} queries asked of the viewer and of Jaeger", queries.len());
+    for q in queries {
         let (vs, vb, js, jb) = match &q.post {
             None => tokio::task::block_in_place(|| {
                 let (vs, vb) = ask(v_port, &q.path);
