@@ -1,5 +1,6 @@
 //! The UI's pure logic (issue 14), run in node on the files the viewer serves (the code the
-//! page runs): service colours (`/colour.js`), messaging facts (`/messaging.js`).
+//! page runs): service colours (`/colour.js`), messaging facts (`/messaging.js`), the critical
+//! path (`/critical.js`).
 //!
 //! Needs `node` on the PATH; without it the test fails when `CI=true` and skips loudly
 //! otherwise (`tracewire_test::skip`).
@@ -128,6 +129,59 @@ const b = { spanId: 'b', kind: 'consumer', service: 'ledger', name: 'process', s
   links: [{ inTrace: false, traceId: 't', spanId: 's', kind: 'producer', service: 'shop', name: 'send done', startOffsetNs: -2e9 }] };
 assert.deepEqual(facts(b, [b]), { System: 'kafka', Operation: 'process (poll)', Destination: 'done', Partition: '3',
   'Consumer group': 'ledger', 'Queue time': '2s after shop: send done started', Batch: '2 messages' });
+console.log('ok');
+"#,
+    )
+    .await;
+    assert_eq!(out.trim(), "ok");
+}
+
+/// The critical path (`/critical.js`, Jaeger's algorithm): the sections of the spans the
+/// root's duration waited on, correct across async children that outlive their parent.
+#[tokio::test]
+async fn critical_path_of_known_traces() {
+    if !node_or_skip("critical_path_of_known_traces") {
+        return;
+    }
+    let out = run_node(
+        "critical",
+        &["critical.js"],
+        r#"
+const assert = require('node:assert/strict');
+const { criticalPath } = require(process.env.UI_DIR + '/critical.js');
+const S = (id, parent, start, end) => ({ spanId: id, parentSpanId: parent || '', startNs: start, durationNs: end - start });
+const cp = (spans) => criticalPath(spans).map((x) => `${x.spanId}[${x.startNs},${x.endNs}]`).join(' ');
+// overlapping children: from the root's end into the last-finishing child, and back
+assert.equal(cp([S('r', null, 0, 100), S('a', 'r', 10, 40), S('b', 'r', 30, 80), S('c', 'b', 35, 50), S('d', 'b', 55, 70)]),
+  'r[80,100] b[70,80] d[55,70] b[50,55] c[35,50] b[30,35] r[0,30]');
+// sequential children, the earlier one found on the way back
+assert.equal(cp([S('r', null, 0, 100), S('a', 'r', 10, 30), S('b', 'r', 40, 90)]), 'r[90,100] b[40,90] r[30,40] a[10,30] r[0,10]');
+// back to back: both on the path (Jaeger's strict comparison would leave `a` off)
+assert.equal(cp([S('r', null, 0, 20), S('a', 'r', 0, 10), S('b', 'r', 10, 20)]), 'b[10,20] a[0,10]');
+// async: a child that outlives its parent counts up to the parent's end; a span that starts
+// after its parent ended (a consumer of a message sent and not waited for) is not on it, nor
+// is what is below it
+assert.equal(cp([S('r', null, 0, 50), S('x', 'r', 10, 90), S('z', 'x', 20, 30), S('y', 'r', 60, 80), S('w', 'y', 61, 62)]),
+  'x[30,50] z[20,30] x[10,20] r[0,10]');
+// the demo's order: the checkout and the publish are, the pipeline after the response is not
+const order = [S('root', null, 0, 50), S('buy', 'root', 2, 40), S('buy-s', 'buy', 3, 39), S('lookup', 'buy-s', 6, 10),
+  S('pub', 'root', 42, 45), S('proc', 'pub', 47, 80), S('pub2', 'proc', 62, 66), S('proc2', 'pub2', 70, 100)];
+assert.equal(cp(order), 'root[45,50] pub[42,45] root[40,42] buy[39,40] buy-s[10,39] lookup[6,10] buy-s[3,6] buy[2,3] root[0,2]');
+// a child that starts before its parent counts from the parent's start
+assert.equal(cp([S('r', null, 10, 20), S('e', 'r', 0, 15)]), 'r[15,20] e[10,15]');
+// no root received: from the earliest span whose parent is missing; parent cycles are cut
+assert.equal(cp([S('a', 'gone', 5, 10), S('b', 'a', 6, 9)]), 'a[9,10] b[6,9] a[5,6]');
+assert.equal(cp([S('a', 'b', 0, 10), S('b', 'a', 1, 5)]), '');
+assert.equal(cp([S('r', null, 0, 10), S('a', 'b', 1, 3), S('b', 'a', 2, 4)]), 'r[0,10]');
+// big: a chain of 10^5 spans (no recursion), a span with 10^5 children (no quadratic walk)
+const chain = [S('0', null, 0, 300000)];
+for (let i = 1; i < 100000; i++) chain.push(S(String(i), String(i - 1), i, 300000 - i));
+assert.equal(criticalPath(chain).length, 199999);
+const wide = [S('r', null, 0, 2000000)];
+for (let i = 0; i < 100000; i++) wide.push(S('c' + i, 'r', i * 20, i * 20 + 10));
+const t = Date.now();
+assert.equal(criticalPath(wide).length, 200000); // each child, the gaps between, the end
+assert.ok(Date.now() - t < 5000);
 console.log('ok');
 "#,
     )

@@ -166,6 +166,7 @@ function renderTrace(keepScroll) {
   $('empty').hidden = true; $('trace-view').hidden = false;
   const total = Math.max(1, ...t.spans.map((s) => s.startNs + s.durationNs));
   state.total = total;
+  if (state.criticalOf !== t) { state.criticalOf = t; state.critical = criticalBySpan(criticalPath(t.spans)); }
   const sm = t.summary;
   colours = assignColours([...sm.services.map((s) => s.name), ...t.spans.map((s) => s.service)]);
   $('trace-title').textContent = sm.rootService + ': ' + sm.rootName;
@@ -180,7 +181,7 @@ function renderTrace(keepScroll) {
   $('legend').replaceChildren(...sm.services.map((s) =>
     el('span', null, el('span', { class: 'svc-dot', style: { background: colour(s.name) } }), s.name + ' (' + s.spans + ')')));
   $('export-otlp').setAttribute('href', '/tw/api/traces/' + t.traceId + '/otlp');
-  $('raw-json').textContent = JSON.stringify(t, (k, v) => (k === 'children' || k === 'critical' ? undefined : v), 2);
+  $('raw-json').textContent = JSON.stringify(t, (k, v) => (k === 'children' ? undefined : v), 2);
   $('raw-json').hidden = !state.raw;
   // axis
   const ticks = [];
@@ -195,6 +196,16 @@ function renderTrace(keepScroll) {
   renderLinkedTraces(t);
   applyTraceSearch();
   if (state.span) showSpan(state.span, !keepScroll); else $('details').hidden = true;
+}
+
+// critical.js's sections, by span id
+function criticalBySpan(path) {
+  const by = new Map();
+  for (const c of path) {
+    if (!by.has(c.spanId)) by.set(c.spanId, []);
+    by.get(c.spanId).push(c);
+  }
+  return by;
 }
 
 function msgTag(s) {
@@ -212,7 +223,8 @@ function spanRow(s, depth, total) {
       state.collapsed.has(s.spanId) ? state.collapsed.delete(s.spanId) : state.collapsed.add(s.spanId); renderTrace(true); } } },
     hasKids ? (state.collapsed.has(s.spanId) ? '▸' : '▾') : '');
   const durLeft = left + width > 85 ? null : (left + width) + '%';
-  return el('div', { class: 'row span-row' + (isErr ? ' error' : '') + (s.spanId === state.span ? ' selected' : ''),
+  const crit = $('critical-toggle').checked ? state.critical.get(s.spanId) : null;
+  return el('div', { class: 'row span-row' + (isErr ? ' error' : '') + (s.spanId === state.span ? ' selected' : '') + (crit ? ' critical' : ''),
                      dataset: { spanId: s.spanId, depth: String(depth) },
                      on: { click: () => selectSpan(s.spanId) } },
     el('div', { class: 'label', style: { paddingLeft: (6 + depth * 14) + 'px' } },
@@ -227,6 +239,8 @@ function spanRow(s, depth, total) {
       hasKids && state.collapsed.has(s.spanId) ? el('span', { class: 'badge' }, '+' + countDescendants(s)) : null),
     el('div', { class: 'bars' },
       el('div', { class: 'bar', style: { left: left + '%', width: width + '%', background: colour(s.service) } }),
+      ...(crit || []).map((c) => el('div', { class: 'crit', title: 'critical path: ' + fmtDur(c.endNs - c.startNs),
+        style: { left: (c.startNs / total) * 100 + '%', width: Math.max(((c.endNs - c.startNs) / total) * 100, 0.1) + '%' } })),
       el('span', { class: 'dur', style: durLeft ? { left: durLeft } : { right: (100 - left) + '%', paddingRight: '4px' } }, fmtDur(s.durationNs))));
 }
 
@@ -345,7 +359,9 @@ function showSpan(spanId, scroll) {
       el('span', null, 'Kind: ' + s.kind),
       el('span', { class: isErr ? 'status-error' : '' }, 'Status: ' + s.status.code + (s.status.message ? ' — ' + s.status.message : '')),
       el('span', null, 'Duration: ' + fmtDur(s.durationNs)),
-      el('span', null, 'Start: +' + fmtDur(s.startNs))),
+      el('span', null, 'Start: +' + fmtDur(s.startNs)),
+      state.critical.has(s.spanId) ? el('span', { class: 'crit-time' }, 'On the critical path: ' +
+        fmtDur(state.critical.get(s.spanId).reduce((n, c) => n + c.endNs - c.startNs, 0))) : null),
     el('div', { class: 'kv-line' },
       el('span', null, 'Span ID: ', el('code', null, s.spanId)),
       s.parentSpanId ? el('span', null, 'Parent: ', s.missingParent ? el('code', null, s.parentSpanId + ' (not received)') : spanLink(t.traceId, s.parentSpanId, s.parentSpanId)) : el('span', null, 'Root span'),
@@ -437,6 +453,7 @@ function init() {
     for (const s of state.trace.spans) if (s.children.length) state.collapsed.add(s.spanId);
     renderTrace(true);
   });
+  $('critical-toggle').addEventListener('change', () => renderTrace(true));
   $('raw-toggle').addEventListener('click', () => { state.raw = !state.raw; $('raw-json').hidden = !state.raw; });
   $('import').addEventListener('change', async (e) => {
     const f = e.target.files[0];

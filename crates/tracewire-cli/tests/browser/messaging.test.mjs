@@ -281,6 +281,28 @@ try {
     await page.waitForFunction(() => document.querySelectorAll('#trace-list .trace-row').length === 6);
   });
 
+  await check('the critical path of an order: the checkout and the publish, not the pipeline that outlives the request', async () => {
+    await open(order1, I['root1']);
+    const crit = await page.$$eval('#rows .span-row.critical', (rs) => rs.map((r) => r.dataset.spanId));
+    const want = ['root', 'buy', 'buy-s', 'stock', 'stock-s', 'lookup', 'price', 'price-s', 'pub-nats'].map((k) => I[k + '1']);
+    assert.deepEqual(crit.sort(), [...want].sort());
+    // the root waited on itself for 0-2ms, 40-42ms and 45-50ms
+    assert.equal(await page.$$eval(`.span-row[data-span-id="${I['root1']}"] .crit`, (c) => c.length), 3);
+    assert.match(await page.textContent('#details .crit-time'), /On the critical path: 9ms$/);
+    // the pricing call is on it end to end; the segment lies on its bar
+    const [bar, seg] = await page.$eval(`.span-row[data-span-id="${I['price-s1']}"]`, (r) =>
+      [r.querySelector('.bar'), r.querySelector('.crit')].map((e) => { const b = e.getBoundingClientRect(); return [Math.round(b.left), Math.round(b.right)]; }));
+    assert.deepEqual(seg, bar);
+    // a span of the pipeline is not on it, and says nothing
+    await page.click(`.span-row[data-span-id="${I['proc-redis1']}"]`);
+    assert.equal(await page.$('#details .crit-time'), null);
+    // switched off, nothing is marked
+    await page.uncheck('#critical-toggle');
+    assert.equal(await page.$$eval('#rows .span-row.critical, #rows .crit', (x) => x.length), 0);
+    await page.check('#critical-toggle');
+    assert.equal(await page.$$eval('#rows .span-row.critical', (x) => x.length), 9);
+  });
+
   await check('no script errors on the page', async () => {
     assert.deepEqual(pageErrors, []);
   });

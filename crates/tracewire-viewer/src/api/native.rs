@@ -48,6 +48,7 @@ const UI_FILES: &[(&str, &str, &str)] = &[
     ("/tree.js", JS, include_str!("../../ui/tree.js")),
     ("/colour.js", JS, include_str!("../../ui/colour.js")),
     ("/messaging.js", JS, include_str!("../../ui/messaging.js")),
+    ("/critical.js", JS, include_str!("../../ui/critical.js")),
     (
         "/app.css",
         "text/css; charset=utf-8",
