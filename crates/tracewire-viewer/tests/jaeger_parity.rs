@@ -1158,6 +1158,16 @@ fn queries(base: u64, now: u64) -> Vec<Q> {
         Api::V1,
     );
     q(
+        "v1 trace with a bad time",
+        format!("/api/traces/{}?start=soon", hex(&tid(1))),
+        Api::V1,
+    );
+    q(
+        "v1 trace raw",
+        format!("/api/traces/{}?raw=true", hex(&tid(4))),
+        Api::V1,
+    );
+    q(
         "v1 trace missing",
         format!("/api/traces/{}", hex(&tid(99))),
         Api::V1,
@@ -1400,6 +1410,167 @@ async fn ask_post(port: u16, path: &str, content_type: &str, body: &[u8]) -> (u1
     (r.status, body)
 }
 
+/// The answers compared so far: differences not allowed, and allowed ones with the queries
+/// they showed in.
+#[derive(Default)]
+struct Comparison {
+    /// (path with ids generalised, what) -> the queries it shows in
+    unexpected: BTreeMap<(String, String), Vec<String>>,
+    /// (index in [`ALLOWED`], generalised path) -> (the first what, the queries)
+    allowed: BTreeMap<(usize, String), (String, Vec<String>)>,
+    asked: usize,
+}
+
+impl Comparison {
+    /// Asks `q` of the viewer (UI port `v_port`) and of Jaeger (`j_port`) and files every
+    /// difference between the normalised answers.
+    async fn ask(&mut self, q: &Q, v_port: u16, j_port: u16) {
+        self.asked += 1;
+        let (vs, vb, js, jb) = match &q.post {
+            None => tokio::task::block_in_place(|| {
+                let (vs, vb) = ask(v_port, &q.path);
+                let (js, jb) = ask(j_port, &q.path);
+                (vs, vb, js, jb)
+            }),
+            Some((content_type, body)) => {
+                let (vs, vb) = ask_post(v_port, &q.path, content_type, body).await;
+                let (js, jb) = ask_post(j_port, &q.path, content_type, body).await;
+                (vs, vb, js, jb)
+            }
+        };
+        let norm = |b: &Value| match (q.api, b) {
+            (Api::V1, Value::Object(_)) => normalise_v1(b),
+            (Api::V3, Value::Object(_)) => normalise_v3(b),
+            _ => b.clone(),
+        };
+        let mut diffs = Vec::new();
+        if vs != js {
+            diffs.push(("(status)".to_owned(), format!("viewer {vs} ≠ Jaeger {js}")));
+        }
+        diff("", &norm(&vb), &norm(&jb), &mut diffs);
+        for (path, what) in diffs {
+            let mut shown: String = what.chars().take(400).collect();
+            if shown.len() < what.len() {
+                shown.push('…');
+            }
+            match ALLOWED
+                .iter()
+                .position(|a| glob(a.query, &q.label) && glob(a.path, &path))
+            {
+                Some(n) => self
+                    .allowed
+                    .entry((n, generalise(&path)))
+                    .or_insert_with(|| (shown, Vec::new()))
+                    .1
+                    .push(q.label.clone()),
+                None => self
+                    .unexpected
+                    .entry((generalise(&path), shown))
+                    .or_default()
+                    .push(format!("{} [{}]", q.label, q.path)),
+            }
+        }
+    }
+
+    /// Prints the allowed differences; fails on one that is not allowed, or on an allowed one
+    /// that did not occur.
+    fn check(self) {
+        let first = |labels: &[String]| labels.iter().take(3).cloned().collect::<Vec<_>>();
+        println!("{} queries asked of the viewer and of Jaeger", self.asked);
+        for ((n, path), (what, labels)) in &self.allowed {
+            println!(
+                "allowed: {path}: {what}\n    in {} queries ({}): {}",
+                labels.len(),
+                first(labels).join("; "),
+                ALLOWED[*n].why
+            );
+        }
+        let mut unexpected = String::new();
+        for ((path, what), labels) in &self.unexpected {
+            let _ = writeln!(
+                unexpected,
+                "{path}: {what}\n    in {} queries: {}",
+                labels.len(),
+                first(labels).join("; ")
+            );
+        }
+        assert!(
+            unexpected.is_empty(),
+            "differences from Jaeger that are neither fixed nor allowed:\n{unexpected}"
+        );
+        let unused: Vec<&str> = (0..ALLOWED.len())
+            .filter(|n| !self.allowed.keys().any(|(k, _)| k == n))
+            .map(|n| ALLOWED[n].query)
+            .collect();
+        assert!(
+            unused.is_empty(),
+            "allowed differences that no longer occur (remove them): {unused:?}"
+        );
+    }
+}
+
+/// What is asked of both before anything is stored: empty answers have their own shapes.
+fn empty_queries(now: u64) -> Vec<Q> {
+    let win = format!(
+        "&start={}&end={}",
+        (now - 3600 * 1000 * MS) / 1000,
+        now / 1000
+    );
+    let w3 = format!(
+        "&query.num_traces=20&query.start_time_min={}&query.start_time_max={}",
+        encode(&rfc3339(now - 3600 * 1000 * MS)),
+        encode(&rfc3339(now))
+    );
+    [
+        ("empty v1 services", "/api/services".to_owned(), Api::V1),
+        (
+            "empty v1 service operations",
+            "/api/services/frontend/operations".into(),
+            Api::V1,
+        ),
+        (
+            "empty v1 operations",
+            "/api/operations?service=frontend".into(),
+            Api::V1,
+        ),
+        (
+            "empty v1 search",
+            format!("/api/traces?service=frontend{win}"),
+            Api::V1,
+        ),
+        (
+            "empty v1 trace",
+            format!("/api/traces/{}", hex(&tid(1))),
+            Api::V1,
+        ),
+        ("empty v1 dependencies", "/api/dependencies".into(), Api::V1),
+        ("empty v3 services", "/api/v3/services".into(), Api::V3),
+        (
+            "empty v3 operations",
+            "/api/v3/operations?service=frontend".into(),
+            Api::V3,
+        ),
+        (
+            "empty v3 search",
+            format!("/api/v3/traces?query.service_name=frontend{w3}"),
+            Api::V3,
+        ),
+        (
+            "empty v3 trace",
+            format!("/api/v3/traces/{}", hex(&tid(1))),
+            Api::V3,
+        ),
+    ]
+    .into_iter()
+    .map(|(label, path, api)| Q {
+        label: label.into(),
+        path,
+        api,
+        post: None,
+    })
+    .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_viewer_answers_as_jaeger_does() {
     let Some(jaeger) =
@@ -1416,8 +1587,13 @@ async fn the_viewer_answers_as_jaeger_does() {
         .await
         .unwrap();
     let v_addrs = viewer.addrs();
+    let (v_port, j_port) = (v_addrs.ui.unwrap().port(), jaeger.ports().query);
     let now = now_ns() / MS * MS;
     let base = now - 30 * 60 * 1000 * MS;
+    let mut comparison = Comparison::default();
+    for q in empty_queries(now) {
+        comparison.ask(&q, v_port, j_port).await;
+    }
 
     // The same bytes to both, one trace at a time.
     let otlp_viewer = format!("http://{}/v1/traces", v_addrs.otlp_http.unwrap());
@@ -1458,105 +1634,9 @@ async fn the_viewer_answers_as_jaeger_does() {
         assert_eq!(total, sent + 2);
     });
 
-    let v_port = v_addrs.ui.unwrap().port();
-    let j_port = jaeger.ports().query;
-    // difference (path with ids generalised, what) -> the queries it shows in
-    let mut unexpected: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    let mut allowed: BTreeMap<(usize, String), (String, Vec<String>)> = BTreeMap::new();
-    let mut used = vec![false; ALLOWED.len()];
-    let queries = queries(base, now);
-    println!("{} queries asked of the viewer and of Jaeger", queries.len());
-    for q in queries {
-        let (vs, vb, js, jb) = match &q.post {
-            None => tokio::task::block_in_place(|| {
-                let (vs, vb) = ask(v_port, &q.path);
-                let (js, jb) = ask(j_port, &q.path);
-                (vs, vb, js, jb)
-            }),
-            Some((content_type, body)) => {
-                let (vs, vb) = ask_post(v_port, &q.path, content_type, body).await;
-                let (js, jb) = ask_post(j_port, &q.path, content_type, body).await;
-                (vs, vb, js, jb)
-            }
-        };
-        let norm = |b: &Value| match (q.api, b) {
-            (Api::V1, Value::Object(_)) => normalise_v1(b),
-            (Api::V3, Value::Object(_)) => normalise_v3(b),
-            _ => b.clone(),
-        };
-        let mut diffs = Vec::new();
-        if vs != js {
-            diffs.push(("(status)".to_owned(), format!("viewer {vs} ≠ Jaeger {js}")));
-        }
-        diff("", &norm(&vb), &norm(&jb), &mut diffs);
-        for (path, what) in diffs {
-            let mut shown: String = what.chars().take(400).collect();
-            if shown.len() < what.len() {
-                shown.push('…');
-            }
-            match ALLOWED
-                .iter()
-                .position(|a| glob(a.query, &q.label) && glob(a.path, &path))
-            {
-                Some(n) => {
-                    used[n] = true;
-                    allowed
-                        .entry((n, generalise(&path)))
-                        .or_insert_with(|| (shown.clone(), Vec::new()))
-                        .1
-                        .push(q.label.clone());
-                }
-                None => unexpected
-                    .entry((generalise(&path), shown))
-                    .or_default()
-                    .push(format!("{} [{}]", q.label, q.path)),
-            }
-        }
+    for q in queries(base, now) {
+        comparison.ask(&q, v_port, j_port).await;
     }
-    let mut report = String::new();
-    for ((n, path), (what, labels)) in &allowed {
-        let _ = writeln!(
-            report,
-            "allowed: {path}: {what}\n    in {} queries ({}): {}",
-            labels.len(),
-            labels
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; "),
-            ALLOWED[*n].why
-        );
-    }
-    let mut unexpected_text = String::new();
-    for ((path, what), labels) in &unexpected {
-        let _ = writeln!(
-            unexpected_text,
-            "{path}: {what}\n    in {} queries: {}",
-            labels.len(),
-            labels
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    let unexpected = unexpected_text;
-    println!("{report}");
-    let unused: Vec<&str> = ALLOWED
-        .iter()
-        .zip(&used)
-        .filter(|(_, u)| !**u)
-        .map(|(a, _)| a.query)
-        .collect();
     viewer.shutdown().await;
-    assert!(
-        unexpected.is_empty(),
-        "differences from Jaeger that are neither fixed nor allowed:\n{unexpected}"
-    );
-    assert!(
-        unused.is_empty(),
-        "allowed differences that no longer occur (remove them): {unused:?}"
-    );
+    comparison.check();
 }

@@ -154,6 +154,14 @@ struct JaegerSpan<'a> {
     warnings: Option<()>,
 }
 
+/// What Go's `strconv.ParseBool` takes.
+fn is_go_bool(v: &str) -> bool {
+    matches!(
+        v,
+        "1" | "t" | "T" | "TRUE" | "true" | "True" | "0" | "f" | "F" | "FALSE" | "false" | "False"
+    )
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -324,7 +332,8 @@ type Params = Query<Vec<(String, String)>>;
 async fn services(State(ctx): State<Ctx>) -> Response {
     let s = ctx.store.services();
     let n = s.len();
-    envelope(json!(s), n)
+    // Jaeger: `null` when there is none
+    envelope(if n == 0 { Value::Null } else { json!(s) }, n)
 }
 
 async fn service_operations(State(ctx): State<Ctx>, Path(service): Path<String>) -> Response {
@@ -484,10 +493,26 @@ async fn traces(State(ctx): State<Ctx>, Query(q): Params) -> Response {
     traces_response(&ctx, ids, Vec::new())
 }
 
-async fn trace(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
+/// `GET /api/traces/{id}`: `start` and `end` (µs, Grafana sends them) and `raw` are checked as
+/// Jaeger checks them; the viewer holds every trace whole, so they change nothing.
+async fn trace(State(ctx): State<Ctx>, Path(id): Path<String>, Query(q): Params) -> Response {
     let Some(tid) = util::parse_trace_id(&id) else {
         return error(StatusCode::BAD_REQUEST, format!("invalid trace id {id:?}"));
     };
+    for k in ["start", "end"] {
+        if let Some(v) = param(&q, k).filter(|v| v.parse::<i64>().is_err()) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("unable to parse param '{k}': {v:?} is not a number"),
+            );
+        }
+    }
+    if let Some(v) = param(&q, "raw").filter(|v| !is_go_bool(v)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unable to parse param 'raw': {v:?}"),
+        );
+    }
     if ctx.store.summary(&tid).is_none() {
         return error(StatusCode::NOT_FOUND, "trace not found".into());
     }
