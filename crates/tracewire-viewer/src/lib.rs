@@ -7,6 +7,7 @@ mod exporter;
 mod host;
 mod limits;
 mod links;
+mod map;
 mod names;
 mod persist;
 pub mod query;

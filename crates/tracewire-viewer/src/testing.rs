@@ -2,7 +2,7 @@
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Link};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Link};
 
 use crate::store::TraceId;
 use crate::util;
@@ -49,6 +49,15 @@ pub(crate) fn linked(mut s: Span, trace: u32, id: u64) -> Span {
         trace_id: tid(trace).to_vec(),
         span_id: id.to_be_bytes().to_vec(),
         ..Default::default()
+    });
+    s
+}
+
+/// `s` with status ERROR.
+pub(crate) fn failed(mut s: Span) -> Span {
+    s.status = Some(Status {
+        code: 2,
+        message: "failed".into(),
     });
     s
 }

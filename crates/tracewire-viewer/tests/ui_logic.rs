@@ -1,6 +1,6 @@
 //! The UI's pure logic (issue 14), run in node on the files the viewer serves (the code the
 //! page runs): service colours (`/colour.js`), messaging facts (`/messaging.js`), the critical
-//! path (`/critical.js`).
+//! path (`/critical.js`), the service map's layout (`/map.js`).
 //!
 //! Needs `node` on the PATH; without it the test fails when `CI=true` and skips loudly
 //! otherwise (`tracewire_test::skip`).
@@ -182,6 +182,44 @@ for (let i = 0; i < 100000; i++) wide.push(S('c' + i, 'r', i * 20, i * 20 + 10))
 const t = Date.now();
 assert.equal(criticalPath(wide).length, 200000); // each child, the gaps between, the end
 assert.ok(Date.now() - t < 5000);
+console.log('ok');
+"#,
+    )
+    .await;
+    assert_eq!(out.trim(), "ok");
+}
+
+/// The service map's layout (`/map.js`): services in columns by their distance from where the
+/// calls start, cycles tolerated, no two services in one place.
+#[tokio::test]
+async fn service_map_layout() {
+    if !node_or_skip("service_map_layout") {
+        return;
+    }
+    let out = run_node(
+        "map",
+        &["map.js"],
+        r#"
+const assert = require('node:assert/strict');
+const { layoutMap, edgeLabel } = require(process.env.UI_DIR + '/map.js');
+const map = (edges) => ({
+  nodes: [...new Set(edges.flat())].map((service) => ({ service })),
+  edges: edges.map(([from, to]) => ({ from, to })),
+});
+const ranks = (m) => Object.fromEntries([...layoutMap(m).nodes].map(([n, p]) => [n, p.rank]));
+// the demo's pipeline: the longest way in decides the column
+assert.deepEqual(ranks(map([['gateway', 'backend'], ['backend', 'inventory'], ['inventory', 'pricing'], ['gateway', 'payments'],
+  ['payments', 'pricing'], ['payments', 'warehouse'], ['warehouse', 'shipping'], ['shipping', 'notifications'], ['notifications', 'ledger']])),
+  { backend: 1, gateway: 0, inventory: 2, ledger: 5, notifications: 4, payments: 1, pricing: 3, shipping: 3, warehouse: 2 });
+// a cycle (a calls b calls a) and a self-call: still a layout
+assert.deepEqual(ranks(map([['a', 'b'], ['b', 'a'], ['b', 'c'], ['c', 'c']])), { a: 0, b: 1, c: 2 });
+// every service its own place
+const l = layoutMap(map([['x', 'a'], ['x', 'b'], ['x', 'c'], ['y', 'c']]));
+const places = [...l.nodes.values()].map((p) => p.x + ',' + p.y);
+assert.equal(new Set(places).size, 5);
+assert.ok(l.width > 0 && l.height > 0);
+assert.equal(edgeLabel({ kind: 'message', count: 3, errors: 1 }), '3 messages · 33.3% errors');
+assert.equal(edgeLabel({ kind: 'call', count: 1, errors: 0 }), '1 call');
 console.log('ok');
 "#,
     )

@@ -84,6 +84,7 @@ function searchAttribute(key, value) {
 }
 
 async function search() {
+  if (!$('map-view').hidden) loadMap();
   try {
     const r = await getJSON('/tw/api/search?' + searchParams());
     state.traces = r.traces;
@@ -163,7 +164,7 @@ async function loadTrace(id, spanId, keepScroll) {
 
 function renderTrace(keepScroll) {
   const t = state.trace;
-  $('empty').hidden = true; $('trace-view').hidden = false;
+  $('empty').hidden = true; $('map-view').hidden = true; $('trace-view').hidden = false;
   const total = Math.max(1, ...t.spans.map((s) => s.startNs + s.durationNs));
   state.total = total;
   if (state.criticalOf !== t) { state.criticalOf = t; state.critical = criticalBySpan(criticalPath(t.spans)); }
@@ -433,8 +434,47 @@ async function loadStats() {
   } catch { /* ignore */ }
 }
 
+// ---- service map (map.js) -----------------------------------------------------------------
+function mapParams() {
+  const p = searchParams();
+  p.delete('limit'); // the map reads up to 1000 traces of the search
+  return p;
+}
+
+async function loadMap() {
+  $('empty').hidden = true; $('trace-view').hidden = true; $('map-view').hidden = false;
+  let m;
+  try { m = await getJSON('/tw/api/map?' + mapParams()); } catch (e) {
+    $('map-meta').textContent = 'Failed: ' + e.message;
+    return;
+  }
+  $('map-meta').textContent = m.nodes.length + ' services, ' + m.edges.length + ' edges from ' + m.traces + ' traces (' + m.spans + ' spans)' +
+    (m.truncated ? ' — cut short: narrow the search' : '');
+  colours = assignColours(m.nodes.map((n) => n.service));
+  if (!m.nodes.length) { $('map-box').replaceChildren(el('div', { class: 'empty' }, 'No traces match the search.')); return; }
+  drawMap($('map-box'), m, colours, showEdgeTraces, (service) => { $('service').value = service; loadNames(); search(); });
+}
+
+// Lists the traces of one edge of the map in the list pane.
+async function showEdgeTraces(e) {
+  for (const g of document.querySelectorAll('#map-svg .map-edge, #map-edges .map-edge-row')) {
+    g.classList.toggle('selected', g.dataset.from === e.from && g.dataset.to === e.to && g.dataset.kind === e.kind);
+  }
+  const p = mapParams();
+  p.set('from', e.from); p.set('to', e.to); p.set('kind', e.kind);
+  try {
+    const r = await getJSON('/tw/api/map/traces?' + p);
+    state.traces = r.traces;
+    renderList();
+    $('list-title').textContent = r.traces.length + ' traces: ' + e.from + ' → ' + e.to + ' (' + e.kind + 's)';
+  } catch (err) {
+    $('list-title').textContent = 'Failed: ' + err.message;
+  }
+}
+
 // ---- routing ------------------------------------------------------------------------------
 function route() {
+  if (location.hash === '#/map') { loadMap(); return; }
   const m = location.hash.match(/^#\/trace\/([0-9a-fA-F]{32})(?:\/([0-9a-fA-F]{16}))?$/);
   if (m) loadTrace(m[1].toLowerCase(), m[2] ? m[2].toLowerCase() : null);
 }

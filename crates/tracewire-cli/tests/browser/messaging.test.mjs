@@ -303,6 +303,75 @@ try {
     assert.equal(await page.$$eval('#rows .span-row.critical', (x) => x.length), 9);
   });
 
+  await check('the service map: calls and messages with counts, errors and latency; an edge lists its traces', async () => {
+    // a call two hours ago: on the map of every trace, not on the last hour's
+    const old = new Traffic(Date.now() - 2 * 3600 * 1000);
+    const oldTrace = hex(16);
+    old.sp(oldTrace, 'old-client', 'c', null, 'GET /old', CLIENT, 0, 5);
+    old.sp(oldTrace, 'old-server', 's', 'c', 'GET /old', SERVER, 1, 4);
+    await send(old.body());
+    await page.goto(`${UI}/#/`);
+    await page.reload();
+    await page.click('#map-link');
+    await page.waitForSelector('#map-edges .map-edge-row');
+    const table = () => page.$$eval('#map-edges .map-edge-row', (rs) => rs.map((r) => [...r.children].slice(0, 5).map((td) => td.textContent).join(' ')));
+    assert.deepEqual(await table(), [
+      'backend inventory call 2 0 (0%)',
+      'billing mailer message 1 0 (0%)',
+      'gateway backend call 2 0 (0%)',
+      'gateway payments message 2 0 (0%)',
+      'inventory pricing call 2 0 (0%)',
+      'notifications ledger message 2 0 (0%)',
+      'old-client old-server call 1 0 (0%)',
+      'orders-api billing message 1 0 (0%)',
+      'payments pricing call 2 0 (0%)',
+      'payments warehouse message 2 0 (0%)',
+      'shipping notifications message 2 0 (0%)',
+      'warehouse shipping message 3 1 (33.3%)',
+    ]);
+    assert.match(await page.textContent('#map-meta'), /^14 services, 12 edges from 7 traces/);
+    // latency: the callee's span (p50, p99), the queue from the producer's start
+    const row = (from, to) => page.$$eval(`#map-edges .map-edge-row[data-from="${from}"][data-to="${to}"] td`, (tds) => tds.map((t) => t.textContent));
+    assert.deepEqual((await row('gateway', 'backend')).slice(5, 7), ['36ms', '36ms']);
+    assert.deepEqual((await row('warehouse', 'shipping')).slice(5, 9), ['20ms', '20ms', '23ms', '38ms']);
+    // the graph: a node per service, an edge per row, messages dashed, errors red
+    assert.equal(await page.$$eval('#map-svg .map-node', (n) => n.length), 14);
+    assert.equal(await page.$$eval('#map-svg .map-edge', (n) => n.length), 12);
+    assert.equal(await page.$$eval('#map-svg .map-edge.message', (n) => n.length), 7);
+    assert.deepEqual(await page.$$eval('#map-svg .map-edge.has-errors', (n) => n.map((g) => g.dataset.from + '>' + g.dataset.to)), ['warehouse>shipping']);
+    assert.equal(await page.$eval('#map-svg .map-edge[data-from="warehouse"] .edge-label', (t) => t.textContent), '3 messages · 33.3% errors');
+    const dash = await page.$eval('#map-svg .map-edge[data-from="warehouse"] .line', (l) => getComputedStyle(l).strokeDasharray);
+    assert.notEqual(dash, 'none');
+    // services of the map never share a colour
+    const fills = await page.$$eval('#map-svg .map-node rect:nth-of-type(2)', (rs) => rs.map((r) => r.getAttribute('fill')));
+    assert.equal(new Set(fills).size, 14);
+    // clicking an edge lists its traces
+    await page.click('#map-svg .map-edge[data-from="warehouse"][data-to="shipping"] .line', { force: true });
+    await listIs([order1, order2]);
+    assert.match(await page.textContent('#list-title'), /2 traces: warehouse → shipping \(messages\)/);
+    await page.click('#map-edges .map-edge-row[data-from="notifications"][data-to="ledger"]');
+    await listIs([batch]);
+    // the search's window and conditions make the map
+    await page.selectOption('#lookback', '1h');
+    await page.click('#search-btn');
+    await page.waitForFunction(() => !document.querySelector('#map-edges .map-edge-row[data-from="old-client"]'));
+    assert.equal((await table()).length, 11);
+    await page.selectOption('#service', 'billing');
+    await page.click('#search-btn');
+    await page.waitForFunction(() => document.querySelectorAll('#map-edges .map-edge-row').length === 1);
+    assert.deepEqual(await table(), ['orders-api billing message 1 0 (0%)']);
+    await page.selectOption('#service', '');
+    await page.selectOption('#lookback', 'all');
+    // a service of the map searches its traces
+    await page.click('#map-link');
+    await page.click('#search-btn');
+    await page.waitForFunction(() => document.querySelectorAll('#map-edges .map-edge-row').length === 12);
+    await page.click('#map-svg .map-node[data-service="payments"]');
+    await listIs([order1, order2]);
+    assert.equal(await page.inputValue('#service'), 'payments');
+    await page.selectOption('#service', '');
+  });
+
   await check('no script errors on the page', async () => {
     assert.deepEqual(pageErrors, []);
   });

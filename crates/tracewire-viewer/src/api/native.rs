@@ -5,6 +5,8 @@
 //! | `GET /tw/api/services` | `{"services": [..]}` |
 //! | `GET /tw/api/operations?service=S` | `{"operations": [..]}` |
 //! | `GET /tw/api/search?service&name&status&minDuration&maxDuration&attr&q&start&end&lookback&limit` | `{"traces": [TraceSummary]}` (`limit` 50 by default, at most 1000) |
+//! | `GET /tw/api/map?<search parameters>` | the service map of the traces the search finds (`limit` 1000 by default): `{"nodes", "edges", "traces", "spans", "truncated"}` |
+//! | `GET /tw/api/map/traces?from&to&kind&<search parameters>` | `{"traces": [TraceSummary]}` of one edge of the map |
 //! | `GET /tw/api/traces/{id}` | the trace for the UI (spans with resource, events, links both ways, the traces connected by links) |
 //! | `GET /tw/api/traces/{id}/otlp` | the trace as an OTLP JSON `ExportTraceServiceRequest` (download) |
 //! | `POST /tw/api/import` | OTLP JSON or protobuf body; `{"accepted","rejected","traceIds"}` |
@@ -34,6 +36,7 @@ use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use super::stream::{self, array, value};
 use super::{json as json_resp, limit, now_ns, param};
 use crate::links;
+use crate::map;
 use crate::query::{self, SpanFilter, StatusFilter, parse_duration};
 use crate::receive::{ApiError, Ctx, Format, otlp_format};
 use crate::store::{Origin, Store, StoredSpan, TraceId, TraceSummary};
@@ -49,6 +52,7 @@ const UI_FILES: &[(&str, &str, &str)] = &[
     ("/colour.js", JS, include_str!("../../ui/colour.js")),
     ("/messaging.js", JS, include_str!("../../ui/messaging.js")),
     ("/critical.js", JS, include_str!("../../ui/critical.js")),
+    ("/map.js", JS, include_str!("../../ui/map.js")),
     (
         "/app.css",
         "text/css; charset=utf-8",
@@ -179,6 +183,60 @@ async fn operations(State(ctx): State<Ctx>, Query(q): Params) -> Response {
         })
         .unwrap_or_default();
     json_resp(&json!({ "operations": ops }))
+}
+
+/// The service map of the traces a search finds (its parameters; `limit` 1000 by default).
+async fn service_map(State(ctx): State<Ctx>, Query(q): Params) -> Result<Response, ApiError> {
+    let mut query = native_query(&q)?;
+    if param(&q, "limit").is_none() {
+        query.limit = super::MAX_LIMIT;
+    }
+    let store = ctx.store.clone();
+    let m = tokio::task::spawn_blocking(move || {
+        map::service_map(&store, &query, map::Bounds::keeping(MAP_TRACE_IDS))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(json_resp(&json!(m)))
+}
+
+/// Trace ids the map gives per edge.
+const MAP_TRACE_IDS: usize = 20;
+
+/// The traces of one edge of the service map (`from`, `to`, `kind` = `call`|`message`, and the
+/// search's parameters): `{"traces": [TraceSummary]}`, newest first.
+async fn service_map_traces(
+    State(ctx): State<Ctx>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    let mut query = native_query(&q)?;
+    if param(&q, "limit").is_none() {
+        query.limit = super::MAX_LIMIT;
+    }
+    let from = param(&q, "from").ok_or_else(|| bad("from is required".into()))?;
+    let to = param(&q, "to").ok_or_else(|| bad("to is required".into()))?;
+    let kind = param(&q, "kind")
+        .and_then(map::EdgeKind::parse)
+        .ok_or_else(|| bad("kind must be call or message".into()))?;
+    let (from, to) = (from.to_owned(), to.to_owned());
+    let store = ctx.store.clone();
+    let traces = tokio::task::spawn_blocking(move || {
+        let m = map::service_map(&store, &query, map::Bounds::keeping(super::MAX_LIMIT));
+        m.edges
+            .into_iter()
+            .find(|e| e.from == from && e.to == to && e.kind == kind)
+            .map(|e| {
+                e.trace_ids
+                    .iter()
+                    .filter_map(|id| util::parse_trace_id(id))
+                    .filter_map(|id| store.summary(&id))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(json_resp(&json!({ "traces": traces })))
 }
 
 async fn search(State(ctx): State<Ctx>, Query(q): Params) -> Result<Response, ApiError> {
@@ -571,6 +629,8 @@ pub(crate) fn routes() -> Router<Ctx> {
         .route("/tw/api/services", get(services))
         .route("/tw/api/operations", get(operations))
         .route("/tw/api/search", get(search))
+        .route("/tw/api/map", get(service_map))
+        .route("/tw/api/map/traces", get(service_map_traces))
         .route("/tw/api/traces/{id}", get(trace))
         .route("/tw/api/traces/{id}/otlp", get(trace_otlp))
         .route("/tw/api/import", post(import))
