@@ -6,14 +6,17 @@
 //!
 //! Only what is genuinely arbitrary is normalised (see [`normalise_v1`], [`normalise_v3`]): the
 //! order of lists whose order Jaeger does not define (traces of a search, spans of a trace,
-//! services, operations, tags, dependency links), the names of `processID`s (`p1`, `p2`, ...,
+//! services, operations, dependency links), the names of `processID`s (`p1`, `p2`, ...,
 //! replaced by the service they stand for), `warnings: null` versus absent, and the wording of
-//! error messages (the status code and error code stay). Every other difference is listed in
+//! error messages (the status code and error code stay). Tags and attributes become objects for
+//! readable differences, their order kept beside them (Jaeger defines it: sorted by key unless
+//! `raw`). Every other difference is listed in
 //! [`ALLOWED`] with the reason it is intended — the same list as the viewer README's "Jaeger API
 //! compatibility" — and the test fails on a difference that is not listed, and on a listed one
 //! that no longer occurs.
 //!
-//! Without a Jaeger binary the test is skipped loudly (a failure under `CI=true`).
+//! Without a Jaeger binary the test is skipped loudly (a failure under `CI=true`). With
+//! `TRACEWIRE_PARITY_DUMP=dir` it writes both answers to every query into `dir`.
 #![allow(
     clippy::unwrap_used,
     clippy::print_stdout,
@@ -197,6 +200,11 @@ const ALLOWED: &[Allowed] = &[
         query: "* zipkin *",
         path: "*/scope/name",
         why: "(the same, in the v3 API)",
+    },
+    Allowed {
+        query: "* zipkin *",
+        path: "*/(order)",
+        why: "(other tags, so another list of them)",
     },
 ];
 
@@ -442,19 +450,27 @@ fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
         code: 2,
         message: "card declined: insufficient funds".into(),
     });
-    charge.events = vec![Event {
-        time_unix_nano: base + 140 * MS,
-        name: "exception".into(),
-        attributes: vec![
-            s("exception.type", "CardDeclined"),
-            s("exception.message", "insufficient funds"),
-            s(
-                "exception.stacktrace",
-                "at charge (pay.rs:12)\nat orders (orders.rs:40)",
-            ),
-        ],
-        ..Default::default()
-    }];
+    charge.events = vec![
+        Event {
+            time_unix_nano: base + 60 * MS,
+            name: "retry".into(),
+            attributes: vec![i("retry.attempt", 2), s("retry.reason", "timeout")],
+            ..Default::default()
+        },
+        Event {
+            time_unix_nano: base + 140 * MS,
+            name: "exception".into(),
+            attributes: vec![
+                s("exception.type", "CardDeclined"),
+                s("exception.message", "insufficient funds"),
+                s(
+                    "exception.stacktrace",
+                    "at charge (pay.rs:12)\nat orders (orders.rs:40)",
+                ),
+            ],
+            ..Default::default()
+        },
+    ];
     let publish = span(
         base,
         (1, 6, 4),
@@ -578,9 +594,15 @@ fn zipkin(base: u64) -> Value {
 // Normalising and comparing.
 // ---------------------------------------------------------------------------------------------
 
-/// Tags (`[{key, type, value}]`) as an object `key -> {type, value}` (a repeated key gets `#2`).
+/// The entry of a tags or attributes object that keeps their order (Jaeger defines it: by key
+/// unless `raw`).
+const ORDER: &str = "(order)";
+
+/// Tags (`[{key, type, value}]`) as an object `key -> {type, value}` (a repeated key gets `#2`),
+/// their order under [`ORDER`].
 fn tags_object(tags: &Value) -> Value {
     let mut out = Map::new();
+    out.insert(ORDER.into(), order(tags));
     for t in tags.as_array().into_iter().flatten() {
         let key = t["key"].as_str().unwrap_or_default().to_owned();
         let mut k = key.clone();
@@ -709,19 +731,30 @@ fn normalise_v1(doc: &Value) -> Value {
 
 /// OTLP attributes (`[{key, value}]`) as an object `key -> value`.
 fn attrs_object(attrs: &Value) -> Value {
-    Value::Object(
-        attrs
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|kv| {
-                (
-                    kv["key"].as_str().unwrap_or_default().to_owned(),
-                    kv["value"].clone(),
-                )
-            })
-            .collect(),
-    )
+    let mut out: Map<String, Value> = attrs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|kv| {
+            (
+                kv["key"].as_str().unwrap_or_default().to_owned(),
+                kv["value"].clone(),
+            )
+        })
+        .collect();
+    out.insert(ORDER.into(), order(attrs));
+    Value::Object(out)
+}
+
+/// The keys of a list of tags or attributes, in order, as one string.
+fn order(list: &Value) -> Value {
+    let keys: Vec<&str> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|kv| kv["key"].as_str().unwrap_or_default())
+        .collect();
+    json!(keys.join(" "))
 }
 
 /// A v3 answer: `{"result": {"resourceSpans": [..]}}` as spans keyed by `traceId/spanId`, each
@@ -1164,8 +1197,18 @@ fn queries(base: u64, now: u64) -> Vec<Q> {
     );
     q(
         "v1 trace raw",
-        format!("/api/traces/{}?raw=true", hex(&tid(4))),
+        format!("/api/traces/{}?raw=true", hex(&tid(1))),
         Api::V1,
+    );
+    q(
+        "v1 search raw",
+        format!("/api/traces?service=worker&raw=true{win}"),
+        Api::V1,
+    );
+    q(
+        "v3 trace raw",
+        format!("/api/v3/traces/{}?raw_traces=true", hex(&tid(1))),
+        Api::V3,
     );
     q(
         "v1 trace missing",
@@ -1410,6 +1453,10 @@ async fn ask_post(port: u16, path: &str, content_type: &str, body: &[u8]) -> (u1
     (r.status, body)
 }
 
+/// A directory to write both answers to every query into (`{label}.viewer.json`,
+/// `{label}.jaeger.json`: the status, then the body).
+const DUMP_ENV: &str = "TRACEWIRE_PARITY_DUMP";
+
 /// The answers compared so far: differences not allowed, and allowed ones with the queries
 /// they showed in.
 #[derive(Default)]
@@ -1438,6 +1485,19 @@ impl Comparison {
                 (vs, vb, js, jb)
             }
         };
+        if let Some(dir) = std::env::var_os(DUMP_ENV) {
+            // both answers as they came, to read a difference in full
+            let name: String = q
+                .label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            for (who, status, body) in [("viewer", vs, &vb), ("jaeger", js, &jb)] {
+                let file = std::path::Path::new(&dir).join(format!("{name}.{who}.json"));
+                let text = format!("{status}\n{}", serde_json::to_string_pretty(body).unwrap());
+                std::fs::write(&file, text).unwrap();
+            }
+        }
         let norm = |b: &Value| match (q.api, b) {
             (Api::V1, Value::Object(_)) => normalise_v1(b),
             (Api::V3, Value::Object(_)) => normalise_v3(b),

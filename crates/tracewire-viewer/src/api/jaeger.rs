@@ -154,20 +154,30 @@ struct JaegerSpan<'a> {
     warnings: Option<()>,
 }
 
-/// What Go's `strconv.ParseBool` takes.
-fn is_go_bool(v: &str) -> bool {
-    matches!(
-        v,
-        "1" | "t" | "T" | "TRUE" | "true" | "True" | "0" | "f" | "F" | "FALSE" | "false" | "False"
-    )
+/// A boolean as Go's `strconv.ParseBool` reads it.
+pub(crate) fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Jaeger's `raw` parameter: the trace as received, not as its adjusters leave it.
+fn raw_param(q: &[(String, String)]) -> Result<bool, String> {
+    param(q, "raw").map_or(Ok(false), |v| {
+        go_bool(v).ok_or_else(|| format!("unable to parse param 'raw': {v:?}"))
+    })
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// One stored span as a Jaeger span (`processID` given by the caller).
-fn to_jaeger<'a>(s: &'a StoredSpan, process_id: &'a str) -> JaegerSpan<'a> {
+/// One stored span as a Jaeger span (`processID` given by the caller). `adjusted`: in the order
+/// Jaeger's adjusters leave a trace unless `raw` is asked for — tags sorted by key, logs by
+/// time and their fields by key (after `event`); else as received.
+fn to_jaeger<'a>(s: &'a StoredSpan, process_id: &'a str, adjusted: bool) -> JaegerSpan<'a> {
     let sp = &*s.span;
     let trace_id = util::hex(&sp.trace_id);
     let mut references = Vec::new();
@@ -185,7 +195,15 @@ fn to_jaeger<'a>(s: &'a StoredSpan, process_id: &'a str) -> JaegerSpan<'a> {
             span_id: util::hex(&l.span_id),
         });
     }
-    let mut t: Vec<Tag<'a>> = tags(&sp.attributes).collect();
+    // Jaeger's order when `raw`: scope, attributes, kind, status
+    let mut t: Vec<Tag<'a>> = Vec::with_capacity(sp.attributes.len() + 6);
+    if !s.origin.scope.name.is_empty() {
+        t.push(str_tag("otel.scope.name", &s.origin.scope.name));
+    }
+    if !s.origin.scope.version.is_empty() {
+        t.push(str_tag("otel.scope.version", &s.origin.scope.version));
+    }
+    t.extend(tags(&sp.attributes));
     let kind = util::kind_name(sp.kind);
     if kind != "unspecified" {
         t.push(str_tag("span.kind", kind));
@@ -205,21 +223,23 @@ fn to_jaeger<'a>(s: &'a StoredSpan, process_id: &'a str) -> JaegerSpan<'a> {
         Otel::Ok => t.push(str_tag("otel.status_code", "OK")),
         Otel::Unset => {}
     }
-    if !s.origin.scope.name.is_empty() {
-        t.push(str_tag("otel.scope.name", &s.origin.scope.name));
-    }
-    if !s.origin.scope.version.is_empty() {
-        t.push(str_tag("otel.scope.version", &s.origin.scope.version));
-    }
     if !sp.trace_state.is_empty() {
         t.push(str_tag("w3c.tracestate", &sp.trace_state));
     }
-    let logs = sp
-        .events
-        .iter()
+    let mut events: Vec<_> = sp.events.iter().collect();
+    if adjusted {
+        t.sort_by(|a, b| a.key.cmp(b.key));
+        events.sort_by_key(|e| e.time_unix_nano);
+    }
+    let logs = events
+        .into_iter()
         .map(|e| {
             let mut fields = vec![str_tag("event", &e.name)];
+            let start = fields.len();
             fields.extend(tags(&e.attributes));
+            if adjusted {
+                fields[start..].sort_by(|a, b| a.key.cmp(b.key));
+            }
             Log {
                 timestamp: e.time_unix_nano / 1000,
                 fields,
@@ -242,8 +262,13 @@ fn to_jaeger<'a>(s: &'a StoredSpan, process_id: &'a str) -> JaegerSpan<'a> {
 }
 
 /// Writes a whole trace in Jaeger's JSON shape (spans by start time, one process per
-/// distinct resource), span by span.
-fn write_trace<W: Write>(w: &mut W, tid: &[u8], spans: &[StoredSpan]) -> io::Result<()> {
+/// distinct resource), span by span; `adjusted` as in [`to_jaeger`] (process tags sorted too).
+fn write_trace<W: Write>(
+    w: &mut W,
+    tid: &[u8],
+    spans: &[StoredSpan],
+    adjusted: bool,
+) -> io::Result<()> {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Process<'a> {
@@ -264,7 +289,7 @@ fn write_trace<W: Write>(w: &mut W, tid: &[u8], spans: &[StoredSpan]) -> io::Res
         let i = match by_origin.get(&ptr) {
             Some(i) => *i,
             None => {
-                let process = Process {
+                let mut process = Process {
                     service_name: &s.origin.service,
                     tags: s
                         .origin
@@ -275,6 +300,9 @@ fn write_trace<W: Write>(w: &mut W, tid: &[u8], spans: &[StoredSpan]) -> io::Res
                         .map(|kv| tag(&kv.key, kv.value.as_ref()))
                         .collect(),
                 };
+                if adjusted {
+                    process.tags.sort_by(|a, b| a.key.cmp(b.key));
+                }
                 let json = serde_json::to_string(&process).map_err(io::Error::other)?;
                 let i = *keys.entry(json.clone()).or_insert_with(|| {
                     processes.push((format!("p{}", processes.len() + 1), json));
@@ -284,7 +312,7 @@ fn write_trace<W: Write>(w: &mut W, tid: &[u8], spans: &[StoredSpan]) -> io::Res
                 i
             }
         };
-        value(w, &to_jaeger(s, &processes[i].0))
+        value(w, &to_jaeger(s, &processes[i].0, adjusted))
     })?;
     w.write_all(b",\"processes\":{")?;
     for (i, (pid, json)) in processes.iter().enumerate() {
@@ -300,8 +328,8 @@ fn write_trace<W: Write>(w: &mut W, tid: &[u8], spans: &[StoredSpan]) -> io::Res
 
 /// The traces `ids` in Jaeger's envelope, written while they are sent (see [`stream::traces`]);
 /// `missing` (ids asked for by `traceID=` that are not stored) become Jaeger's per-trace errors.
-/// `total` is 0, as Jaeger writes it for traces.
-fn traces_response(ctx: &Ctx, ids: Vec<TraceId>, missing: Vec<TraceId>) -> Response {
+/// `total` is 0, as Jaeger writes it for traces. `raw`: as received (see [`to_jaeger`]).
+fn traces_response(ctx: &Ctx, ids: Vec<TraceId>, missing: Vec<TraceId>, raw: bool) -> Response {
     let store = ctx.store.clone();
     stream::json(move |w| {
         w.write_all(b"{\"data\":[")?;
@@ -311,7 +339,7 @@ fn traces_response(ctx: &Ctx, ids: Vec<TraceId>, missing: Vec<TraceId>) -> Respo
             &ids,
             MAX_RESPONSE_BYTES,
             "Jaeger",
-            |w, id, spans| write_trace(w, id, spans),
+            |w, id, spans| write_trace(w, id, spans, !raw),
         )?;
         w.write_all(b"],\"total\":0,\"limit\":0,\"offset\":0,\"errors\":")?;
         if missing.is_empty() {
@@ -458,6 +486,10 @@ pub(crate) fn jaeger_query(q: &[(String, String)]) -> Result<query::Query, Strin
 }
 
 async fn traces(State(ctx): State<Ctx>, Query(q): Params) -> Response {
+    let raw = match raw_param(&q) {
+        Ok(raw) => raw,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
     let ids: Vec<&str> = q
         .iter()
         .filter(|(k, _)| k == "traceID")
@@ -480,7 +512,7 @@ async fn traces(State(ctx): State<Ctx>, Query(q): Params) -> Response {
                 missing.push(tid);
             }
         }
-        return traces_response(&ctx, tids, missing);
+        return traces_response(&ctx, tids, missing, raw);
     }
     let query = match jaeger_query(&q) {
         Ok(q) => q,
@@ -490,7 +522,7 @@ async fn traces(State(ctx): State<Ctx>, Query(q): Params) -> Response {
     let ids = tokio::task::spawn_blocking(move || store.search_ids(&query))
         .await
         .unwrap_or_default();
-    traces_response(&ctx, ids, Vec::new())
+    traces_response(&ctx, ids, Vec::new(), raw)
 }
 
 /// `GET /api/traces/{id}`: `start` and `end` (µs, Grafana sends them) and `raw` are checked as
@@ -507,16 +539,14 @@ async fn trace(State(ctx): State<Ctx>, Path(id): Path<String>, Query(q): Params)
             );
         }
     }
-    if let Some(v) = param(&q, "raw").filter(|v| !is_go_bool(v)) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("unable to parse param 'raw': {v:?}"),
-        );
-    }
+    let raw = match raw_param(&q) {
+        Ok(raw) => raw,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
     if ctx.store.summary(&tid).is_none() {
         return error(StatusCode::NOT_FOUND, "trace not found".into());
     }
-    traces_response(&ctx, vec![tid], Vec::new())
+    traces_response(&ctx, vec![tid], Vec::new(), raw)
 }
 
 /// Service dependency links (parent span service -> child span service, between distinct
@@ -626,7 +656,8 @@ async fn transform(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> Re
                     if n > 0 {
                         w.write_all(b",")?;
                     }
-                    write_trace(&mut w, id, &store.trace(id).unwrap_or_default())?;
+                    // as received: Jaeger's transform runs no adjusters
+                    write_trace(&mut w, id, &store.trace(id).unwrap_or_default(), false)?;
                 }
                 w.write_all(b"],\"total\":0,\"limit\":0,\"offset\":0,\"errors\":null}")
             })();

@@ -18,7 +18,7 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::jaeger::DEFAULT_LIMIT;
+use super::jaeger::{DEFAULT_LIMIT, go_bool};
 use super::stream::{self, value};
 use super::{MAX_RESPONSE_BYTES, json as json_resp, limit, param};
 use crate::query::{self, SpanFilter, parse_duration};
@@ -70,6 +70,30 @@ fn is_default(v: &Value) -> bool {
     }
 }
 
+/// Sorts the OTLP JSON attribute list `v` (`[{key, value}]`) by key.
+fn sort_attributes(v: Option<&mut Value>) {
+    if let Some(Value::Array(a)) = v {
+        a.sort_by(|x, y| x["key"].as_str().cmp(&y["key"].as_str()));
+    }
+}
+
+/// Puts a span (OTLP JSON) in the order Jaeger's adjusters leave it: attributes (its own, its
+/// events' and links') by key, events by name.
+fn adjust_span(span: &mut Value) {
+    sort_attributes(span.get_mut("attributes"));
+    if let Some(Value::Array(events)) = span.get_mut("events") {
+        events.sort_by(|x, y| x["name"].as_str().cmp(&y["name"].as_str()));
+        for e in events {
+            sort_attributes(e.get_mut("attributes"));
+        }
+    }
+    if let Some(Value::Array(links)) = span.get_mut("links") {
+        for l in links {
+            sort_attributes(l.get_mut("attributes"));
+        }
+    }
+}
+
 /// `v` as proto3 JSON (see [`strip_defaults`]).
 fn proto_json<T: Serialize>(v: &T) -> io::Result<Value> {
     let mut v = serde_json::to_value(v).map_err(io::Error::other)?;
@@ -78,8 +102,10 @@ fn proto_json<T: Serialize>(v: &T) -> io::Result<Value> {
 }
 
 /// Writes the spans of a trace as OTLP `resourceSpans` items (comma-separated), one per
-/// resource and scope (the spans of a batch share it), span by span.
-fn write_resource_spans<W: Write>(w: &mut W, spans: &[StoredSpan]) -> io::Result<()> {
+/// resource and scope (the spans of a batch share it), span by span; unless `raw`, in the order
+/// Jaeger's adjusters leave them (resource, scope and span attributes sorted by key, see
+/// [`adjust_span`]).
+fn write_resource_spans<W: Write>(w: &mut W, spans: &[StoredSpan], raw: bool) -> io::Result<()> {
     let mut groups: Vec<(&Origin, Vec<&StoredSpan>)> = Vec::new();
     let mut by_origin: HashMap<*const Origin, usize> = HashMap::new();
     for s in spans {
@@ -94,12 +120,18 @@ fn write_resource_spans<W: Write>(w: &mut W, spans: &[StoredSpan]) -> io::Result
             w.write_all(b",")?;
         }
         let mut head = Map::new();
-        head.insert("resource".into(), proto_json(&origin.resource)?);
+        let mut resource = proto_json(&origin.resource)?;
+        let mut scope_json = proto_json(&origin.scope)?;
+        if !raw {
+            sort_attributes(resource.get_mut("attributes"));
+            sort_attributes(scope_json.get_mut("attributes"));
+        }
+        head.insert("resource".into(), resource);
         if !origin.resource_schema_url.is_empty() {
             head.insert("schemaUrl".into(), json!(origin.resource_schema_url));
         }
         let mut scope = Map::new();
-        scope.insert("scope".into(), proto_json(&origin.scope)?);
+        scope.insert("scope".into(), scope_json);
         if !origin.scope_schema_url.is_empty() {
             scope.insert("schemaUrl".into(), json!(origin.scope_schema_url));
         }
@@ -115,6 +147,9 @@ fn write_resource_spans<W: Write>(w: &mut W, spans: &[StoredSpan]) -> io::Result
                 w.write_all(b",")?;
             }
             let mut span = proto_json(&*s.span)?;
+            if !raw {
+                adjust_span(&mut span);
+            }
             // Jaeger writes `status` even when it is unset (`{}`)
             if let Value::Object(m) = &mut span {
                 m.entry("status").or_insert_with(|| json!({}));
@@ -127,7 +162,8 @@ fn write_resource_spans<W: Write>(w: &mut W, spans: &[StoredSpan]) -> io::Result
 }
 
 /// The traces `ids` as one OTLP document, written while it is sent; 404 when there is none.
-fn traces_response(store: Arc<Store>, ids: Vec<TraceId>) -> Response {
+/// `raw`: as received (see [`write_resource_spans`]).
+fn traces_response(store: Arc<Store>, ids: Vec<TraceId>, raw: bool) -> Response {
     if ids.is_empty() {
         return not_found();
     }
@@ -140,7 +176,7 @@ fn traces_response(store: Arc<Store>, ids: Vec<TraceId>) -> Response {
             &ids,
             MAX_RESPONSE_BYTES,
             "Jaeger v3",
-            |w, _, spans| write_resource_spans(w, spans),
+            |w, _, spans| write_resource_spans(w, spans, raw),
         )?;
         w.write_all(b"]}}")
     })
@@ -258,22 +294,24 @@ async fn trace(State(ctx): State<Ctx>, Path(id): Path<String>, Query(q): Params)
             }
         }
     }
-    if let Some(v) = param(&q, "raw_traces") {
-        if v.parse::<bool>().is_err() {
+    let raw = match param(&q, "raw_traces").map(|v| (v, go_bool(v))) {
+        None => false,
+        Some((_, Some(raw))) => raw,
+        Some((v, None)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("malformed parameter raw_traces: {v:?}"),
             );
         }
-    }
+    };
     if ctx.store.summary(&tid).is_none() {
         return not_found();
     }
-    traces_response(ctx.store.clone(), vec![tid])
+    traces_response(ctx.store.clone(), vec![tid], raw)
 }
 
-/// Builds a store query from `/api/v3/traces` parameters (`query.*`).
-fn v3_query(q: &[(String, String)]) -> Result<query::Query, String> {
+/// Builds a store query from `/api/v3/traces` parameters (`query.*`), and `query.raw_traces`.
+fn v3_query(q: &[(String, String)]) -> Result<(query::Query, bool), String> {
     let (Some(min), Some(max)) = (
         param(q, "query.start_time_min"),
         param(q, "query.start_time_max"),
@@ -297,10 +335,12 @@ fn v3_query(q: &[(String, String)]) -> Result<query::Query, String> {
                 .map_err(|_| format!("malformed parameter query.num_traces: {v:?}"))
         })
         .transpose()?;
-    if let Some(v) = param(q, "query.raw_traces") {
-        v.parse::<bool>()
-            .map_err(|_| format!("malformed parameter query.raw_traces: {v:?}"))?;
-    }
+    let raw = match param(q, "query.raw_traces") {
+        None => false,
+        Some(v) => {
+            go_bool(v).ok_or_else(|| format!("malformed parameter query.raw_traces: {v:?}"))?
+        }
+    };
     // attributes (the viewer's own: Jaeger 2.13's gateway ignores them): a JSON object
     // `query.attributes={"k":"v"}`, or `query.attributes[k]=v` as the gRPC gateway spells maps
     let mut attributes = Vec::new();
@@ -322,7 +362,7 @@ fn v3_query(q: &[(String, String)]) -> Result<query::Query, String> {
             attributes.push((key.to_owned(), Some(v.clone())));
         }
     }
-    Ok(query::Query {
+    let query = query::Query {
         span: SpanFilter {
             service: param(q, "query.service_name").map(str::to_owned),
             name: param(q, "query.operation_name").map(str::to_owned),
@@ -337,12 +377,13 @@ fn v3_query(q: &[(String, String)]) -> Result<query::Query, String> {
         end_ns: Some(end_ns),
         limit: limit(num_traces, DEFAULT_LIMIT),
         ..Default::default()
-    })
+    };
+    Ok((query, raw))
 }
 
 /// `GET /api/v3/traces?query.service_name=..`: the matching traces as one OTLP document.
 async fn find_traces(State(ctx): State<Ctx>, Query(q): Params) -> Response {
-    let query = match v3_query(&q) {
+    let (query, raw) = match v3_query(&q) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
@@ -350,7 +391,7 @@ async fn find_traces(State(ctx): State<Ctx>, Query(q): Params) -> Response {
     let ids = tokio::task::spawn_blocking(move || store.search_ids(&query))
         .await
         .unwrap_or_default();
-    traces_response(ctx.store.clone(), ids)
+    traces_response(ctx.store.clone(), ids, raw)
 }
 
 /// The Jaeger v3 query API.
