@@ -108,6 +108,11 @@ const ALLOWED: &[Allowed] = &[
               viewer reads a bare number as µs",
     },
     Allowed {
+        query: "v3 search num_traces 0",
+        path: "*",
+        why: "(as `limit=0`: Jaeger 500, the viewer up to 1 000 traces)",
+    },
+    Allowed {
         query: "v3 search without num_traces",
         path: "*",
         why: "Jaeger 2.13 answers 500 (`search depth must be greater than 0`) without \
@@ -119,7 +124,7 @@ const ALLOWED: &[Allowed] = &[
         why: "Jaeger 2.13's HTTP gateway ignores `query.attributes`; the viewer filters by them \
               (`query.attributes={json}` or `query.attributes[key]=value`)",
     },
-    // --- the trace model ---------------------------------------------------------------------
+    // --- the trace model -------------------------------------------------------------------------
     Allowed {
         query: "v1 *",
         path: "*/spans/*/flags",
@@ -133,7 +138,7 @@ const ALLOWED: &[Allowed] = &[
               context): Jaeger keeps one FOLLOWS_FROM reference, which Grafana does not nest; \
               the viewer writes the parent (CHILD_OF) first, then the link (FOLLOWS_FROM)",
     },
-    // --- dependencies -----------------------------------------------------------------------------
+    // --- dependencies ----------------------------------------------------------------------------
     Allowed {
         query: "v1 dependencies*",
         path: "/data/*",
@@ -154,56 +159,56 @@ const ALLOWED: &[Allowed] = &[
         why: "not provided (404): Jaeger 2.13 answers with built-in sample paths, nothing about \
               the stored traces",
     },
-    // --- Zipkin (the receivers' mappings, not the query APIs) ----------------------------------
+    // --- Zipkin (the receivers' mappings, not the query APIs): trace 5, wherever it shows --------
     Allowed {
-        query: "* zipkin *",
-        path: "*/tags/error*",
+        query: "*",
+        path: "*5a170e11000000004200000000000005*/tags/error*",
         why: "Zipkin's `error` tag: the viewer makes it the span's status (ERROR, its text the \
               description: `error: true`, `otel.status_description`); Jaeger keeps the tag as \
               it came (`error: \"deadlock\"`) and adds `error: true`",
     },
     Allowed {
-        query: "* zipkin *",
-        path: "*/tags/otel.status_description",
+        query: "*",
+        path: "*5a170e11000000004200000000000005*/tags/otel.status_description",
         why: "(the same: the Zipkin `error` tag's text is the viewer's status description)",
     },
     Allowed {
-        query: "* zipkin *",
-        path: "*/attributes/error",
+        query: "*",
+        path: "*5a170e11000000004200000000000005*/attributes/error",
         why: "(the same, in the v3 API)",
     },
     Allowed {
-        query: "* zipkin *",
-        path: "*/status/message",
+        query: "*",
+        path: "*5a170e11000000004200000000000005*/status/message",
         why: "(the same, in the v3 API)",
     },
     Allowed {
-        query: "* zipkin *",
-        path: "*/net.*",
+        query: "*",
+        path: "*5a170e11000000004200000000000005*/net.*",
         why: "Zipkin endpoints: Jaeger's receiver writes the old semantic conventions \
               (`net.peer.ip`, `net.peer.port`, and the local endpoint as `net.host.ip`, \
               `net.host.port`); the viewer writes the remote endpoint as `network.peer.address` \
               and `network.peer.port` and keeps only the local endpoint's service name",
     },
     Allowed {
-        query: "* zipkin *",
-        path: "*/network.peer.*",
+        query: "*",
+        path: "*5a170e11000000004200000000000005*/network.peer.*",
         why: "(the same)",
     },
     Allowed {
-        query: "* zipkin *",
-        path: "*/otel.scope.name",
+        query: "*",
+        path: "*5a170e11000000004200000000000005*/otel.scope.name",
         why: "the viewer names the scope of Zipkin spans `zipkin` (where they came from); \
               Jaeger leaves it empty",
     },
     Allowed {
-        query: "* zipkin *",
-        path: "*/scope/name",
+        query: "*",
+        path: "*5a170e11000000004200000000000005*/scope/name",
         why: "(the same, in the v3 API)",
     },
     Allowed {
-        query: "* zipkin *",
-        path: "*/(order)",
+        query: "*",
+        path: "*5a170e11000000004200000000000005*/(order)",
         why: "(other tags, so another list of them)",
     },
 ];
@@ -1251,7 +1256,7 @@ fn queries(base: u64, now: u64) -> Vec<Q> {
         Api::V1,
     );
 
-    // --- v3 ----------------------------------------------------------------------------------
+    // --- v3 --------------------------------------------------------------------------------------
     q("v3 services", "/api/v3/services".into(), Api::V3);
     for svc in services {
         q(
@@ -1345,10 +1350,17 @@ fn queries(base: u64, now: u64) -> Vec<Q> {
         &mut q,
         "v3 search span start after the trace's first span",
         &format!(
-            "query.service_name=backend&query.num_traces=20&query.start_time_min={}&query.start_time_max={}",
+            "query.service_name=backend&query.num_traces=20\
+             &query.start_time_min={}&query.start_time_max={}",
             encode(&rfc3339(base + 2060 * MS)),
             encode(&rfc3339(now + 60_000 * MS))
         ),
+    );
+    v3s(&mut q, "v3 search without service", &w3[1..]);
+    v3s(
+        &mut q,
+        "v3 search num_traces 0",
+        &format!("query.service_name=backend&query.num_traces=0{w3}"),
     );
     v3s(
         &mut q,
