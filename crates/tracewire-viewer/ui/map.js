@@ -3,7 +3,7 @@
 // page's helpers (app.js's `el`, `svgEl`, `fmtDur`, loaded after this file, used at call time).
 'use strict';
 
-const MAP = { PAD: 30, COL: 350, ROW: 110, W: 150, H: 48 };
+const MAP = { PAD: 30, COL: 330, ROW: 110, W: 170, H: 48 };
 
 // Places the services in columns by their longest distance from a service nothing calls
 // (edges that close a cycle do not count), ordered within a column by where their callers are.
@@ -129,9 +129,9 @@ function drawMap(box, map, colours, onEdge, onNode) {
     const name = svgEl('text', { x: 14, y: 19, class: 'node-name' });
     name.textContent = n.service;
     const sub = svgEl('text', { x: 14, y: 36, class: 'node-sub' });
-    sub.textContent = n.spans + ' spans · ' + n.traces + ' traces' + (n.errors ? ' · ' + pct(n.errors, n.spans) + '% errors' : '');
+    sub.textContent = n.spans + ' spans' + (n.errors ? ' · ' + pct(n.errors, n.spans) + '% errors' : '');
     const title = svgEl('title');
-    title.textContent = n.service + ': click to search its traces';
+    title.textContent = n.service + ': ' + n.spans + ' spans in ' + n.traces + ' traces; click to search its traces';
     g.append(name, sub, title);
     g.addEventListener('click', () => onNode(n.service));
     svg.appendChild(g);
