@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use crate::store::{Store, StoredSpan, TraceId, TraceSummary};
+use crate::store::{IncomingLink, Store, StoredSpan, TraceId, TraceSummary};
 
 /// Most traces [`connected`] lists.
 pub(crate) const MAX_CONNECTED: usize = 64;
@@ -18,6 +18,43 @@ pub(crate) const MAX_SPANS_READ: usize = 200_000;
 /// The span id as a number (0 when not 8 bytes).
 pub(crate) fn id64(id: &[u8]) -> u64 {
     id.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// Most traces [`incoming`] reads for the spans that link into a trace.
+pub(crate) const MAX_LINKING_TRACES: usize = 1000;
+
+/// Spans of other stored traces that link to spans of trace `tid` (found through the reverse
+/// link index), reading at most [`MAX_LINKING_TRACES`] traces and [`MAX_SPANS_READ`] spans;
+/// `true` when a bound left some out.
+pub(crate) fn incoming(store: &Store, tid: &TraceId) -> (Vec<IncomingLink>, bool) {
+    let sources = store.linking_traces(tid, MAX_LINKING_TRACES + 1);
+    let mut truncated = sources.len() > MAX_LINKING_TRACES;
+    let mut out = Vec::new();
+    let mut read = 0;
+    for src in sources.into_iter().take(MAX_LINKING_TRACES) {
+        if read >= MAX_SPANS_READ {
+            truncated = true;
+            break;
+        }
+        let Some(spans) = store.trace(&src) else {
+            continue;
+        };
+        read += spans.len();
+        for s in &spans {
+            for l in &s.span.links {
+                if l.trace_id.as_slice() == tid.as_slice() {
+                    out.push(IncomingLink {
+                        from_trace: src,
+                        from_span: s.span.span_id.clone(),
+                        from_name: s.span.name.clone(),
+                        from_service: s.origin.service.to_string(),
+                        to_span: l.span_id.clone(),
+                    });
+                }
+            }
+        }
+    }
+    (out, truncated)
 }
 
 /// A span a link points at.
@@ -236,5 +273,44 @@ mod tests {
         assert_eq!(t.len(), 2, "the third target is not stored");
         assert_eq!(&*t[&(tid(1), 1)].service, "producer");
         assert_eq!(t[&(tid(2), 2)].name, "span 2");
+        // and back: the producer's span is linked from the consumer's trace
+        let (back, truncated) = incoming(&store, &tid(1));
+        assert!(!truncated);
+        assert_eq!(back.len(), 1);
+        assert_eq!(
+            (back[0].from_trace, back[0].from_service.as_str()),
+            (tid(2), "consumer")
+        );
+        assert_eq!(back[0].to_span, 1u64.to_be_bytes().to_vec());
+    }
+
+    #[test]
+    fn back_links_go_with_the_linking_trace() {
+        let store = Store::new(StoreConfig {
+            max_traces: 3,
+            ..Default::default()
+        });
+        let consumer = |t: u32| {
+            request(
+                "consumer",
+                vec![linked(span(t, u64::from(t), 0, 5, 1, 2), 1, 1)],
+            )
+        };
+        // the oldest trace is a consumer: evicted, its link no longer counts
+        store.ingest(consumer(2));
+        store.ingest(request("producer", vec![span(1, 1, 0, 4, 0, 1)]));
+        store.ingest(consumer(3));
+        assert_eq!(incoming(&store, &tid(1)).0.len(), 2);
+        store.ingest(request("other", vec![span(4, 4, 0, 1, 0, 1)]));
+        let (back, _) = incoming(&store, &tid(1));
+        assert_eq!(
+            back.iter().map(|l| l.from_trace).collect::<Vec<_>>(),
+            vec![tid(3)]
+        );
+        assert_eq!(store.linking_traces(&tid(1), 10), vec![tid(3)]);
+        // the producer evicted: nothing is listed as linking into it
+        store.ingest(request("other", vec![span(5, 5, 0, 1, 0, 1)]));
+        assert!(store.trace(&tid(1)).is_none());
+        assert!(store.linking_traces(&tid(1), 10).is_empty());
     }
 }

@@ -381,7 +381,7 @@ function showSpan(spanId, scroll) {
       l.inTrace ? el('span', { class: 'svc' }, ' (this trace)') : el('span', { class: 'svc' }, ' in trace ' + l.traceId.slice(0, 8) + '…'),
       l.name === undefined ? el('span', { class: 'missing' }, ' (not stored)') : null,
       kvTable(l.attributes, 'link-attributes')))) : el('div', { class: 'svc' }, 'none'),
-    el('h4', null, 'Linked from (' + incoming.length + ')'),
+    el('h4', null, 'Linked from (' + incoming.length + (t.incomingLinksTruncated ? '+, more not read' : '') + ')'),
     incoming.length ? el('ul', { class: 'incoming' }, incoming.map((l) => el('li', null,
       el('span', { class: 'link-dir' }, '← '),
       spanLink(l.fromTraceId, l.fromSpanId, l.fromService + ': ' + l.fromName),

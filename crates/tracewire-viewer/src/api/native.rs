@@ -403,7 +403,8 @@ struct UiConnected {
 }
 
 /// Writes the trace as the UI wants it: `{"traceId", "summary", "startUs", "spans" (by start
-/// time), "incomingLinks", "linkedTraces", "linkedTracesTruncated"}`, span by span. `false` if
+/// time), "incomingLinks", "incomingLinksTruncated", "linkedTraces", "linkedTracesTruncated"}`,
+/// span by span. `false` if
 /// the trace is not stored.
 pub(crate) fn write_trace<W: Write>(w: &mut W, store: &Store, tid: &TraceId) -> io::Result<bool> {
     let (Some(spans), Some(summary)) = (store.trace(tid), store.summary(tid)) else {
@@ -417,8 +418,8 @@ pub(crate) fn write_trace<W: Write>(w: &mut W, store: &Store, tid: &TraceId) -> 
     let present: HashSet<&[u8]> = spans.iter().map(|s| s.span.span_id.as_slice()).collect();
     let mut sorted: Vec<&StoredSpan> = spans.iter().collect();
     sorted.sort_by_key(|s| s.span.start_time_unix_nano);
-    let mut incoming: Vec<UiIncoming> = store
-        .incoming_links(tid)
+    let (incoming, incoming_truncated) = links::incoming(store, tid);
+    let mut incoming: Vec<UiIncoming> = incoming
         .into_iter()
         .map(|l| UiIncoming {
             from_trace_id: util::hex(&l.from_trace),
@@ -453,6 +454,7 @@ pub(crate) fn write_trace<W: Write>(w: &mut W, store: &Store, tid: &TraceId) -> 
     })?;
     w.write_all(b",\"incomingLinks\":")?;
     value(w, &incoming)?;
+    write!(w, ",\"incomingLinksTruncated\":{incoming_truncated}")?;
     let (connected, truncated) = links::connected(store, tid);
     let connected: Vec<UiConnected> = connected
         .into_iter()
