@@ -384,12 +384,25 @@ impl Jaeger {
 
     /// `GET /api/operations?service=..[&spanKind=..]`: `(name, spanKind)` of each operation.
     pub fn operations(&self, service: &str, span_kind: Option<&str>) -> Vec<(String, String)> {
-        let mut path = format!("/api/operations?service={}", encode(service));
+        self.list_operations("/api/operations", "spanKind", "data", service, span_kind)
+    }
+
+    /// `GET {path}?service=..[&{kind_param}=..]`: the sorted `(name, spanKind)` pairs of the
+    /// array under `key` (the v1 and v3 operation listings differ only in these names).
+    fn list_operations(
+        &self,
+        path: &str,
+        kind_param: &str,
+        key: &str,
+        service: &str,
+        span_kind: Option<&str>,
+    ) -> Vec<(String, String)> {
+        let mut path = format!("{path}?service={}", encode(service));
         if let Some(kind) = span_kind {
-            let _ = write!(path, "&spanKind={}", encode(kind));
+            let _ = write!(path, "&{kind_param}={}", encode(kind));
         }
         let doc = self.get_json(&path);
-        let mut ops: Vec<(String, String)> = doc["data"]
+        let mut ops: Vec<(String, String)> = doc[key]
             .as_array()
             .into_iter()
             .flatten()
@@ -513,24 +526,13 @@ impl Jaeger {
 
     /// `GET /api/v3/operations?service=..[&span_kind=..]`: `(name, spanKind)` of each.
     pub fn operations_v3(&self, service: &str, span_kind: Option<&str>) -> Vec<(String, String)> {
-        let mut path = format!("/api/v3/operations?service={}", encode(service));
-        if let Some(kind) = span_kind {
-            let _ = write!(path, "&span_kind={}", encode(kind));
-        }
-        let doc = self.get_json(&path);
-        let mut ops: Vec<(String, String)> = doc["operations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|o| {
-                (
-                    o["name"].as_str().unwrap_or_default().to_owned(),
-                    o["spanKind"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        ops.sort();
-        ops
+        self.list_operations(
+            "/api/v3/operations",
+            "span_kind",
+            "operations",
+            service,
+            span_kind,
+        )
     }
 
     // --- Jaeger's own telemetry ------------------------------------------------------------------

@@ -376,6 +376,29 @@ async fn service_operations(State(ctx): State<Ctx>, Path(service): Path<String>)
     envelope(if n == 0 { Value::Null } else { json!(ops) }, n)
 }
 
+/// The operations of `service` as Jaeger lists them (v1 and v3): a `(name, kind)` pair per kind
+/// seen, the kind `""` when unspecified (so `unspecified` finds nothing), only those of
+/// `want_kind` when one is asked for.
+pub(super) fn operations_of(
+    store: &Store,
+    service: &str,
+    want_kind: Option<&str>,
+) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    for (name, kinds) in store.operations(service) {
+        for k in kinds {
+            let kind = match util::kind_name(k) {
+                "unspecified" => "",
+                other => other,
+            };
+            if want_kind.is_none_or(|w| w == kind) {
+                out.push((name.clone(), kind));
+            }
+        }
+    }
+    out
+}
+
 async fn operations(State(ctx): State<Ctx>, Query(q): Params) -> Response {
     let Some(service) = param(&q, "service") else {
         return error(
@@ -383,20 +406,10 @@ async fn operations(State(ctx): State<Ctx>, Query(q): Params) -> Response {
             "parameter 'service' is required".into(),
         );
     };
-    let want_kind = param(&q, "spanKind");
-    let mut out = Vec::new();
-    for (name, kinds) in ctx.store.operations(service) {
-        for k in kinds {
-            // Jaeger: "" for an unspecified kind (and `spanKind=unspecified` finds nothing)
-            let kind = match util::kind_name(k) {
-                "unspecified" => "",
-                other => other,
-            };
-            if want_kind.is_none_or(|w| w == kind) {
-                out.push(json!({ "name": name, "spanKind": kind }));
-            }
-        }
-    }
+    let out: Vec<Value> = operations_of(&ctx.store, service, param(&q, "spanKind"))
+        .into_iter()
+        .map(|(name, kind)| json!({ "name": name, "spanKind": kind }))
+        .collect();
     let n = out.len();
     envelope(Value::Array(out), n)
 }

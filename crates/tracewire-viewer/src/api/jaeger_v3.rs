@@ -18,7 +18,7 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::jaeger::{DEFAULT_LIMIT, go_bool};
+use super::jaeger::{DEFAULT_LIMIT, go_bool, operations_of};
 use super::stream::{self, value};
 use super::{MAX_RESPONSE_BYTES, json as json_resp, limit, param};
 use crate::query::{self, SpanFilter, parse_duration};
@@ -193,24 +193,17 @@ async fn services(State(ctx): State<Ctx>) -> Response {
 
 async fn operations(State(ctx): State<Ctx>, Query(q): Params) -> Response {
     let service = param(&q, "service").unwrap_or_default();
-    let want_kind = param(&q, "span_kind");
-    let mut out = Vec::new();
-    for (name, kinds) in ctx.store.operations(service) {
-        for k in kinds {
-            // Jaeger: no `spanKind` for an unspecified kind
-            let kind = match util::kind_name(k) {
-                "unspecified" => "",
-                other => other,
-            };
-            if want_kind.is_none_or(|w| w == kind) {
-                out.push(if kind.is_empty() {
-                    json!({ "name": name })
-                } else {
-                    json!({ "name": name, "spanKind": kind })
-                });
+    // Jaeger: no `spanKind` for an unspecified kind
+    let out: Vec<Value> = operations_of(&ctx.store, service, param(&q, "span_kind"))
+        .into_iter()
+        .map(|(name, kind)| {
+            if kind.is_empty() {
+                json!({ "name": name })
+            } else {
+                json!({ "name": name, "spanKind": kind })
             }
-        }
-    }
+        })
+        .collect();
     json_resp(&json!({ "operations": out }))
 }
 
