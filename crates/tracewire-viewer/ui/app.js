@@ -165,7 +165,8 @@ async function loadTrace(id, spanId, keepScroll) {
 function renderTrace(keepScroll) {
   const t = state.trace;
   $('empty').hidden = true; $('map-view').hidden = true; $('trace-view').hidden = false;
-  const total = Math.max(1, ...t.spans.map((s) => s.startNs + s.durationNs));
+  // (a loop: spreading 10^5 spans into Math.max overflows the stack)
+  const total = t.spans.reduce((m, s) => Math.max(m, s.startNs + s.durationNs), 1);
   state.total = total;
   if (state.criticalOf !== t) { state.criticalOf = t; state.critical = criticalBySpan(criticalPath(t.spans)); }
   const sm = t.summary;

@@ -134,6 +134,11 @@ function drawMap(box, map, colours, onEdge, onNode) {
     title.textContent = n.service + ': ' + n.spans + ' spans in ' + n.traces + ' traces; click to search its traces';
     g.append(name, sub, title);
     g.addEventListener('click', () => onNode(n.service));
+    // pointing at a service dims what does not touch it
+    g.addEventListener('mouseenter', () => {
+      for (const e of svg.querySelectorAll('.map-edge')) e.classList.toggle('dim', e.dataset.from !== n.service && e.dataset.to !== n.service);
+    });
+    g.addEventListener('mouseleave', () => { for (const e of svg.querySelectorAll('.map-edge.dim')) e.classList.remove('dim'); });
     svg.appendChild(g);
   }
   const table = el('table', { id: 'map-edges' },

@@ -366,6 +366,9 @@ try {
     await page.click('#map-link');
     await page.click('#search-btn');
     await page.waitForFunction(() => document.querySelectorAll('#map-edges .map-edge-row').length === 12);
+    await page.hover('#map-svg .map-node[data-service="payments"]');
+    assert.deepEqual(await page.$$eval('#map-svg .map-edge:not(.dim)', (es) => es.map((e) => e.dataset.from + '>' + e.dataset.to).sort()),
+      ['gateway>payments', 'payments>pricing', 'payments>warehouse']);
     await page.click('#map-svg .map-node[data-service="payments"]');
     await listIs([order1, order2]);
     assert.equal(await page.inputValue('#service'), 'payments');
