@@ -29,15 +29,13 @@ pub fn decode_otlp(bytes: &[u8], json: bool) -> Result<ExportTraceServiceRequest
     }
 }
 
-// Attribute keys of the Zipkin <-> OTLP mapping (OpenTelemetry's Zipkin exporter spec).
+// Attribute keys of the Zipkin -> OTLP mapping of received spans (the other way is
+// `tracewire_zipkin::span_to_zipkin`).
 pub(crate) const PEER_SERVICE: &str = "peer.service";
 pub(crate) const NET_PEER_ADDR: &str = "network.peer.address";
 pub(crate) const NET_PEER_PORT: &str = "network.peer.port";
-pub(crate) const SERVER_ADDRESS: &str = "server.address";
 pub(crate) const STATUS_CODE_TAG: &str = "otel.status_code";
 pub(crate) const STATUS_DESC_TAG: &str = "otel.status_description";
-pub(crate) const SCOPE_NAME_TAG: &str = "otel.scope.name";
-pub(crate) const SCOPE_VERSION_TAG: &str = "otel.scope.version";
 pub(crate) const ERROR_TAG: &str = "error";
 /// Scope given to spans received over Zipkin.
 const ZIPKIN_SCOPE: &str = "zipkin";

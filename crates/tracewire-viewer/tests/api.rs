@@ -330,7 +330,7 @@ async fn zipkin_read_api() {
     assert_eq!(pay["tags"]["otel.status_code"], "ERROR");
     assert_eq!(
         pay["annotations"],
-        json!([{ "timestamp": (T0 + 50 * MS) / 1000, "value": "retry {\"attempt\":2}" }])
+        json!([{ "timestamp": (T0 + 50 * MS) / 1000, "value": "\"retry\": {\"attempt\":\"2\"}" }])
     );
     let db = spans.iter().find(|s| s["id"] == sid_hex(4)).unwrap();
     assert_eq!(db["kind"], "CLIENT");

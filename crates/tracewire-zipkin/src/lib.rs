@@ -15,8 +15,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use tracewire_export::console::value_text;
 use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
-use tracewire_export::proto::common::v1::KeyValue;
 use tracewire_export::proto::common::v1::any_value::Value;
+use tracewire_export::proto::common::v1::{InstrumentationScope, KeyValue};
 use tracewire_export::proto::trace::v1::Span as OtlpSpan;
 use tracewire_export::proto::trace::v1::span::SpanKind;
 use tracewire_export::proto::trace::v1::status::StatusCode;
@@ -84,8 +84,8 @@ pub struct ZipkinEndpoint {
 pub struct Annotation {
     /// Microseconds since the epoch.
     pub timestamp: u64,
-    /// The event name, followed by its attributes as JSON when it has any
-    /// (`exception: {"exception.type":"io::Error"}`).
+    /// The event name; with attributes, the quoted name and the attributes as a JSON object
+    /// (`"exception": {"exception.type":"io::Error"}`), as the OTel Zipkin mapping writes it.
     pub value: String,
 }
 
@@ -140,24 +140,42 @@ fn remote_endpoint(span: &OtlpSpan, kind: SpanKind) -> Option<ZipkinEndpoint> {
         Value::StringValue(s) => Some(s.clone()),
         _ => None,
     };
-    let addr = addr_keys
+    // The OTel Zipkin mapping's ranking: `peer.service` names the remote service, else a host
+    // name among the address keys; an IP address among them and the port fill in the rest.
+    let values: Vec<String> = addr_keys
         .iter()
-        .find_map(|k| attr(&span.attributes, k).and_then(text))?;
-    let port = port_keys
+        .filter_map(|k| attr(&span.attributes, k).and_then(text))
+        .collect();
+    let ip = values
         .iter()
-        .find_map(|k| match attr(&span.attributes, k) {
-            Some(Value::IntValue(p)) => u16::try_from(*p).ok(),
-            _ => None,
+        .find_map(|v| v.parse::<std::net::IpAddr>().ok());
+    let service_name = attr(&span.attributes, "peer.service")
+        .and_then(text)
+        .or_else(|| {
+            values
+                .iter()
+                .find(|v| v.parse::<std::net::IpAddr>().is_err())
+                .cloned()
         });
+    if service_name.is_none() && ip.is_none() {
+        return None;
+    }
     let mut ep = ZipkinEndpoint {
-        port,
+        service_name,
         ..ZipkinEndpoint::default()
     };
-    match addr.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(ip)) => ep.ipv4 = Some(ip.to_string()),
-        Ok(std::net::IpAddr::V6(ip)) => ep.ipv6 = Some(ip.to_string()),
-        // A host name is the best hint of the remote service.
-        Err(_) => ep.service_name = Some(addr),
+    match ip {
+        Some(std::net::IpAddr::V4(ip)) => ep.ipv4 = Some(ip.to_string()),
+        Some(std::net::IpAddr::V6(ip)) => ep.ipv6 = Some(ip.to_string()),
+        None => {}
+    }
+    if !values.is_empty() {
+        ep.port = port_keys
+            .iter()
+            .find_map(|k| match attr(&span.attributes, k) {
+                Some(Value::IntValue(p)) => u16::try_from(*p).ok(),
+                _ => None,
+            });
     }
     Some(ep)
 }
@@ -170,90 +188,111 @@ pub fn to_zipkin(batch: &ExportTraceServiceRequest) -> Vec<ZipkinSpan> {
             .resource
             .as_ref()
             .and_then(|r| match attr(&r.attributes, "service.name") {
-                Some(Value::StringValue(s)) => Some(s.clone()),
+                Some(Value::StringValue(s)) => Some(s.as_str()),
                 _ => None,
             })
-            .unwrap_or_else(|| "unknown_service".to_owned());
+            .unwrap_or("unknown_service");
         for ss in &rs.scope_spans {
             for span in &ss.spans {
-                let kind = SpanKind::try_from(span.kind).unwrap_or(SpanKind::Unspecified);
-                let mut tags: BTreeMap<String, String> = span
-                    .attributes
-                    .iter()
-                    .map(|kv| (kv.key.clone(), tag_text(kv)))
-                    .collect();
-                if let Some(scope) = &ss.scope {
-                    if !scope.name.is_empty() {
-                        tags.insert("otel.scope.name".into(), scope.name.clone());
-                    }
-                    if !scope.version.is_empty() {
-                        tags.insert("otel.scope.version".into(), scope.version.clone());
-                    }
-                }
-                if let Some(st) = &span.status {
-                    if st.code == StatusCode::Error as i32 {
-                        tags.insert("otel.status_code".into(), "ERROR".into());
-                        tags.insert("error".into(), st.message.clone());
-                    } else if st.code == StatusCode::Ok as i32 {
-                        tags.insert("otel.status_code".into(), "OK".into());
-                    }
-                }
-                // Zipkin's "joined" server span reuses the client's span id.
-                let shared = kind == SpanKind::Server
-                    && !span.parent_span_id.is_empty()
-                    && span.parent_span_id == span.span_id;
-                let annotations = span
-                    .events
-                    .iter()
-                    .map(|e| {
-                        let value = if e.attributes.is_empty() {
-                            e.name.clone()
-                        } else {
-                            let attrs: serde_json::Map<String, serde_json::Value> = e
-                                .attributes
-                                .iter()
-                                .map(|kv| (kv.key.clone(), serde_json::Value::from(tag_text(kv))))
-                                .collect();
-                            format!("{}: {}", e.name, serde_json::Value::Object(attrs))
-                        };
-                        Annotation {
-                            timestamp: e.time_unix_nano / 1_000,
-                            value,
-                        }
-                    })
-                    .collect();
-                out.push(ZipkinSpan {
-                    trace_id: hex(&span.trace_id),
-                    id: hex(&span.span_id),
-                    parent_id: (!span.parent_span_id.is_empty() && !shared)
-                        .then(|| hex(&span.parent_span_id)),
-                    name: span.name.clone(),
-                    kind: match kind {
-                        SpanKind::Server => Some("SERVER"),
-                        SpanKind::Client => Some("CLIENT"),
-                        SpanKind::Producer => Some("PRODUCER"),
-                        SpanKind::Consumer => Some("CONSUMER"),
-                        _ => None,
-                    },
-                    timestamp: span.start_time_unix_nano / 1_000,
-                    duration: (span
-                        .end_time_unix_nano
-                        .saturating_sub(span.start_time_unix_nano)
-                        / 1_000)
-                        .max(1),
-                    shared: shared.then_some(true),
-                    local_endpoint: ZipkinEndpoint {
-                        service_name: Some(service.clone()),
-                        ..ZipkinEndpoint::default()
-                    },
-                    remote_endpoint: remote_endpoint(span, kind),
-                    annotations,
-                    tags,
-                });
+                out.push(span_to_zipkin(service, ss.scope.as_ref(), span));
             }
         }
     }
     out
+}
+
+/// One OTLP span of `service` (its resource's `service.name`), recorded by `scope`, as a
+/// Zipkin v2 span: the one OTLP→Zipkin mapping, used by [`to_zipkin`] (the exporter) and by
+/// the embedded viewer's Zipkin read API.
+///
+/// Attributes become string tags (arrays as JSON arrays), the scope `otel.scope.name` /
+/// `.version`, an ERROR status `otel.status_code` = `ERROR` and `error` = its message, events
+/// annotations (`name`, or `"name": {attributes as JSON}`); the remote endpoint's service is
+/// `peer.service`, else a host name among the peer's address keys (by kind), with the peer's IP
+/// address and port. A server span whose parent id is
+/// its own id is Zipkin's "joined" span (`shared`); an empty or all-zero parent id is none.
+pub fn span_to_zipkin(
+    service: &str,
+    scope: Option<&InstrumentationScope>,
+    span: &OtlpSpan,
+) -> ZipkinSpan {
+    let kind = SpanKind::try_from(span.kind).unwrap_or(SpanKind::Unspecified);
+    let mut tags: BTreeMap<String, String> = span
+        .attributes
+        .iter()
+        .map(|kv| (kv.key.clone(), tag_text(kv)))
+        .collect();
+    if let Some(scope) = scope {
+        if !scope.name.is_empty() {
+            tags.insert("otel.scope.name".into(), scope.name.clone());
+        }
+        if !scope.version.is_empty() {
+            tags.insert("otel.scope.version".into(), scope.version.clone());
+        }
+    }
+    if let Some(st) = &span.status {
+        if st.code == StatusCode::Error as i32 {
+            tags.insert("otel.status_code".into(), "ERROR".into());
+            tags.insert("error".into(), st.message.clone());
+        } else if st.code == StatusCode::Ok as i32 {
+            tags.insert("otel.status_code".into(), "OK".into());
+        }
+    }
+    let has_parent = span.parent_span_id.iter().any(|b| *b != 0);
+    // Zipkin's "joined" server span reuses the client's span id.
+    let shared = kind == SpanKind::Server && has_parent && span.parent_span_id == span.span_id;
+    let annotations = span
+        .events
+        .iter()
+        .map(|e| {
+            let value = if e.attributes.is_empty() {
+                e.name.clone()
+            } else {
+                let attrs: serde_json::Map<String, serde_json::Value> = e
+                    .attributes
+                    .iter()
+                    .map(|kv| (kv.key.clone(), serde_json::Value::from(tag_text(kv))))
+                    .collect();
+                // `"name": {attributes}`, as the OTel Zipkin mapping writes it
+                format!(
+                    "{}: {}",
+                    serde_json::Value::from(e.name.as_str()),
+                    serde_json::Value::Object(attrs)
+                )
+            };
+            Annotation {
+                timestamp: e.time_unix_nano / 1_000,
+                value,
+            }
+        })
+        .collect();
+    ZipkinSpan {
+        trace_id: hex(&span.trace_id),
+        id: hex(&span.span_id),
+        parent_id: (has_parent && !shared).then(|| hex(&span.parent_span_id)),
+        name: span.name.clone(),
+        kind: match kind {
+            SpanKind::Server => Some("SERVER"),
+            SpanKind::Client => Some("CLIENT"),
+            SpanKind::Producer => Some("PRODUCER"),
+            SpanKind::Consumer => Some("CONSUMER"),
+            _ => None,
+        },
+        timestamp: span.start_time_unix_nano / 1_000,
+        duration: (span
+            .end_time_unix_nano
+            .saturating_sub(span.start_time_unix_nano)
+            / 1_000)
+            .max(1),
+        shared: shared.then_some(true),
+        local_endpoint: ZipkinEndpoint {
+            service_name: Some(service.to_owned()),
+            ..ZipkinEndpoint::default()
+        },
+        remote_endpoint: remote_endpoint(span, kind),
+        annotations,
+        tags,
+    }
 }
 
 #[cfg(feature = "tls")]
@@ -422,5 +461,88 @@ impl SpanExporter for ZipkinExporter {
         batch: &'a ExportTraceServiceRequest,
     ) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(self.send(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tracewire_export::proto::common::v1::AnyValue;
+    use tracewire_export::proto::trace::v1::span::Event;
+
+    fn kv(key: &str, value: Value) -> KeyValue {
+        KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..KeyValue::default()
+        }
+    }
+
+    fn client(attributes: Vec<KeyValue>) -> OtlpSpan {
+        OtlpSpan {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            kind: SpanKind::Client as i32,
+            attributes,
+            ..OtlpSpan::default()
+        }
+    }
+
+    #[test]
+    fn the_remote_service_is_peer_service_else_a_host_name_with_the_peer_ip_and_port() {
+        let host = kv("server.address", Value::StringValue("users.internal".into()));
+        let ip = kv("network.peer.address", Value::StringValue("10.0.0.7".into()));
+        let port = kv("network.peer.port", Value::IntValue(8080));
+        let peer = kv("peer.service", Value::StringValue("users".into()));
+        let ep = |attrs| span_to_zipkin("shop", None, &client(attrs)).remote_endpoint;
+
+        let want = |name: &str| ZipkinEndpoint {
+            service_name: Some(name.to_owned()),
+            ipv4: Some("10.0.0.7".to_owned()),
+            port: Some(8080),
+            ..ZipkinEndpoint::default()
+        };
+        assert_eq!(
+            ep(vec![peer.clone(), host.clone(), ip.clone(), port.clone()]),
+            Some(want("users"))
+        );
+        assert_eq!(
+            ep(vec![ip.clone(), host, port.clone()]),
+            Some(want("users.internal"))
+        );
+        // peer.service alone: a name, no address or port.
+        assert_eq!(
+            ep(vec![peer, port]),
+            Some(ZipkinEndpoint {
+                service_name: Some("users".to_owned()),
+                ..ZipkinEndpoint::default()
+            })
+        );
+        assert_eq!(ep(vec![]), None);
+    }
+
+    #[test]
+    fn annotations_quote_the_event_name_before_its_attributes_and_zero_parents_are_none() {
+        let mut span = client(Vec::new());
+        span.parent_span_id = vec![0; 8];
+        span.events = vec![
+            Event {
+                time_unix_nano: 5_000,
+                name: "retry".into(),
+                attributes: vec![kv("attempt", Value::IntValue(2))],
+                ..Event::default()
+            },
+            Event {
+                time_unix_nano: 6_000,
+                name: "done".into(),
+                ..Event::default()
+            },
+        ];
+        let z = span_to_zipkin("shop", None, &span);
+        assert_eq!(z.parent_id, None);
+        let values: Vec<&str> = z.annotations.iter().map(|a| a.value.as_str()).collect();
+        assert_eq!(values, [r#""retry": {"attempt":"2"}"#, "done"]);
+        assert_eq!(z.annotations[0].timestamp, 5);
     }
 }

@@ -279,7 +279,7 @@ fn posts_spec_valid_zipkin_v2_json() {
     );
     assert_eq!(
         client["annotations"][0]["value"],
-        r#"exception: {"exception.type":"Timeout"}"#
+        r#""exception": {"exception.type":"Timeout"}"#
     );
 
     let internal = by_name("render");

@@ -2,7 +2,7 @@
 //! `/api/v2/traces`, `/api/v2/trace/{id}`, `/api/v2/traceMany`). Receiving Zipkin spans is in
 //! [`crate::decode`] and [`crate::receive`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{self, Write};
 
 use axum::Router;
@@ -10,183 +10,20 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use http::StatusCode;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode as Otel};
-use serde::Serialize;
 use serde_json::json;
 
 use super::stream::{self, array, value};
 use super::{MAX_LIMIT, MAX_RESPONSE_BYTES, json as json_resp, limit, now_ns, param};
-use crate::decode::{
-    ERROR_TAG, NET_PEER_ADDR, NET_PEER_PORT, PEER_SERVICE, SCOPE_NAME_TAG, SCOPE_VERSION_TAG,
-    SERVER_ADDRESS, STATUS_CODE_TAG,
-};
+use crate::decode::PEER_SERVICE;
 use crate::query::{self, SpanFilter};
 use crate::receive::{ApiError, Ctx};
 use crate::store::{StoredSpan, TraceId};
 use crate::util;
 
-fn attr<'a>(s: &'a StoredSpan, key: &str) -> Option<&'a AnyValue> {
-    s.span
-        .attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Endpoint<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    service_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ipv4: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ipv6: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    port: Option<i64>,
-    #[serde(skip)]
-    _life: std::marker::PhantomData<&'a ()>,
-}
-
-#[derive(Serialize)]
-struct Annotation {
-    timestamp: u64,
-    value: String,
-}
-
-/// One stored span as a Zipkin v2 span.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ZipkinSpan<'a> {
-    trace_id: String,
-    id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent_id: Option<String>,
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kind: Option<&'static str>,
-    timestamp: u64,
-    duration: u64,
-    local_endpoint: Endpoint<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    remote_endpoint: Option<Endpoint<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    annotations: Vec<Annotation>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    tags: BTreeMap<&'a str, String>,
-}
-
-fn to_zipkin(s: &StoredSpan) -> ZipkinSpan<'_> {
-    let sp = &*s.span;
-    let kind = match SpanKind::try_from(sp.kind) {
-        Ok(SpanKind::Server) => Some("SERVER"),
-        Ok(SpanKind::Client) => Some("CLIENT"),
-        Ok(SpanKind::Producer) => Some("PRODUCER"),
-        Ok(SpanKind::Consumer) => Some("CONSUMER"),
-        _ => None,
-    };
-    let mut remote = Endpoint {
-        service_name: attr(s, PEER_SERVICE).map(util::value_text),
-        ipv4: None,
-        ipv6: None,
-        port: None,
-        _life: std::marker::PhantomData,
-    };
-    if let Some(v) = attr(s, NET_PEER_ADDR).or_else(|| attr(s, SERVER_ADDRESS)) {
-        let ip = util::value_text(v);
-        if ip.parse::<std::net::IpAddr>().is_ok() {
-            if ip.contains(':') {
-                remote.ipv6 = Some(ip);
-            } else {
-                remote.ipv4 = Some(ip);
-            }
-        }
-    }
-    if let Some(any_value::Value::IntValue(p)) =
-        attr(s, NET_PEER_PORT).and_then(|v| v.value.as_ref())
-    {
-        remote.port = Some(*p);
-    }
-    let has_remote = remote.service_name.is_some()
-        || remote.ipv4.is_some()
-        || remote.ipv6.is_some()
-        || remote.port.is_some();
-    let annotations = sp
-        .events
-        .iter()
-        .map(|e| {
-            let value = if e.attributes.is_empty() {
-                e.name.clone()
-            } else {
-                // like a JSON object of the attributes (the last of duplicate keys wins)
-                let attrs: BTreeMap<&str, Option<util::JsonValue<'_>>> = e
-                    .attributes
-                    .iter()
-                    .map(|kv| (kv.key.as_str(), kv.value.as_ref().map(util::JsonValue)))
-                    .collect();
-                format!(
-                    "{} {}",
-                    e.name,
-                    serde_json::to_string(&attrs).unwrap_or_default()
-                )
-            };
-            Annotation {
-                timestamp: e.time_unix_nano / 1000,
-                value,
-            }
-        })
-        .collect();
-    let mut tags: BTreeMap<&str, String> = sp
-        .attributes
-        .iter()
-        .map(|kv| {
-            (
-                kv.key.as_str(),
-                kv.value.as_ref().map(util::value_text).unwrap_or_default(),
-            )
-        })
-        .collect();
-    match util::status_code(sp) {
-        Otel::Error => {
-            let msg = sp
-                .status
-                .as_ref()
-                .map(|s| s.message.clone())
-                .unwrap_or_default();
-            tags.insert(STATUS_CODE_TAG, "ERROR".to_owned());
-            tags.insert(ERROR_TAG, msg);
-        }
-        Otel::Ok => {
-            tags.insert(STATUS_CODE_TAG, "OK".to_owned());
-        }
-        Otel::Unset => {}
-    }
-    if !s.origin.scope.name.is_empty() {
-        tags.insert(SCOPE_NAME_TAG, s.origin.scope.name.clone());
-    }
-    if !s.origin.scope.version.is_empty() {
-        tags.insert(SCOPE_VERSION_TAG, s.origin.scope.version.clone());
-    }
-    ZipkinSpan {
-        trace_id: util::hex(&sp.trace_id),
-        id: util::hex(&sp.span_id),
-        parent_id: (!util::is_empty_id(&sp.parent_span_id)).then(|| util::hex(&sp.parent_span_id)),
-        name: &sp.name,
-        kind,
-        timestamp: sp.start_time_unix_nano / 1000,
-        duration: (s.duration_ns() / 1000).max(1),
-        local_endpoint: Endpoint {
-            service_name: Some(s.origin.service.to_string()),
-            ipv4: None,
-            ipv6: None,
-            port: None,
-            _life: std::marker::PhantomData,
-        },
-        remote_endpoint: has_remote.then_some(remote),
-        annotations,
-        tags,
-    }
+/// One stored span as a Zipkin v2 span: tracewire's one OTLP→Zipkin mapping (the Zipkin
+/// exporter's), so the viewer answers with what `tracewire-zipkin` would have sent.
+fn to_zipkin(s: &StoredSpan) -> tracewire_zipkin::ZipkinSpan {
+    tracewire_zipkin::span_to_zipkin(&s.origin.service, Some(&s.origin.scope), &s.span)
 }
 
 /// Writes a trace as a Zipkin list of spans (by start time), span by span.
@@ -260,7 +97,10 @@ async fn remote_services(State(ctx): State<Ctx>, Query(q): Params) -> Result<Res
                 spans
                     .iter()
                     .filter(|s| *s.origin.service == *service)
-                    .filter_map(|s| attr(s, PEER_SERVICE).map(util::value_text)),
+                    .filter_map(|s| {
+                        let kv = s.span.attributes.iter().find(|kv| kv.key == PEER_SERVICE)?;
+                        kv.value.as_ref().map(util::value_text)
+                    }),
             );
         }
         out
