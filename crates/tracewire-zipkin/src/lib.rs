@@ -491,8 +491,14 @@ mod tests {
 
     #[test]
     fn the_remote_service_is_peer_service_else_a_host_name_with_the_peer_ip_and_port() {
-        let host = kv("server.address", Value::StringValue("users.internal".into()));
-        let ip = kv("network.peer.address", Value::StringValue("10.0.0.7".into()));
+        let host = kv(
+            "server.address",
+            Value::StringValue("users.internal".into()),
+        );
+        let ip = kv(
+            "network.peer.address",
+            Value::StringValue("10.0.0.7".into()),
+        );
         let port = kv("network.peer.port", Value::IntValue(8080));
         let peer = kv("peer.service", Value::StringValue("users".into()));
         let ep = |attrs| span_to_zipkin("shop", None, &client(attrs)).remote_endpoint;
