@@ -398,8 +398,9 @@ function applyTraceSearch() {
   const t = state.trace;
   if (!t) return;
   let n = 0;
+  const byId = q ? new Map(t.spans.map((x) => [x.spanId, x])) : null;
   for (const r of document.querySelectorAll('.span-row')) {
-    const s = t.spans.find((x) => x.spanId === r.dataset.spanId);
+    const s = byId && byId.get(r.dataset.spanId);
     const hit = !!q && !!s && (s.name.toLowerCase().includes(q) || s.service.toLowerCase().includes(q) || s.spanId.includes(q) ||
       s.attributes.some((a) => a.key.toLowerCase().includes(q) || a.value.toLowerCase().includes(q)) ||
       s.events.some((e) => e.name.toLowerCase().includes(q)));
