@@ -8,16 +8,12 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::server::ServerSpan;
 
-/// `error.type` of a request whose response was not fully sent: the response future or body
-/// was dropped first (the client went away, or the server shut down).
-pub const ABORTED: &str = "aborted";
-
 pin_project_lite::pin_project! {
     /// A response body carrying the server span: the span ends when the last frame has been
     /// produced (`is_end_stream`), or, when the body is dropped before that, is recorded as
-    /// aborted (`error.type` = [`ABORTED`]). A body error is recorded with `error.type` = the
-    /// error's type name. Frames pass through untouched; counting data bytes for
-    /// `http.response.body.size` is one addition per frame.
+    /// aborted (`error.type` = [`ABORTED`](crate::ABORTED)). A body error is recorded with
+    /// `error.type` = the error's type name. Frames pass through untouched; counting data
+    /// bytes for `http.response.body.size` is one addition per frame.
     pub struct TracedBody<B> {
         #[pin]
         inner: B,
@@ -38,8 +34,16 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl ServerSpan {
+    /// Moves the span into the response body: it ends when the body has been fully sent, or
+    /// records an abort if the body is dropped before (see [`TracedBody`]).
+    pub fn wrap_body<B: Body>(self, body: B) -> TracedBody<B> {
+        TracedBody::new(body, self)
+    }
+}
+
 impl<B: Body> TracedBody<B> {
-    pub(crate) fn new(inner: B, span: ServerSpan) -> Self {
+    fn new(inner: B, span: ServerSpan) -> Self {
         // An empty body may never be polled (the server sees `is_end_stream` and drops it
         // after writing the head): that is a complete response.
         let end_on_drop = inner.is_end_stream() || span.bodiless;

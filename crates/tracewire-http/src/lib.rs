@@ -10,13 +10,13 @@ mod proxy;
 mod redact;
 mod server;
 
-pub use body::{ABORTED, TracedBody};
+pub use body::TracedBody;
 pub use client::{ClientConfig, ClientSpan, client_span_name};
 pub use headers::{HeaderCapture, protocol_version};
 pub use method::{KnownMethods, Normalized, OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS, OTHER};
 pub use proxy::{InvalidProxy, TrustedProxies};
 pub use redact::{REDACTED, redact_query, redact_url};
-pub use server::{InServerSpan, RequestHead, ServerConfig, ServerSpan, server_span_name};
+pub use server::{ABORTED, InServerSpan, RequestHead, ServerConfig, ServerSpan, server_span_name};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tracewire_core::propagation;

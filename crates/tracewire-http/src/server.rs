@@ -14,7 +14,6 @@ use tracewire_core::context;
 use tracewire_core::span::Attribute;
 use tracewire_core::{Abort, PendingSpan, SpanKind, TraceContext, Tracer, semconv};
 
-use crate::body::TracedBody;
 use crate::headers::{HeaderCapture, protocol_version};
 use crate::method::{KnownMethods, Normalized};
 use crate::proxy::TrustedProxies;
@@ -624,7 +623,7 @@ impl<F: std::future::Future> std::future::Future for InServerSpan<'_, F> {
 ///
 /// Dropped without either (the request future was dropped: the client went away, or the
 /// server shut down), it records the request as aborted: status `ERROR`, `error.type` =
-/// [`ABORTED`](crate::ABORTED).
+/// [`ABORTED`].
 ///
 /// Small when the request is not sampled (the context, a flag or two), since integrations
 /// move it through the framework's response future: what a sampled request records lives
@@ -645,9 +644,13 @@ pub struct ServerSpan {
     done: bool,
 }
 
+/// `error.type` of a request whose response was not fully sent: the response future or body
+/// was dropped first (the client went away, or the server shut down).
+pub const ABORTED: &str = "aborted";
+
 /// What a request dropped before its response was fully sent records.
 const ABORT: Abort = Abort {
-    error_type: crate::body::ABORTED,
+    error_type: ABORTED,
     description: "the request was abandoned before the response was fully sent",
 };
 
@@ -778,12 +781,6 @@ impl ServerSpan {
         }
     }
 
-    /// Moves the span into the response body: it ends when the body has been fully sent, or
-    /// records an abort if the body is dropped before (see [`TracedBody`]).
-    pub fn wrap_body<B: http_body::Body>(self, body: B) -> TracedBody<B> {
-        TracedBody::new(body, self)
-    }
-
     /// Ends the span now (a response without a body to wait for).
     pub fn end(mut self) {
         self.complete();
@@ -818,7 +815,7 @@ fn route_cow(route: &str) -> Cow<'static, str> {
 }
 
 impl Drop for ServerSpan {
-    /// Unfinished: the span records the abort as it drops (`error.type` = [`ABORTED`](crate::ABORTED)).
+    /// Unfinished: the span records the abort as it drops (`error.type` = [`ABORTED`]).
     fn drop(&mut self) {
         self.finish();
     }
