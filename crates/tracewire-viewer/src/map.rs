@@ -7,7 +7,7 @@
 //! first, then the traces that links point into) and at most [`MAX_LINKED_TRACES`] other
 //! traces are read to resolve links; a map cut short says so (`truncated`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -95,6 +95,7 @@ pub(crate) struct ServiceMap {
 
 /// What the map needs of a span.
 struct SpanFacts {
+    id: u64,
     service: Arc<str>,
     kind: i32,
     start: u64,
@@ -104,6 +105,7 @@ struct SpanFacts {
 
 fn facts(s: &StoredSpan) -> SpanFacts {
     SpanFacts {
+        id: id64(&s.span.span_id),
         service: s.origin.service.clone(),
         kind: s.span.kind,
         start: s.span.start_time_unix_nano,
@@ -155,8 +157,62 @@ impl Bounds {
     }
 }
 
-/// Builds the map of the traces `query` finds (its `limit`; newest first).
-pub(crate) fn service_map(store: &Store, query: &Query, bounds: Bounds) -> ServiceMap {
+/// The spans of a trace on a path through a span of service `focus`: its spans, their
+/// ancestors (parents and the spans they link to, in the trace) and their descendants (children
+/// and the spans linking to them) — Jaeger's deep dependency graph, per trace. Empty when no
+/// span of the trace is of `focus`.
+fn on_paths(spans: &[StoredSpan], focus: &str) -> HashSet<u64> {
+    let mut up: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut down: HashMap<u64, Vec<u64>> = HashMap::new();
+    for s in spans {
+        let id = id64(&s.span.span_id);
+        let parents = (!util::is_empty_id(&s.span.parent_span_id))
+            .then(|| id64(&s.span.parent_span_id))
+            .into_iter()
+            .chain(
+                s.span
+                    .links
+                    .iter()
+                    .filter(|l| l.trace_id == s.span.trace_id)
+                    .map(|l| id64(&l.span_id)),
+            );
+        for p in parents {
+            if p != id {
+                up.entry(id).or_default().push(p);
+                down.entry(p).or_default().push(id);
+            }
+        }
+    }
+    let focal: Vec<u64> = spans
+        .iter()
+        .filter(|s| &*s.origin.service == focus)
+        .map(|s| id64(&s.span.span_id))
+        .collect();
+    let mut marked: HashSet<u64> = focal.iter().copied().collect();
+    for dir in [&up, &down] {
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut stack = focal.clone();
+        while let Some(x) = stack.pop() {
+            if !seen.insert(x) {
+                continue;
+            }
+            marked.insert(x);
+            if let Some(next) = dir.get(&x) {
+                stack.extend(next.iter().copied());
+            }
+        }
+    }
+    marked
+}
+
+/// Builds the map of the traces `query` finds (its `limit`; newest first); with `focus`, only
+/// of the paths through that service (see [`on_paths`]).
+pub(crate) fn service_map(
+    store: &Store,
+    query: &Query,
+    focus: Option<&str>,
+    bounds: Bounds,
+) -> ServiceMap {
     let ids = store.search_ids(query);
     let mut edges: BTreeMap<(Arc<str>, Arc<str>, EdgeKind), EdgeAcc> = BTreeMap::new();
     // service -> (spans, errors, traces, last trace counted)
@@ -172,13 +228,21 @@ pub(crate) fn service_map(store: &Store, query: &Query, bounds: Bounds) -> Servi
         let Some(spans) = store.trace(tid) else {
             continue;
         };
-        traces += 1;
         spans_read += spans.len();
+        let marked = focus.map(|f| on_paths(&spans, f));
+        if marked.as_ref().is_some_and(|m| m.is_empty()) {
+            continue;
+        }
+        let on = |id: u64| marked.as_ref().is_none_or(|m| m.contains(&id));
+        traces += 1;
         let mut by_id: HashMap<u64, SpanFacts> = HashMap::with_capacity(spans.len());
         for s in &spans {
             by_id
                 .entry(id64(&s.span.span_id))
                 .or_insert_with(|| facts(s));
+            if !on(id64(&s.span.span_id)) {
+                continue;
+            }
             let n = nodes.entry(s.origin.service.clone()).or_default();
             n.0 += 1;
             n.1 += usize::from(util::is_error(&s.span));
@@ -187,8 +251,9 @@ pub(crate) fn service_map(store: &Store, query: &Query, bounds: Bounds) -> Servi
                 n.3 = Some(*tid);
             }
         }
-        let mut add = |from: &SpanFacts, to: &SpanFacts, kind: EdgeKind| {
-            if from.service == to.service {
+        // (`from` in another trace: only the consumer's side is checked)
+        let mut add = |from: &SpanFacts, to: &SpanFacts, kind: EdgeKind, other_trace: bool| {
+            if from.service == to.service || !on(to.id) || (!other_trace && !on(from.id)) {
                 return;
             }
             let e = edges
@@ -229,7 +294,7 @@ pub(crate) fn service_map(store: &Store, query: &Query, bounds: Bounds) -> Servi
                     } else {
                         EdgeKind::Call
                     };
-                    add(p, &me, kind);
+                    add(p, &me, kind, false);
                 }
             }
             for l in &s.span.links {
@@ -265,7 +330,7 @@ pub(crate) fn service_map(store: &Store, query: &Query, bounds: Bounds) -> Servi
                         .and_then(|m| m.get(&target_id))
                 };
                 if let Some(t) = target {
-                    add(t, &me, EdgeKind::Message);
+                    add(t, &me, EdgeKind::Message, lt != *tid);
                 }
             }
         }
@@ -370,7 +435,7 @@ mod tests {
             limit: 100,
             ..Default::default()
         };
-        let m = service_map(&store, &q, Bounds::keeping(20));
+        let m = service_map(&store, &q, None, Bounds::keeping(20));
         assert!(!m.truncated);
         assert_eq!(m.traces, 4);
         let services: Vec<(&str, usize, usize, usize)> = m
@@ -424,7 +489,7 @@ mod tests {
             limit: 100,
             ..Default::default()
         };
-        let m = service_map(&store, &errors, Bounds::keeping(20));
+        let m = service_map(&store, &errors, None, Bounds::keeping(20));
         assert_eq!(m.traces, 1);
         assert_eq!(edge(&m, "gateway", "backend").count, 1);
     }
@@ -442,6 +507,7 @@ mod tests {
         let m = service_map(
             &store,
             &q,
+            None,
             Bounds {
                 spans: 20,
                 linked_traces: 0,
@@ -452,6 +518,55 @@ mod tests {
         assert_eq!(m.traces, 3, "7 spans a trace: stops once 20 are read");
         let e = edge(&m, "gateway", "backend");
         assert_eq!((e.count, e.trace_count, e.trace_ids.len()), (3, 3, 2));
+    }
+
+    /// The deep dependency graph of a service: only the paths through it.
+    #[test]
+    fn paths_through_a_service() {
+        let store = Store::new(StoreConfig::default());
+        order(&store, 1, true, 10);
+        order(&store, 2, false, 20);
+        // a trace without payments: not on its map
+        store.ingest(request(
+            "gateway",
+            vec![span(3, 31, 0, SERVER, 0, 5), span(3, 32, 31, CLIENT, 1, 4)],
+        ));
+        store.ingest(request("backend", vec![span(3, 33, 32, SERVER, 2, 3)]));
+        let q = Query {
+            limit: 100,
+            ..Default::default()
+        };
+        let m = service_map(&store, &q, Some("warehouse"), Bounds::keeping(20));
+        assert_eq!(m.traces, 2);
+        let edges: Vec<(&str, &str, usize)> = m
+            .edges
+            .iter()
+            .map(|e| (e.from.as_str(), e.to.as_str(), e.count))
+            .collect();
+        // upstream: gateway -> payments -> warehouse; the gateway's call to backend is a
+        // sibling branch, not a path through warehouse
+        assert_eq!(
+            edges,
+            vec![("gateway", "payments", 2), ("payments", "warehouse", 2)]
+        );
+        let services: Vec<(&str, usize)> = m
+            .nodes
+            .iter()
+            .map(|n| (n.service.as_str(), n.spans))
+            .collect();
+        assert_eq!(
+            services,
+            vec![("gateway", 4), ("payments", 4), ("warehouse", 2)]
+        );
+        // from the gateway: everything below it
+        let m = service_map(&store, &q, Some("gateway"), Bounds::keeping(20));
+        assert_eq!(m.traces, 3);
+        assert_eq!(edge(&m, "gateway", "backend").count, 3);
+        assert_eq!(m.edges.len(), 3);
+        assert_eq!(
+            service_map(&store, &q, Some("nobody"), Bounds::keeping(20)).traces,
+            0
+        );
     }
 
     #[test]

@@ -440,21 +440,30 @@ async function loadStats() {
 function mapParams() {
   const p = searchParams();
   p.delete('limit'); // the map reads up to 1000 traces of the search
+  if (state.mapFocus) p.set('focus', state.mapFocus);
   return p;
 }
 
-async function loadMap() {
+// `focus`: a service — only the paths through it (Jaeger's deep dependency graph).
+async function loadMap(focus) {
+  if (focus !== undefined) state.mapFocus = focus;
   $('empty').hidden = true; $('trace-view').hidden = true; $('map-view').hidden = false;
   let m;
   try { m = await getJSON('/tw/api/map?' + mapParams()); } catch (e) {
     $('map-meta').textContent = 'Failed: ' + e.message;
     return;
   }
-  $('map-meta').textContent = m.nodes.length + ' services, ' + m.edges.length + ' edges from ' + m.traces + ' traces (' + m.spans + ' spans)' +
-    (m.truncated ? ' — cut short: narrow the search' : '');
+  $('map-meta').replaceChildren(
+    state.mapFocus ? el('span', { id: 'map-focus' }, 'Paths through ', el('b', null, state.mapFocus), ' ', el('a', { href: '#/map', title: 'every service', on: { click: () => { $('service').value = ''; } } }, '(all services)'), ' — ') : '',
+    m.nodes.length + ' services, ' + m.edges.length + ' edges from ' + m.traces + ' traces (' + m.spans + ' spans read)' +
+    (m.truncated ? ' — cut short: narrow the search' : ''));
   colours = assignColours(m.nodes.map((n) => n.service));
   if (!m.nodes.length) { $('map-box').replaceChildren(el('div', { class: 'empty' }, 'No traces match the search.')); return; }
-  drawMap($('map-box'), m, colours, showEdgeTraces, (service) => { $('service').value = service; loadNames(); search(); });
+  // a service: the paths through it, and its traces in the list
+  drawMap($('map-box'), m, colours, showEdgeTraces, (service) => {
+    $('service').value = service; loadNames();
+    location.hash = '#/map/' + encodeURIComponent(service);
+  });
 }
 
 // Lists the traces of one edge of the map in the list pane.
@@ -476,7 +485,15 @@ async function showEdgeTraces(e) {
 
 // ---- routing ------------------------------------------------------------------------------
 function route() {
-  if (location.hash === '#/map') { loadMap(); return; }
+  const mm = location.hash.match(/^#\/map(?:\/(.+))?$/);
+  if (mm) {
+    let f = '';
+    try { f = mm[1] ? decodeURIComponent(mm[1]) : ''; } catch { /* not a name */ }
+    state.mapFocus = f;
+    $('empty').hidden = true; $('trace-view').hidden = true; $('map-view').hidden = false;
+    if (f) search(); else loadMap(); // (search() redraws the map too)
+    return;
+  }
   const m = location.hash.match(/^#\/trace\/([0-9a-fA-F]{32})(?:\/([0-9a-fA-F]{16}))?$/);
   if (m) loadTrace(m[1].toLowerCase(), m[2] ? m[2].toLowerCase() : null);
 }

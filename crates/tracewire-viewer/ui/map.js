@@ -131,7 +131,7 @@ function drawMap(box, map, colours, onEdge, onNode) {
     const sub = svgEl('text', { x: 14, y: 36, class: 'node-sub' });
     sub.textContent = n.spans + ' spans' + (n.errors ? ' · ' + pct(n.errors, n.spans) + '% errors' : '');
     const title = svgEl('title');
-    title.textContent = n.service + ': ' + n.spans + ' spans in ' + n.traces + ' traces; click to search its traces';
+    title.textContent = n.service + ': ' + n.spans + ' spans in ' + n.traces + ' traces; click for the paths through it and its traces';
     g.append(name, sub, title);
     g.addEventListener('click', () => onNode(n.service));
     // pointing at a service dims what does not touch it

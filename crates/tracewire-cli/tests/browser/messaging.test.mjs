@@ -369,10 +369,23 @@ try {
     await page.hover('#map-svg .map-node[data-service="payments"]');
     assert.deepEqual(await page.$$eval('#map-svg .map-edge:not(.dim)', (es) => es.map((e) => e.dataset.from + '>' + e.dataset.to).sort()),
       ['gateway>payments', 'payments>pricing', 'payments>warehouse']);
+    // a service of the map: the paths through it (Jaeger's deep dependency graph), its traces
     await page.click('#map-svg .map-node[data-service="payments"]');
     await listIs([order1, order2]);
     assert.equal(await page.inputValue('#service'), 'payments');
-    await page.selectOption('#service', '');
+    await page.waitForFunction(() => document.querySelector('#map-focus'));
+    await page.waitForFunction(() => document.querySelectorAll('#map-edges .map-edge-row').length === 5);
+    assert.deepEqual(await table(), [
+      'gateway payments message 2 0 (0%)',
+      'payments pricing call 2 0 (0%)',
+      'payments warehouse message 2 0 (0%)',
+      'shipping notifications message 2 0 (0%)',
+      'warehouse shipping message 3 1 (33.3%)',
+    ]);
+    assert.ok(page.url().endsWith('#/map/payments'), page.url());
+    await page.click('#map-focus a');
+    await page.waitForFunction(() => document.querySelectorAll('#map-edges .map-edge-row').length === 12);
+    assert.equal(await page.inputValue('#service'), '');
   });
 
   await check('no script errors on the page', async () => {

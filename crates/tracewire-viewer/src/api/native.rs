@@ -5,8 +5,8 @@
 //! | `GET /tw/api/services` | `{"services": [..]}` |
 //! | `GET /tw/api/operations?service=S` | `{"operations": [..]}` |
 //! | `GET /tw/api/search?service&name&status&minDuration&maxDuration&attr&q&start&end&lookback&limit` | `{"traces": [TraceSummary]}` (`limit` 50 by default, at most 1000) |
-//! | `GET /tw/api/map?<search parameters>` | the service map of the traces the search finds (`limit` 1000 by default): `{"nodes", "edges", "traces", "spans", "truncated"}` |
-//! | `GET /tw/api/map/traces?from&to&kind&<search parameters>` | `{"traces": [TraceSummary]}` of one edge of the map |
+//! | `GET /tw/api/map?focus&<search parameters>` | the service map of the traces the search finds (`limit` 1000 by default; `focus`: the paths through one service): `{"nodes", "edges", "traces", "spans", "truncated"}` |
+//! | `GET /tw/api/map/traces?from&to&kind&focus&<search parameters>` | `{"traces": [TraceSummary]}` of one edge of the map |
 //! | `GET /tw/api/traces/{id}` | the trace for the UI (spans with resource, events, links both ways, the traces connected by links) |
 //! | `GET /tw/api/traces/{id}/otlp` | the trace as an OTLP JSON `ExportTraceServiceRequest` (download) |
 //! | `POST /tw/api/import` | OTLP JSON or protobuf body; `{"accepted","rejected","traceIds"}` |
@@ -185,15 +185,22 @@ async fn operations(State(ctx): State<Ctx>, Query(q): Params) -> Response {
     json_resp(&json!({ "operations": ops }))
 }
 
-/// The service map of the traces a search finds (its parameters; `limit` 1000 by default).
+/// The service map of the traces a search finds (its parameters; `limit` 1000 by default);
+/// `focus=S`: only the paths through service S.
 async fn service_map(State(ctx): State<Ctx>, Query(q): Params) -> Result<Response, ApiError> {
     let mut query = native_query(&q)?;
     if param(&q, "limit").is_none() {
         query.limit = super::MAX_LIMIT;
     }
+    let focus = param(&q, "focus").map(str::to_owned);
     let store = ctx.store.clone();
     let m = tokio::task::spawn_blocking(move || {
-        map::service_map(&store, &query, map::Bounds::keeping(MAP_TRACE_IDS))
+        map::service_map(
+            &store,
+            &query,
+            focus.as_deref(),
+            map::Bounds::keeping(MAP_TRACE_IDS),
+        )
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -219,9 +226,15 @@ async fn service_map_traces(
         .and_then(map::EdgeKind::parse)
         .ok_or_else(|| bad("kind must be call or message".into()))?;
     let (from, to) = (from.to_owned(), to.to_owned());
+    let focus = param(&q, "focus").map(str::to_owned);
     let store = ctx.store.clone();
     let traces = tokio::task::spawn_blocking(move || {
-        let m = map::service_map(&store, &query, map::Bounds::keeping(super::MAX_LIMIT));
+        let m = map::service_map(
+            &store,
+            &query,
+            focus.as_deref(),
+            map::Bounds::keeping(super::MAX_LIMIT),
+        );
         m.edges
             .into_iter()
             .find(|e| e.from == from && e.to == to && e.kind == kind)
