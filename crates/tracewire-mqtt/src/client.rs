@@ -13,14 +13,8 @@ use tracewire_messaging::{Destination, MessageInfo, Messaging, SendSpan};
 
 use crate::carrier::UserPropertiesMut;
 use crate::eventloop::EventLoop;
+use crate::shared::{Shared, error_type, qos_text};
 use crate::subscriptions::Subscriptions;
-
-/// What a client, its clones and its event loop share.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) messaging: Messaging,
-    pub(crate) subscriptions: Subscriptions,
-}
 
 /// A [`rumqttc::v5::AsyncClient`] whose publishes are traced, and whose subscriptions name the
 /// process spans of the messages they bring (see [`EventLoop`]).
@@ -54,28 +48,6 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("messaging", &self.shared.messaging)
             .finish_non_exhaustive()
-    }
-}
-
-/// The text of a QoS (`messaging.mqtt.qos`).
-pub(crate) fn qos_text(qos: QoS) -> &'static str {
-    match qos {
-        QoS::AtMostOnce => "0",
-        QoS::AtLeastOnce => "1",
-        QoS::ExactlyOnce => "2",
-    }
-}
-
-/// The `error.type` of a client error: `InvalidTopic` (rumqttc refuses a topic with a
-/// wildcard), else the variant (`Request`: the event loop is gone; `TryRequest`: gone, or its
-/// queue is full).
-pub(crate) fn error_type(e: &ClientError, invalid_topic: bool) -> &'static str {
-    if invalid_topic {
-        return "InvalidTopic";
-    }
-    match e {
-        ClientError::Request(_) => "Request",
-        ClientError::TryRequest(_) => "TryRequest",
     }
 }
 

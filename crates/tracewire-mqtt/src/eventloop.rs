@@ -12,8 +12,8 @@ use tracewire_core::semconv;
 use tracewire_messaging::{Destination, MessageInfo};
 
 use crate::carrier::UserProperties;
-use crate::client::{Shared, qos_text};
 use crate::message::Message;
+use crate::shared::{Shared, qos_text};
 
 /// What [`EventLoop::poll`] yields.
 #[derive(Debug)]

@@ -5,6 +5,7 @@ pub mod carrier;
 mod client;
 mod eventloop;
 mod message;
+mod shared;
 mod subscriptions;
 
 pub use carrier::{UserProperties, UserPropertiesMut};

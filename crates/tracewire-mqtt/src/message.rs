@@ -7,7 +7,7 @@ use rumqttc::v5::mqttbytes::v5::Publish;
 use rumqttc::v5::{AsyncClient, ClientError};
 use tracewire_messaging::ProcessSpan;
 
-use crate::client::error_type;
+use crate::shared::error_type;
 
 /// An incoming PUBLISH with its process span (it reads as rumqttc's [`Publish`]).
 ///
