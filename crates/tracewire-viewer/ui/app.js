@@ -260,6 +260,8 @@ function messageEdges(t) {
 }
 
 const SVG = 'http://www.w3.org/2000/svg';
+// Arrows drawn at most (past a few thousand they are noise, and slow to draw).
+const MAX_ARROWS = 2000;
 function svgEl(tag, attrs) {
   const e = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
@@ -283,9 +285,11 @@ function drawArrows(total) {
   defs.appendChild(marker);
   svg.appendChild(defs);
   const byId = new Map(t.spans.map((s) => [s.spanId, s]));
+  let drawn = 0;
   for (const [from, to] of messageEdges(t)) {
     const a = rowOf.get(from), b = rowOf.get(to);
     if (!a || !b) continue; // collapsed away
+    if (++drawn > MAX_ARROWS) break;
     const ax = (byId.get(from).startNs / total) * w, bx = (byId.get(to).startNs / total) * w;
     const ay = a.offsetTop + a.offsetHeight / 2, by = b.offsetTop + b.offsetHeight / 2;
     const bend = Math.max(12, Math.abs(by - ay) / 2);
