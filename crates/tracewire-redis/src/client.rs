@@ -13,10 +13,6 @@ use tracewire_messaging::{Destination, MessageInfo, Messaging, SendSpan};
 
 use crate::carrier::{FieldsMut, Headers};
 use crate::envelope::{self, DecodeError};
-use crate::list::ListConsumer;
-use crate::message::{Delivery, Message};
-use crate::pubsub::Subscriber;
-use crate::stream::StreamConsumer;
 
 /// The envelope header FastStream puts a message's correlation id in (always written; recorded
 /// as `messaging.message.conversation_id`).
@@ -439,42 +435,6 @@ impl Client {
         }
         finish(span, &result);
         result
-    }
-
-    /// Subscribes to `channel` (SUBSCRIBE) on a connection of its own; each message comes with
-    /// its process span (`process {channel}`).
-    pub async fn subscribe(&self, channel: &str) -> RedisResult<Subscriber> {
-        Subscriber::new(self, channel, false).await
-    }
-
-    /// Subscribes to the channels matching `pattern` (PSUBSCRIBE): the pattern names the spans
-    /// (`process {pattern}`, `messaging.destination.template`), the concrete channel is
-    /// `messaging.destination.name`.
-    pub async fn psubscribe(&self, pattern: &str) -> RedisResult<Subscriber> {
-        Subscriber::new(self, pattern, true).await
-    }
-
-    /// A consumer of the list `list` (a work queue) on a connection of its own.
-    pub async fn list(&self, list: &str) -> RedisResult<ListConsumer> {
-        ListConsumer::new(self, list).await
-    }
-
-    /// A consumer named `consumer` in the consumer group `group` of `stream`, on a connection
-    /// of its own (the group is `messaging.consumer.group.name`, the consumer name
-    /// `messaging.client.id`).
-    pub async fn stream_group(
-        &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-    ) -> RedisResult<StreamConsumer> {
-        StreamConsumer::new(self, stream, group, consumer).await
-    }
-
-    /// Opens a payload received another way (LPOP, LRANGE, a Lua script, ...) from the channel
-    /// or list `destination`, and starts its process span, as the consumers do.
-    pub fn process(&self, destination: &str, payload: Vec<u8>) -> Message {
-        Delivery::open(self, destination.to_owned(), None, payload).process(self, None)
     }
 }
 

@@ -212,3 +212,10 @@ impl Moved {
         self.message
     }
 }
+
+impl Client {
+    /// A consumer of the list `list` (a work queue) on a connection of its own.
+    pub async fn list(&self, list: &str) -> RedisResult<ListConsumer> {
+        ListConsumer::new(self, list).await
+    }
+}

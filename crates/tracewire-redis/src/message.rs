@@ -297,3 +297,11 @@ impl Batch {
         (self.deliveries, self.span)
     }
 }
+
+impl Client {
+    /// Opens a payload received another way (LPOP, LRANGE, a Lua script, ...) from the channel
+    /// or list `destination`, and starts its process span, as the consumers do.
+    pub fn process(&self, destination: &str, payload: Vec<u8>) -> Message {
+        Delivery::open(self, destination.to_owned(), None, payload).process(self, None)
+    }
+}

@@ -75,3 +75,18 @@ impl Stream for Subscriber {
         }
     }
 }
+
+impl Client {
+    /// Subscribes to `channel` (SUBSCRIBE) on a connection of its own; each message comes with
+    /// its process span (`process {channel}`).
+    pub async fn subscribe(&self, channel: &str) -> RedisResult<Subscriber> {
+        Subscriber::new(self, channel, false).await
+    }
+
+    /// Subscribes to the channels matching `pattern` (PSUBSCRIBE): the pattern names the spans
+    /// (`process {pattern}`, `messaging.destination.template`), the concrete channel is
+    /// `messaging.destination.name`.
+    pub async fn psubscribe(&self, pattern: &str) -> RedisResult<Subscriber> {
+        Subscriber::new(self, pattern, true).await
+    }
+}

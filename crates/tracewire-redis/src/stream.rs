@@ -624,3 +624,17 @@ impl StreamBatch {
         (self.entries, self.span)
     }
 }
+
+impl Client {
+    /// A consumer named `consumer` in the consumer group `group` of `stream`, on a connection
+    /// of its own (the group is `messaging.consumer.group.name`, the consumer name
+    /// `messaging.client.id`).
+    pub async fn stream_group(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+    ) -> RedisResult<StreamConsumer> {
+        StreamConsumer::new(self, stream, group, consumer).await
+    }
+}
