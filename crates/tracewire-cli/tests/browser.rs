@@ -1,7 +1,8 @@
 //! Browser tests: the real `tracewire view` binary serving the real UI, driven in Debian's
 //! headless Chromium by `tests/browser/*.test.mjs` (playwright-core, no browser download):
 //! `ui.test.mjs` (search, waterfall, details, live list), `messaging.test.mjs` (a pipeline
-//! shaped like the demo's: colours, links both ways, messaging, critical path, service map).
+//! shaped like the demo's: colours, links both ways, messaging, critical path, service map),
+//! `demo.test.mjs` (the service map after the real demo's checkout traffic).
 //!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node` and `tests/browser/node_modules`
 //! (`bash scripts/setup-browser.sh` installs all three). Without them the test fails when
@@ -111,7 +112,11 @@ fn driver_dir_or_skip(test: &str) -> Option<PathBuf> {
 
 /// Runs `driver` against a fresh viewer, with `env`; fails the test when a check fails.
 fn run_driver(driver_dir: &Path, driver: &str, env: &[(&str, &Path)]) {
-    let viewer = start_viewer();
+    run_driver_on(&start_viewer(), driver_dir, driver, env);
+}
+
+/// Runs `driver` against `viewer`.
+fn run_driver_on(viewer: &Viewer, driver_dir: &Path, driver: &str, env: &[(&str, &Path)]) {
     let status = Command::new("node")
         .arg(driver_dir.join(driver))
         .env("VIEWER_URL", &viewer.ui)
@@ -154,4 +159,53 @@ fn messaging_pipeline_in_headless_chromium() {
         return;
     };
     run_driver(&driver_dir, "messaging.test.mjs", &[]);
+}
+
+/// Issue 14: the service map after the real demo's traffic. The demo's checkout (`--brokers
+/// none`: the order pipeline's brokers are shared with the demo's own tests, which would take
+/// each other's orders) exports into this test's viewer; the map must count its calls.
+/// Needs the demo's binary next to this crate's (a workspace build makes it; skipped, or failed
+/// under `CI=true`, without it).
+#[test]
+fn service_map_of_the_demo_in_headless_chromium() {
+    const TEST: &str = "service_map_of_the_demo_in_headless_chromium";
+    let Some(driver_dir) = driver_dir_or_skip(TEST) else {
+        return;
+    };
+    let demo = Path::new(env!("CARGO_BIN_EXE_tracewire"))
+        .with_file_name(format!("tracewire-demo{}", std::env::consts::EXE_SUFFIX));
+    if !demo.exists() {
+        tracewire_test::skip::skip(
+            TEST,
+            &format!(
+                "{} not built: run `cargo build -p tracewire-demo`",
+                demo.display()
+            ),
+        );
+        return;
+    }
+    let viewer = start_viewer();
+    let endpoint = viewer.otlp.trim_end_matches("/v1/traces");
+    let mut run = KillOnDrop(
+        Command::new(&demo)
+            .args(["--once", "--brokers", "none"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env_remove("TRACEWIRE_DEMO_BROKERS")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = run.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo did not finish within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "the demo failed: {status}");
+    run_driver_on(&viewer, &driver_dir, "demo.test.mjs", &[]);
 }
