@@ -178,7 +178,7 @@ pub(crate) fn connected(store: &Store, start: &TraceId) -> (Vec<Connected>, bool
             if !seen.insert(n) {
                 continue;
             }
-            if out.len() >= MAX_CONNECTED {
+            if out.len() >= MAX_CONNECTED || read >= MAX_SPANS_READ {
                 truncated = true;
                 break;
             }
@@ -187,8 +187,10 @@ pub(crate) fn connected(store: &Store, start: &TraceId) -> (Vec<Connected>, bool
                 Some(d) if d == edge => d,
                 Some(_) => Direction::Related,
             };
+            // (a summary reads the trace's spans too)
             let summary = store.summary(&n);
-            if summary.is_some() {
+            if let Some(sm) = &summary {
+                read += sm.span_count;
                 queue.push_back((n, Some(direction), hops + 1));
             }
             out.push(Connected {
