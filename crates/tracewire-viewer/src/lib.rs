@@ -13,6 +13,7 @@ mod persist;
 pub mod query;
 mod receive;
 mod server;
+mod span;
 pub mod store;
 #[cfg(test)]
 mod testing;

@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-use crate::store::Store;
-
 /// Largest record accepted when reading a persistence file.
 const MAX_RECORD: usize = 64 * 1024 * 1024;
 
@@ -43,7 +41,9 @@ impl Persist {
     }
 }
 
-fn read_records(path: &Path) -> io::Result<Vec<ExportTraceServiceRequest>> {
+/// The records of the file at `path` (none when it does not exist); a truncated tail is
+/// ignored and a record that does not decode is skipped, each with a warning.
+pub(crate) fn read_records(path: &Path) -> io::Result<Vec<ExportTraceServiceRequest>> {
     let mut data = Vec::new();
     match File::open(path) {
         Ok(mut f) => {
@@ -83,29 +83,33 @@ fn read_records(path: &Path) -> io::Result<Vec<ExportTraceServiceRequest>> {
     Ok(out)
 }
 
-/// Loads `path` into `store`, compacts it, and attaches it for appending.
-pub(crate) fn attach(store: &Store, path: &Path) -> io::Result<usize> {
-    let records = read_records(path)?;
-    let n = records.len();
-    for r in records {
-        store.ingest_inner(r);
-    }
+/// Rewrites the file at `path` with the records `each` hands to its writer (through a temporary
+/// file renamed over it: a crash leaves the old file or the new one).
+pub(crate) fn rewrite(
+    path: &Path,
+    each: impl FnOnce(&mut dyn FnMut(ExportTraceServiceRequest) -> io::Result<()>) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut w = BufWriter::new(File::create(&tmp)?);
-        store.export_each(|r| {
+        each(&mut |r: ExportTraceServiceRequest| {
             let b = r.encode_to_vec();
             w.write_all(&(b.len() as u32).to_le_bytes())?;
             w.write_all(&b)
         })?;
         w.flush()?;
     }
-    std::fs::rename(&tmp, path)?;
-    let f = OpenOptions::new().append(true).create(true).open(path)?;
-    store.set_persist(Persist {
-        path: path.to_owned(),
-        out: BufWriter::new(f),
-        failed: false,
-    });
-    Ok(n)
+    std::fs::rename(&tmp, path)
+}
+
+impl Persist {
+    /// Appends to the file at `path` from now on.
+    pub(crate) fn append_to(path: &Path) -> io::Result<Persist> {
+        let f = OpenOptions::new().append(true).create(true).open(path)?;
+        Ok(Persist {
+            path: path.to_owned(),
+            out: BufWriter::new(f),
+            failed: false,
+        })
+    }
 }

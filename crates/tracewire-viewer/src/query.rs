@@ -3,7 +3,7 @@
 use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 
-use crate::store::StoredSpan;
+use crate::span::StoredSpan;
 use crate::util;
 
 /// Status a span must have.

@@ -277,7 +277,7 @@ impl ViewerBuilder {
     pub async fn start(self) -> Result<RunningViewer, StartError> {
         let store = Arc::new(Store::with_limits(self.store, self.limits));
         if let Some(path) = &self.persist {
-            crate::persist::attach(&store, path).map_err(|e| StartError {
+            store.persist_to(path).map_err(|e| StartError {
                 message: format!(
                     "cannot use the persistence file {} (--persist): {e}",
                     path.display()

@@ -24,7 +24,7 @@ use std::io::Write as _;
 use memchr::memmem::Finder;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 
-use crate::store::StoredSpan;
+use crate::span::StoredSpan;
 use crate::util;
 
 /// Separator between fields; a needle containing it takes the slow path.
