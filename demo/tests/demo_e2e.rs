@@ -409,7 +409,11 @@ fn demo_exports_into_jaeger() {
     feature = "kafka"
 ))]
 mod order_pipeline {
-    use super::{ERROR, NOT_FOUND, OK, printed_trees, run_demo};
+    use std::time::{Duration, Instant};
+
+    use tracewire_viewer::{Query, ViewerBuilder};
+
+    use super::{ERROR, NOT_FOUND, OK, run_demo};
 
     /// A checkout that succeeds, with its order through the whole pipeline (every broker
     /// present): the checkout as [`OK`], then the gateway's publish and the chain of workers, each
@@ -417,6 +421,23 @@ mod order_pipeline {
     /// (`links=[parent]`). The shipping worker's first attempt fails (`nack`, requeued); RabbitMQ
     /// delivers the message again and the second attempt goes on: two process spans, one creation
     /// context. The last send (to Kafka) is processed by the ledger in a batch of its own trace.
+    /// The service map after the demo (`errors/count` per edge, errors of the callee's or the
+    /// consumer's span): the four checkouts' calls (the 502 fails through the chain, the 404 only
+    /// at the gateway's client span and below the backend), the orders' price lookups, and a
+    /// message edge per broker hop for the two orders — shipping's twice each (the failed first
+    /// delivery and the redelivery), the ledger's through the batch's links.
+    const MAP: [&str; 9] = [
+        "backend -> inventory call 1/4",
+        "gateway -> backend call 1/4",
+        "gateway -> payments message 0/2",
+        "inventory -> pricing call 1/3",
+        "notifications -> ledger message 0/2",
+        "payments -> pricing call 0/2",
+        "payments -> warehouse message 0/2",
+        "shipping -> notifications message 0/2",
+        "warehouse -> shipping message 2/4",
+    ];
+
     const PIPELINE: &str = "\
 \x20 gateway: publish orders.placed [producer]
     payments: process orders.placed [consumer] links=[parent]
@@ -439,8 +460,9 @@ ledger: process orders.completed [consumer] messaging.batch.message_count=2 mess
 ";
 
     /// The order pipeline with every broker present (`CI=true`: a missing one fails the test): the
-    /// two orders' traces from the gateway through every hop, the redelivery and the batch. Needs
-    /// the demo's default features (every broker built in).
+    /// two orders' traces from the gateway through every hop, the redelivery and the batch, as a
+    /// collector receives them, and the viewer's service map of that traffic. Needs the demo's
+    /// default features (every broker built in).
     #[test]
     fn demo_order_pipeline_crosses_every_broker() {
         use tracewire_test::skip::{self, Broker};
@@ -461,6 +483,22 @@ ledger: process orders.completed [consumer] messaging.batch.message_count=2 mess
             };
             env.push((var, url));
         }
+        // The services export to a viewer of the test's own, so the traces and the service map
+        // can be read from it after the demo exits.
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let viewer = runtime
+            .block_on(
+                ViewerBuilder::new()
+                    .otlp_grpc(None)
+                    .zipkin(None)
+                    .otlp_http(Some(0))
+                    .ui(Some(0))
+                    .start(),
+            )
+            .unwrap();
+        let addrs = viewer.addrs();
+        let endpoint = format!("http://{}", addrs.otlp_http.unwrap());
+        env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint));
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (ok, out) = run_demo(&env);
         assert!(ok, "the demo failed");
@@ -472,16 +510,73 @@ ledger: process orders.completed [consumer] messaging.batch.message_count=2 mess
             out.contains("hops ran: nats redis rabbitmq mosquitto kafka (2 of 2 orders through)\n"),
             "{out}"
         );
+
         let order = format!("{OK}{PIPELINE}");
+        let want = [order.as_str(), &order, NOT_FOUND, ERROR, BATCH];
+        let spans: usize = want.iter().map(|t| t.lines().count()).sum();
+        // The services flushed as they exited; give the receiver a moment to finish storing.
+        let store = viewer.store().clone();
+        let query = Query {
+            limit: 0,
+            ..Default::default()
+        };
+        let stored = || -> usize {
+            store
+                .search_traces(&query)
+                .iter()
+                .map(|(_, s)| s.len())
+                .sum()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stored() < spans && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut traces: Vec<Vec<_>> = store
+            .search_traces(&query)
+            .into_iter()
+            .map(|(_, spans)| spans)
+            .collect();
+        traces.sort_by_key(|spans| spans.iter().map(|s| s.span.start_time_unix_nano).min());
+        let mut trees = tracewire_demo::render_traces(&traces);
         // The batch's trace starts when the ledger takes both orders: before or after the 404
         // and 502 checkouts, as fast as the brokers happen to be. Its links name the orders'
         // traces (#1, #2), which always come first.
-        let mut trees = printed_trees(&out);
         let batch = trees
             .iter()
             .position(|t| t.starts_with("ledger: "))
-            .unwrap_or_else(|| panic!("no batch trace: {out}"));
+            .unwrap_or_else(|| panic!("no batch trace: {trees:?}"));
         assert_eq!(trees.remove(batch), BATCH);
         assert_eq!(trees, [order.as_str(), &order, NOT_FOUND, ERROR]);
+
+        // The service map of those traces: calls and messages, with their counts and errors.
+        let ui = addrs.ui.unwrap();
+        let map: serde_json::Value = runtime.block_on(async {
+            let body = reqwest::get(format!("http://{ui}/tw/api/map"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            serde_json::from_str(&body).unwrap()
+        });
+        let mut edges: Vec<String> = map["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} -> {} {} {}/{}",
+                    e["from"].as_str().unwrap(),
+                    e["to"].as_str().unwrap(),
+                    e["kind"].as_str().unwrap(),
+                    e["errors"],
+                    e["count"]
+                )
+            })
+            .collect();
+        edges.sort();
+        assert_eq!(edges, MAP, "{map}");
+        assert_eq!(map["traces"], 5, "{map}");
+        runtime.block_on(viewer.shutdown());
     }
 }
