@@ -6,7 +6,8 @@ use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tracewire_viewer::{Query, ViewerBuilder};
+use tracewire_viewer::store::StoredSpan;
+use tracewire_viewer::{Query, RunningViewer, ViewerBuilder};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -132,10 +133,9 @@ fn demo_once_shows_the_four_services_in_the_embedded_viewer() {
     assert!(out.contains("viewer: http://127.0.0.1:"), "{out}");
 }
 
-#[test]
-fn demo_exports_to_the_collector_named_by_otel_exporter_otlp_endpoint() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    // A collector of our own: a viewer with only its OTLP/HTTP receiver and its query API.
+/// A collector of the test's own: a viewer with only its OTLP/HTTP receiver and its query API,
+/// and the endpoint the demo's services export to.
+fn collector(runtime: &tokio::runtime::Runtime) -> (RunningViewer, String) {
     let viewer = runtime
         .block_on(
             ViewerBuilder::new()
@@ -146,29 +146,59 @@ fn demo_exports_to_the_collector_named_by_otel_exporter_otlp_endpoint() {
                 .start(),
         )
         .unwrap();
+    let endpoint = format!("http://{}", viewer.addrs().otlp_http.unwrap());
+    (viewer, endpoint)
+}
+
+/// The traces the collector holds once it holds `spans` spans (the services flushed as they
+/// exited; the receiver may still be storing), or after 10 s what it has, oldest first.
+fn collected(viewer: &RunningViewer, spans: usize) -> Vec<Vec<StoredSpan>> {
+    let store = viewer.store().clone();
+    let query = Query {
+        limit: 0,
+        ..Default::default()
+    };
+    let stored = || -> usize {
+        store
+            .search_traces(&query)
+            .iter()
+            .map(|(_, s)| s.len())
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stored() < spans && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut traces: Vec<Vec<StoredSpan>> = store
+        .search_traces(&query)
+        .into_iter()
+        .map(|(_, spans)| spans)
+        .collect();
+    traces.sort_by_key(|spans| spans.iter().map(|s| s.span.start_time_unix_nano).min());
+    traces
+}
+
+#[test]
+fn demo_exports_to_the_collector_named_by_otel_exporter_otlp_endpoint() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (viewer, endpoint) = collector(&runtime);
     let addrs = viewer.addrs();
-    let endpoint = format!("http://{}", addrs.otlp_http.unwrap());
 
     let (ok, out) = run_demo(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), NO_BROKERS]);
     assert!(ok, "the demo failed");
     assert!(out.contains(&format!("the services export to {endpoint}")));
     assert!(!out.contains("viewer: "), "no embedded viewer: {out}");
 
-    // The services flushed as they exited; give the receiver a moment to finish storing.
-    let store = viewer.store().clone();
-    let query = Query {
-        limit: 0,
-        ..Default::default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.search_traces(&query).len() < 4 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut traces = store.search_traces(&query);
-    traces.sort_by_key(|(_, spans)| spans.iter().map(|s| s.span.start_time_unix_nano).min());
+    let traces = collected(
+        &viewer,
+        [OK, OK, NOT_FOUND, ERROR]
+            .map(|t| t.lines().count())
+            .iter()
+            .sum(),
+    );
     let trees: Vec<String> = traces
         .iter()
-        .map(|(_, spans)| tracewire_demo::render_trace(spans))
+        .map(|spans| tracewire_demo::render_trace(spans))
         .collect();
     assert_eq!(trees, [OK, OK, NOT_FOUND, ERROR]);
 
@@ -409,11 +439,7 @@ fn demo_exports_into_jaeger() {
     feature = "kafka"
 ))]
 mod order_pipeline {
-    use std::time::{Duration, Instant};
-
-    use tracewire_viewer::{Query, ViewerBuilder};
-
-    use super::{ERROR, NOT_FOUND, OK, run_demo};
+    use super::{ERROR, NOT_FOUND, OK, collected, collector, run_demo};
 
     /// A checkout that succeeds, with its order through the whole pipeline (every broker
     /// present): the checkout as [`OK`], then the gateway's publish and the chain of workers, each
@@ -486,18 +512,7 @@ ledger: process orders.completed [consumer] messaging.batch.message_count=2 mess
         // The services export to a viewer of the test's own, so the traces and the service map
         // can be read from it after the demo exits.
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let viewer = runtime
-            .block_on(
-                ViewerBuilder::new()
-                    .otlp_grpc(None)
-                    .zipkin(None)
-                    .otlp_http(Some(0))
-                    .ui(Some(0))
-                    .start(),
-            )
-            .unwrap();
-        let addrs = viewer.addrs();
-        let endpoint = format!("http://{}", addrs.otlp_http.unwrap());
+        let (viewer, endpoint) = collector(&runtime);
         env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint));
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (ok, out) = run_demo(&env);
@@ -514,29 +529,7 @@ ledger: process orders.completed [consumer] messaging.batch.message_count=2 mess
         let order = format!("{OK}{PIPELINE}");
         let want = [order.as_str(), &order, NOT_FOUND, ERROR, BATCH];
         let spans: usize = want.iter().map(|t| t.lines().count()).sum();
-        // The services flushed as they exited; give the receiver a moment to finish storing.
-        let store = viewer.store().clone();
-        let query = Query {
-            limit: 0,
-            ..Default::default()
-        };
-        let stored = || -> usize {
-            store
-                .search_traces(&query)
-                .iter()
-                .map(|(_, s)| s.len())
-                .sum()
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while stored() < spans && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let mut traces: Vec<Vec<_>> = store
-            .search_traces(&query)
-            .into_iter()
-            .map(|(_, spans)| spans)
-            .collect();
-        traces.sort_by_key(|spans| spans.iter().map(|s| s.span.start_time_unix_nano).min());
+        let traces = collected(&viewer, spans);
         let mut trees = tracewire_demo::render_traces(&traces);
         // The batch's trace starts when the ledger takes both orders: before or after the 404
         // and 502 checkouts, as fast as the brokers happen to be. Its links name the orders'
@@ -549,7 +542,7 @@ ledger: process orders.completed [consumer] messaging.batch.message_count=2 mess
         assert_eq!(trees, [order.as_str(), &order, NOT_FOUND, ERROR]);
 
         // The service map of those traces: calls and messages, with their counts and errors.
-        let ui = addrs.ui.unwrap();
+        let ui = viewer.addrs().ui.unwrap();
         let map: serde_json::Value = runtime.block_on(async {
             let body = reqwest::get(format!("http://{ui}/tw/api/map"))
                 .await
