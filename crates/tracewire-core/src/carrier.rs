@@ -109,6 +109,88 @@ pub fn visit_entries<'a>(
     true
 }
 
+/// Implements [`Extractor`] for carrier types that read one inner collection through three
+/// functions of the integration: `get_all(entries, key)`, `keys(entries)` and
+/// `visit(entries, pick, take)`. `|c| entries` says how a carrier `c` reaches the collection;
+/// the `values` and `keys` iterator types may name the lifetime `'b` of the borrow. One
+/// invocation may list several carriers over the same collection (an extractor and an injector
+/// of one header map).
+///
+/// ```
+/// use tracewire_core::Extractor;
+/// use tracewire_core::carrier::visit_entries;
+///
+/// struct Props<'a>(&'a [(String, String)]);
+///
+/// type Values<'a> = Box<dyn Iterator<Item = &'a str> + 'a>;
+/// type Keys<'a> = Box<dyn Iterator<Item = &'a str> + 'a>;
+///
+/// fn get_all<'a>(e: &'a [(String, String)], key: &str) -> Values<'a> {
+///     let key = key.to_owned();
+///     Box::new(e.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(&key)).map(|(_, v)| v.as_str()))
+/// }
+/// fn keys(e: &[(String, String)]) -> Keys<'_> {
+///     Box::new(e.iter().map(|(k, _)| k.as_str()))
+/// }
+/// fn visit<'a>(
+///     e: &'a [(String, String)],
+///     pick: impl FnMut(&str) -> Option<u8>,
+///     take: impl FnMut(u8, &'a str, &'a str),
+/// ) -> bool {
+///     visit_entries(e.iter().map(|(k, v)| (k.as_str(), v.as_str())), pick, take)
+/// }
+///
+/// tracewire_core::impl_extractor! {
+///     Props<'_>: |p| p.0;
+///     values: Values<'b>, keys: Keys<'b>;
+///     get_all: get_all, keys: keys, visit: visit
+/// }
+///
+/// let entries = [("TraceParent".to_owned(), "00-…".to_owned())];
+/// assert_eq!(Props(&entries).get("traceparent"), Some("00-…"));
+/// ```
+#[macro_export]
+macro_rules! impl_extractor {
+    (
+        $($carrier:ty),+ : |$this:ident| $entries:expr;
+        values: $values:ty, keys: $keys:ty;
+        get_all: $get_all:expr, keys: $keys_fn:expr, visit: $visit:expr $(,)?
+    ) => {
+        $(
+            impl $crate::Extractor for $carrier {
+                type Values<'b>
+                    = $values
+                where
+                    Self: 'b;
+                type Keys<'b>
+                    = $keys
+                where
+                    Self: 'b;
+
+                fn get_all(&self, key: &str) -> Self::Values<'_> {
+                    let $this = self;
+                    ($get_all)($entries, key)
+                }
+
+                fn keys(&self) -> Self::Keys<'_> {
+                    let $this = self;
+                    ($keys_fn)($entries)
+                }
+
+                /// One pass over the entries (no lookup per header).
+                fn visit<'b>(
+                    &'b self,
+                    pick: impl FnMut(&str) -> Option<u8>,
+                    take: impl FnMut(u8, &'b str, &'b str),
+                ) -> bool {
+                    let $this = self;
+                    ($visit)($entries, pick, take)
+                }
+            }
+        )+
+    };
+}
+
 /// `pick(key)` for a key in any case: `pick` sees it lowercased (on the stack for keys up to
 /// 64 bytes). The building block of [`visit_entries`], for carriers that group the values of a
 /// key (pick once per key, then take each value).

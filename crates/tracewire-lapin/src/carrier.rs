@@ -12,8 +12,8 @@
 use std::collections::btree_map;
 
 use lapin::types::{AMQPValue, FieldTable, ShortString};
+use tracewire_core::Injector;
 use tracewire_core::carrier::pick_any_case;
-use tracewire_core::{Extractor, Injector};
 
 /// Reads propagation headers from an AMQP header table.
 #[derive(Clone, Copy, Debug)]
@@ -77,58 +77,10 @@ fn visit<'a>(
     true
 }
 
-impl Extractor for HeaderExtractor<'_> {
-    type Values<'b>
-        = Values<'b>
-    where
-        Self: 'b;
-    type Keys<'b>
-        = Keys<'b>
-    where
-        Self: 'b;
-
-    fn get_all(&self, key: &str) -> Values<'_> {
-        get_all(self.0, key)
-    }
-
-    fn keys(&self) -> Keys<'_> {
-        keys(self.0)
-    }
-
-    fn visit<'a>(
-        &'a self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'a str, &'a str),
-    ) -> bool {
-        visit(self.0, pick, take)
-    }
-}
-
-impl Extractor for HeaderInjector<'_> {
-    type Values<'b>
-        = Values<'b>
-    where
-        Self: 'b;
-    type Keys<'b>
-        = Keys<'b>
-    where
-        Self: 'b;
-
-    fn get_all(&self, key: &str) -> Values<'_> {
-        get_all(self.0, key)
-    }
-
-    fn keys(&self) -> Keys<'_> {
-        keys(self.0)
-    }
-
-    fn visit<'a>(
-        &'a self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'a str, &'a str),
-    ) -> bool {
-        visit(self.0, pick, take)
-    }
+tracewire_core::impl_extractor! {
+    HeaderExtractor<'_>, HeaderInjector<'_>: |h| h.0;
+    values: Values<'b>, keys: Keys<'b>;
+    get_all: get_all, keys: keys, visit: visit
 }
 
 impl Injector for HeaderInjector<'_> {
@@ -151,7 +103,7 @@ impl Injector for HeaderInjector<'_> {
 mod tests {
     use super::*;
     use lapin::types::{ByteArray, LongString};
-    use tracewire_core::{Format, Propagators, SpanId, TraceContext, TraceId};
+    use tracewire_core::{Extractor as _, Format, Propagators, SpanId, TraceContext, TraceId};
 
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 

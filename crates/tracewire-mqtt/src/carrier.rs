@@ -10,8 +10,8 @@
 //! MQTT 3.1.1 has no properties at all: nothing can be propagated over it (see the crate's
 //! README).
 
+use tracewire_core::Injector;
 use tracewire_core::carrier::visit_entries;
-use tracewire_core::{Extractor, Injector};
 
 /// Reads propagation headers from the user properties of a PUBLISH.
 ///
@@ -83,43 +83,16 @@ fn visit<'a>(
     )
 }
 
-macro_rules! extractor {
-    ($t:ty, $entries:ident => $slice:expr) => {
-        impl Extractor for $t {
-            type Values<'b>
-                = Values<'b>
-            where
-                Self: 'b;
-            type Keys<'b>
-                = Keys<'b>
-            where
-                Self: 'b;
-
-            fn get_all(&self, key: &str) -> Values<'_> {
-                let $entries = self;
-                values($slice, key)
-            }
-
-            fn keys(&self) -> Keys<'_> {
-                let $entries = self;
-                keys($slice)
-            }
-
-            /// One pass over the properties (no lookup per header).
-            fn visit<'b>(
-                &'b self,
-                pick: impl FnMut(&str) -> Option<u8>,
-                take: impl FnMut(u8, &'b str, &'b str),
-            ) -> bool {
-                let $entries = self;
-                visit($slice, pick, take)
-            }
-        }
-    };
+tracewire_core::impl_extractor! {
+    UserProperties<'_>: |p| p.0;
+    values: Values<'b>, keys: Keys<'b>;
+    get_all: values, keys: keys, visit: visit
 }
-
-extractor!(UserProperties<'_>, p => p.0);
-extractor!(UserPropertiesMut<'_>, p => p.0.as_slice());
+tracewire_core::impl_extractor! {
+    UserPropertiesMut<'_>: |p| p.0.as_slice();
+    values: Values<'b>, keys: Keys<'b>;
+    get_all: values, keys: keys, visit: visit
+}
 
 impl Injector for UserPropertiesMut<'_> {
     fn set(&mut self, key: &'static str, value: String) {
@@ -137,7 +110,7 @@ impl Injector for UserPropertiesMut<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracewire_core::{Format, Propagators, SpanId, TraceContext, TraceId};
+    use tracewire_core::{Extractor as _, Format, Propagators, SpanId, TraceContext, TraceId};
 
     fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

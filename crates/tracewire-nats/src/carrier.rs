@@ -9,8 +9,8 @@ use std::str::FromStr;
 
 use async_nats::HeaderMap;
 use async_nats::header::{HeaderName, HeaderValue};
+use tracewire_core::Injector;
 use tracewire_core::carrier::pick_any_case;
-use tracewire_core::{Extractor, Injector};
 
 /// Reads propagation headers from an [`async_nats::HeaderMap`].
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +30,8 @@ type Keys<'a> = std::iter::Map<
     fn(Entry<'a>) -> &'a str,
 >;
 
+/// A scan of the map (only for headers that appear more than once: extraction walks the map
+/// once through [`visit`](tracewire_core::Extractor::visit)).
 fn get_all<'a>(map: &'a HeaderMap, key: &str) -> Values<'a> {
     let key = key.to_owned();
     Box::new(
@@ -63,60 +65,10 @@ fn visit<'a>(
     true
 }
 
-impl Extractor for HeaderExtractor<'_> {
-    type Values<'b>
-        = Values<'b>
-    where
-        Self: 'b;
-    type Keys<'b>
-        = Keys<'b>
-    where
-        Self: 'b;
-
-    /// A scan of the map (only for headers that appear more than once: extraction walks the
-    /// map once through [`visit`](Extractor::visit)).
-    fn get_all(&self, key: &str) -> Values<'_> {
-        get_all(self.0, key)
-    }
-
-    fn keys(&self) -> Keys<'_> {
-        keys(self.0)
-    }
-
-    fn visit<'a>(
-        &'a self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'a str, &'a str),
-    ) -> bool {
-        visit(self.0, pick, take)
-    }
-}
-
-impl Extractor for HeaderInjector<'_> {
-    type Values<'b>
-        = Values<'b>
-    where
-        Self: 'b;
-    type Keys<'b>
-        = Keys<'b>
-    where
-        Self: 'b;
-
-    fn get_all(&self, key: &str) -> Values<'_> {
-        get_all(self.0, key)
-    }
-
-    fn keys(&self) -> Keys<'_> {
-        keys(self.0)
-    }
-
-    fn visit<'a>(
-        &'a self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'a str, &'a str),
-    ) -> bool {
-        visit(self.0, pick, take)
-    }
+tracewire_core::impl_extractor! {
+    HeaderExtractor<'_>, HeaderInjector<'_>: |h| h.0;
+    values: Values<'b>, keys: Keys<'b>;
+    get_all: get_all, keys: keys, visit: visit
 }
 
 /// The value moved into a header value (no copy), unless it holds a line break (which

@@ -239,39 +239,16 @@ pub struct Fields<'a>(pub &'a [(String, Vec<u8>)]);
 #[derive(Debug)]
 pub struct FieldsMut<'a>(pub &'a mut Vec<(String, Vec<u8>)>);
 
-macro_rules! fields_extractor {
-    ($t:ty) => {
-        impl Extractor for $t {
-            type Values<'b>
-                = Values<'b, String, Vec<u8>>
-            where
-                Self: 'b;
-            type Keys<'b>
-                = Keys<'b, String, Vec<u8>>
-            where
-                Self: 'b;
-
-            fn get_all(&self, key: &str) -> Self::Values<'_> {
-                values(&self.0[..], key)
-            }
-
-            fn keys(&self) -> Self::Keys<'_> {
-                keys(&self.0[..])
-            }
-
-            fn visit<'b>(
-                &'b self,
-                pick: impl FnMut(&str) -> Option<u8>,
-                take: impl FnMut(u8, &'b str, &'b str),
-            ) -> bool {
-                visit(&self.0[..], pick, take)
-            }
-        }
-    };
+tracewire_core::impl_extractor! {
+    Fields<'_>: |f| f.0;
+    values: Values<'b, String, Vec<u8>>, keys: Keys<'b, String, Vec<u8>>;
+    get_all: values, keys: keys, visit: visit
 }
-
-fields_extractor!(Fields<'_>);
-fields_extractor!(FieldsMut<'_>);
+tracewire_core::impl_extractor! {
+    FieldsMut<'_>: |f| f.0.as_slice();
+    values: Values<'b, String, Vec<u8>>, keys: Keys<'b, String, Vec<u8>>;
+    get_all: values, keys: keys, visit: visit
+}
 
 impl Injector for FieldsMut<'_> {
     fn set(&mut self, key: &'static str, value: String) {
