@@ -615,6 +615,16 @@ mod tests {
         })
     }
 
+    /// Every header, in order, with its value.
+    fn entries(h: &OwnedHeaders) -> Vec<(String, Option<Vec<u8>>)> {
+        (0..h.count())
+            .map(|i| {
+                let h = h.get(i);
+                (h.key.to_owned(), h.value.map(<[u8]>::to_vec))
+            })
+            .collect()
+    }
+
     #[test]
     fn reads_any_case_skips_null_and_binary_values() {
         let h = headers(&[
@@ -654,12 +664,7 @@ mod tests {
         ])));
         Propagators::new([Format::TraceContext, Format::Baggage]).inject(&cx, &mut carrier);
         let h = carrier.into_inner().unwrap();
-        let all: Vec<(String, Option<Vec<u8>>)> = (0..h.count())
-            .map(|i| {
-                let h = h.get(i);
-                (h.key.to_owned(), h.value.map(<[u8]>::to_vec))
-            })
-            .collect();
+        let all = entries(&h);
         assert_eq!(
             all,
             [
@@ -691,12 +696,7 @@ mod tests {
         Propagators::new([Format::TraceContext]).inject(&cx, &mut carrier);
         assert_eq!(carrier.get("traceparent").map(str::len), Some(55));
         let h = carrier.written().apply(Some(original.clone())).unwrap();
-        let all: Vec<(String, Option<Vec<u8>>)> = (0..h.count())
-            .map(|i| {
-                let h = h.get(i);
-                (h.key.to_owned(), h.value.map(<[u8]>::to_vec))
-            })
-            .collect();
+        let all = entries(&h);
         assert_eq!(
             all,
             [
