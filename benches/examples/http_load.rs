@@ -1,22 +1,29 @@
 //! A hello-world axum server for the end-to-end load runs in BENCHMARKS.md ("HTTP servers"),
 //! one mode per tracing stack, so a load generator on loopback can compare their throughput:
 //!
-//! | mode | what traces the request |
-//! |---|---|
-//! | `plain` | nothing |
-//! | `tracewire` | `tracewire_tower::TraceLayer::axum()`, 100 % sampled, every span exported through `tracewire-export`'s pipeline (OTLP mapping, batching) into an in-process sink that counts them |
-//! | `tracewire-discard` | the same layer, spans handed to fastrace's collector and dropped by its reporter |
-//! | `tracewire-unsampled` | the same layer, `Sampler::AlwaysOff` (context still propagated) |
-//! | `fastrace-axum` | `fastrace_axum::FastraceLayer` (the engine's own axum layer), spans dropped by the same reporter |
-//! | `otel-instrumentation-tower` | `opentelemetry-instrumentation-tower`'s layer, OpenTelemetry SDK batch processor, spans dropped |
+//! | mode | what traces the request | where its spans go |
+//! |---|---|---|
+//! | `plain` | nothing | |
+//! | `tracewire` | `tracewire_tower::TraceLayer::axum()`, 100 % sampled | `tracewire-export`'s pipeline (OTLP mapping, batching) into a sink that encodes each request as OTLP protobuf and counts the spans |
+//! | `tracewire-ratio10` | the same layer, `parentbased(traceidratio 0.1)`: 10 % sampled, the rest propagated | the same pipeline and sink |
+//! | `tracewire-discard` | the same layer, 100 % sampled | dropped by fastrace's reporter |
+//! | `tracewire-unsampled` | the same layer, `Sampler::AlwaysOff` (context still propagated) | none |
+//! | `fastrace-axum` | `fastrace_axum::FastraceLayer` (the engine's own axum layer) | `fastrace-opentelemetry`'s reporter into an SDK exporter that does what `opentelemetry-otlp` does (group, convert, prost-encode), counting the spans |
+//! | `otel-instrumentation-tower` | `opentelemetry-instrumentation-tower`'s layer (metrics off) | the OpenTelemetry SDK's batch processor into that same encoding exporter |
 //!
 //! ```text
 //! cargo build --release -p tracewire-benches --example http_load
 //! bash benches/load.sh            # every mode, interleaved rounds, with wrk
+//! bash benches/callgrind_load.sh  # instructions per request, per thread, per mode
 //! ```
 //!
+//! Two untraced control routes serve the measurement scripts: `GET /_count` answers how many
+//! `/hello/{name}` requests were served, `GET /_flush` hands every span produced so far to its
+//! sink (fastrace's collector, the export pipeline, the SDK's batch processor) and answers when
+//! it is done.
+//!
 //! The server runs on a tokio runtime with `TOKIO_WORKERS` worker threads (default 1) and stops
-//! on SIGTERM or Ctrl-C, printing how many spans it exported (mode `tracewire`).
+//! on SIGTERM or Ctrl-C, printing how many spans its sink counted (`spans exported: n`).
 #![allow(missing_docs, clippy::print_stdout, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -25,56 +32,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use tracewire_benches::export::{Discard, counting_pipeline, report_to};
+use tracewire_benches::otel;
 use tracewire_core::{Sampler, Tracer};
-use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
-use tracewire_export::{BoxFuture, ExportError, Pipeline, SpanExporter};
 use tracewire_tower::TraceLayer;
-
-/// Counts exported spans and drops them.
-struct Sink(Arc<AtomicU64>);
-
-impl SpanExporter for Sink {
-    fn name(&self) -> &str {
-        "sink"
-    }
-
-    fn export<'a>(
-        &'a self,
-        batch: &'a ExportTraceServiceRequest,
-    ) -> BoxFuture<'a, Result<(), ExportError>> {
-        let n: usize = batch
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
-        Box::pin(async { Ok(()) })
-    }
-}
-
-/// Drops every span fastrace collects.
-struct Discard;
-
-impl fastrace::collector::Reporter for Discard {
-    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
-        drop(spans);
-    }
-}
-
-/// An OpenTelemetry SDK exporter that drops every batch.
-#[derive(Debug)]
-struct OtelDrop;
-
-impl opentelemetry_sdk::trace::SpanExporter for OtelDrop {
-    async fn export(
-        &self,
-        batch: Vec<opentelemetry_sdk::trace::SpanData>,
-    ) -> opentelemetry_sdk::error::OTelSdkResult {
-        drop(batch);
-        Ok(())
-    }
-}
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -85,20 +46,30 @@ fn main() -> std::io::Result<()> {
         .and_then(|w| w.parse().ok())
         .unwrap_or(1);
     let exported = Arc::new(AtomicU64::new(0));
+    let served = Arc::new(AtomicU64::new(0));
 
-    let app = Router::new().route("/hello/{name}", get(|| async { "Hello, world!" }));
+    let count = served.clone();
+    let app = Router::new().route(
+        "/hello/{name}",
+        get(move || {
+            count.fetch_add(1, Ordering::Relaxed);
+            async { "Hello, world!" }
+        }),
+    );
     let layer = |sampler| TraceLayer::axum().tracer(Tracer::new().with_sampler(sampler));
     let mut pipeline = None;
     let mut otel = None;
     let app = match mode.as_str() {
         "plain" => app,
-        "tracewire" => {
-            let p = Pipeline::builder()
-                .exporter(Sink(exported.clone()))
-                .build()?;
-            fastrace::set_reporter(p.reporter(), fastrace::collector::Config::default());
+        "tracewire" | "tracewire-ratio10" => {
+            let p = counting_pipeline(exported.clone())?;
+            report_to(&p);
             pipeline = Some(p);
-            app.layer(layer(Sampler::AlwaysOn))
+            app.layer(layer(if mode == "tracewire" {
+                Sampler::AlwaysOn
+            } else {
+                Sampler::parent_based(Sampler::trace_id_ratio(0.1))
+            }))
         }
         "tracewire-discard" => {
             fastrace::set_reporter(Discard, fastrace::collector::Config::default());
@@ -109,15 +80,17 @@ fn main() -> std::io::Result<()> {
             app.layer(layer(Sampler::AlwaysOff))
         }
         "fastrace-axum" => {
-            fastrace::set_reporter(Discard, fastrace::collector::Config::default());
+            let resource = opentelemetry_sdk::Resource::builder_empty().build();
+            let reporter = fastrace_opentelemetry::OpenTelemetryReporter::new(
+                otel::Counting::new(exported.clone()),
+                std::borrow::Cow::Owned(resource),
+                opentelemetry::InstrumentationScope::builder("fastrace-axum").build(),
+            );
+            fastrace::set_reporter(reporter, fastrace::collector::Config::default());
             app.layer(fastrace_axum::FastraceLayer::default())
         }
         "otel-instrumentation-tower" => {
-            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-                .with_span_processor(
-                    opentelemetry_sdk::trace::BatchSpanProcessor::builder(OtelDrop).build(),
-                )
-                .build();
+            let provider = otel::provider(true, exported.clone());
             opentelemetry::global::set_tracer_provider(provider.clone());
             otel = Some(provider);
             app.layer(
@@ -131,12 +104,46 @@ fn main() -> std::io::Result<()> {
             return Err(std::io::Error::other(format!("unknown mode {other}")));
         }
     };
+    // The control routes, merged after `layer` so they are not traced.
+    let flush = {
+        let (pipeline, otel) = (pipeline.clone(), otel.clone());
+        move || {
+            let (pipeline, otel) = (pipeline.clone(), otel.clone());
+            async move {
+                let flushed = tokio::task::spawn_blocking(move || {
+                    fastrace::flush();
+                    if let Some(p) = &pipeline {
+                        p.flush(Duration::from_secs(10));
+                    }
+                    if let Some(p) = &otel {
+                        let _ = p.force_flush();
+                    }
+                })
+                .await;
+                if flushed.is_ok() {
+                    "flushed"
+                } else {
+                    "flush failed"
+                }
+            }
+        }
+    };
+    let count = served.clone();
+    let app = app
+        .route(
+            "/_count",
+            get(move || {
+                let n = count.load(Ordering::Relaxed);
+                async move { n.to_string() }
+            }),
+        )
+        .route("/_flush", get(flush));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
         .build()?;
-    let served = rt.block_on(async {
+    let served_result = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         println!("{mode} server on http://{addr}/hello/world ({workers} worker thread(s))");
         axum::serve(listener, app)
@@ -156,13 +163,13 @@ fn main() -> std::io::Result<()> {
             })
             .await
     });
+    fastrace::flush();
     if let Some(p) = pipeline {
         p.shutdown(Duration::from_secs(5));
-        println!("spans exported: {}", exported.load(Ordering::Relaxed));
     }
     if let Some(p) = otel {
         let _ = p.shutdown();
     }
-    fastrace::flush();
-    served
+    println!("spans exported: {}", exported.load(Ordering::Relaxed));
+    served_result
 }

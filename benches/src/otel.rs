@@ -21,12 +21,24 @@ use opentelemetry_sdk::trace::{
     BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
 };
 
-/// What `opentelemetry-otlp` does with a batch before sending it; counts the spans, drops the
-/// bytes.
+/// What `opentelemetry-otlp` does with a batch before sending it (group by resource and scope,
+/// convert, prost-encode); counts the spans, drops the bytes. The exporter of [`provider`], and
+/// of any SDK-based peer (e.g. `fastrace-opentelemetry`'s reporter) that should encode as
+/// tracewire's [`CountingSink`](crate::export::CountingSink) does.
 #[derive(Debug)]
-struct Counting {
+pub struct Counting {
     exported: Arc<AtomicU64>,
     resource: ResourceAttributesWithSchema,
+}
+
+impl Counting {
+    /// Counts the spans it exports into `exported`.
+    pub fn new(exported: Arc<AtomicU64>) -> Self {
+        Counting {
+            exported,
+            resource: (&opentelemetry_sdk::Resource::builder_empty().build()).into(),
+        }
+    }
 }
 
 impl SpanExporter for Counting {
@@ -58,13 +70,7 @@ pub fn provider(sampled: bool, exported: Arc<AtomicU64>) -> SdkTracerProvider {
     };
     SdkTracerProvider::builder()
         .with_sampler(Sampler::ParentBased(Box::new(root)))
-        .with_span_processor(
-            BatchSpanProcessor::builder(Counting {
-                exported,
-                resource: (&opentelemetry_sdk::Resource::builder_empty().build()).into(),
-            })
-            .build(),
-        )
+        .with_span_processor(BatchSpanProcessor::builder(Counting::new(exported)).build())
         .build()
 }
 
