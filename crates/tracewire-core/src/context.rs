@@ -128,6 +128,30 @@ impl TraceContext {
         })
     }
 
+    /// Calls `f` with the context attached to this thread ([`attach`](TraceContext::attach),
+    /// [`FutureExt::with_trace_context`]), without cloning it and without fastrace's local
+    /// parent: for hot paths that only ask whether there is a trace and whether it is sampled
+    /// (a `tracing` span deciding whether to record). `f` must not attach a context itself.
+    ///
+    /// ```
+    /// use tracewire_core::{SpanId, TraceContext, TraceId};
+    ///
+    /// assert_eq!(TraceContext::with_attached(|cx| cx.is_some()), false);
+    /// let _g = TraceContext::new(TraceId(1), SpanId(2), false).attach();
+    /// assert_eq!(TraceContext::with_attached(|cx| cx.map(TraceContext::is_sampled)), Some(false));
+    /// ```
+    pub fn with_attached<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
+        // During thread teardown the slot is gone: nothing is attached.
+        if CURRENT.try_with(|_| ()).is_err() {
+            return f(None);
+        }
+        // `f` runs under a shared borrow: it reads, it must not attach.
+        CURRENT.with(|c| match c.try_borrow() {
+            Ok(cx) => f(cx.as_ref()),
+            Err(_) => f(None),
+        })
+    }
+
     /// Makes this the current context on this thread until the guard drops.
     pub fn attach(self) -> ContextGuard {
         let prev = CURRENT.with(|c| c.replace(Some(self)));

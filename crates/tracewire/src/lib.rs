@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod logs;
+#[cfg(feature = "tracing")]
+pub mod subscriber;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -11,8 +13,19 @@ pub use tracewire_core::*;
 pub use tracewire_export as export;
 #[cfg(feature = "otlp")]
 pub use tracewire_otlp as otlp;
+/// `tracing` spans in tracewire traces: [`tracing::layer()`] (the crate `tracewire-tracing`).
+#[cfg(feature = "tracing")]
+pub use tracewire_tracing as tracing;
 #[cfg(feature = "zipkin")]
 pub use tracewire_zipkin as zipkin;
+
+/// The layer that records `tracing` spans in tracewire traces, with its defaults: same as
+/// [`tracing::layer()`]. Add it to your own `tracing-subscriber` registry, or let
+/// [`Builder::install_tracing_subscriber`] install one.
+#[cfg(feature = "tracing")]
+pub fn tracing_layer() -> tracewire_tracing::TracewireLayer {
+    tracewire_tracing::layer()
+}
 
 use config::{Config, ExporterKind};
 use tracewire_core::env::Warning;
@@ -50,6 +63,8 @@ pub struct Builder {
     command_args: bool,
     shutdown_timeout: Option<Duration>,
     report_interval: Option<Duration>,
+    #[cfg(feature = "tracing")]
+    tracing: Option<tracewire_tracing::TracewireLayer>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -141,6 +156,38 @@ impl Builder {
         self
     }
 
+    /// Also installs a global `tracing` subscriber, so that `#[tracing::instrument]` spans and
+    /// those of hyper, tonic, tower-http and other `tracing`-instrumented crates are recorded in
+    /// tracewire traces ([`tracing_layer`]), log lines carry `trace_id` and `span_id`
+    /// ([`logs::WithTraceIds`] over `tracing-subscriber`'s default format, on stdout), and
+    /// `RUST_LOG` filters both (default `info`; see [`subscriber::filter`]). When a global
+    /// subscriber is already set, `init` logs a warning and leaves it: add [`tracing_layer`] to
+    /// it instead. Default: off.
+    ///
+    /// ```no_run
+    /// let _guard = tracewire::builder()
+    ///     .service_name("users")
+    ///     .install_tracing_subscriber(true)
+    ///     .init();
+    /// ```
+    #[cfg(feature = "tracing")]
+    pub fn install_tracing_subscriber(mut self, yes: bool) -> Self {
+        self.tracing = if yes {
+            Some(self.tracing.take().unwrap_or_default())
+        } else {
+            None
+        };
+        self
+    }
+
+    /// [`install_tracing_subscriber`](Builder::install_tracing_subscriber) with this layer
+    /// (event level, root spans).
+    #[cfg(feature = "tracing")]
+    pub fn tracing_layer(mut self, layer: tracewire_tracing::TracewireLayer) -> Self {
+        self.tracing = Some(layer);
+        self
+    }
+
     /// The effective configuration and the warnings about invalid variables, without
     /// installing anything.
     pub fn config(&self) -> (Config, Vec<Warning>) {
@@ -178,9 +225,17 @@ impl Builder {
     ///
     /// The reporter only receives spans when the application enables fastrace's `enable`
     /// feature (libraries never do).
-    pub fn init(self) -> Guard {
+    pub fn init(mut self) -> Guard {
         let (config, warnings) = self.config();
         warnings.iter().for_each(Warning::emit);
+        #[cfg(feature = "tracing")]
+        if let Some(layer) = self.tracing.take() {
+            let rust_log = match &self.lookup {
+                Some(lookup) => lookup(subscriber::RUST_LOG),
+                None => std::env::var(subscriber::RUST_LOG).ok(),
+            };
+            subscriber::install(layer, rust_log.as_deref());
+        }
         let tracer = Tracer::new()
             .with_propagators(config.propagators.clone())
             .with_sampler(if config.disabled {
