@@ -118,10 +118,12 @@ mod tests {
 
     #[test]
     fn suffixed_once_and_read_back_by_the_one_table() {
-        let a = typed("retries", ValueType::Int);
+        // A callsite's field name: one `&'static str`.
+        static RETRIES: &str = "retries";
+        let a = typed(RETRIES, ValueType::Int);
         assert_eq!(a, "retries:int");
         assert_eq!(semconv::typed_key(&a), ("retries", ValueType::Int));
-        let b = typed("retries", ValueType::Int);
+        let b = typed(RETRIES, ValueType::Int);
         assert!(
             matches!((&a, &b), (Cow::Borrowed(x), Cow::Borrowed(y)) if std::ptr::eq(*x, *y)),
             "one copy"
@@ -135,7 +137,7 @@ mod tests {
             "http.response.status_code"
         );
         // Another thread gets the same process-wide copy.
-        let there = std::thread::spawn(|| match typed("retries", ValueType::Int) {
+        let there = std::thread::spawn(|| match typed(RETRIES, ValueType::Int) {
             Cow::Borrowed(k) => k.as_ptr() as usize,
             Cow::Owned(_) => 0,
         })
