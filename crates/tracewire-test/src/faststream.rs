@@ -337,11 +337,13 @@ pub fn attr(s: &StoredSpan, key: &str) -> Option<String> {
     value(s, key).map(text)
 }
 
-/// The value of attribute `key` with its wire type: `int:3`, `bool:true`, `string:x`.
+/// The value of attribute `key` with its wire type: `int:3`, `bool:true`, `double:0.5`,
+/// `string:x`.
 pub fn typed(s: &StoredSpan, key: &str) -> Option<String> {
     Some(match &value(s, key)?.value {
         Some(any_value::Value::IntValue(i)) => format!("int:{i}"),
         Some(any_value::Value::BoolValue(b)) => format!("bool:{b}"),
+        Some(any_value::Value::DoubleValue(d)) => format!("double:{d}"),
         Some(any_value::Value::StringValue(s)) => format!("string:{s}"),
         other => format!("{other:?}"),
     })
