@@ -7,6 +7,7 @@
 #
 #   bash benches/callgrind_load.sh                       # every mode
 #   MODES="plain tracewire" SECS=6 bash benches/callgrind_load.sh
+#   KEEP=/tmp/cg bash benches/callgrind_load.sh          # keep the profiles (callgrind_annotate)
 #
 # Per mode: the server starts under `valgrind --tool=callgrind --separate-threads=yes`, wrk
 # warms it up, `/_flush` hands every span made so far to its sink, the counters are zeroed
@@ -38,6 +39,7 @@ fastrace: local parent guard drops|request|fastrace::span::LocalParentGuard as c
 fastrace collector: reporter (tracewire: into the queue)|collector|as fastrace::collector::global_collector::Reporter>::report \[
 export worker: mapping|export|tracewire_export::map::Mapper::map \[
 export worker: encoding (incl. sizing)|export|tracewire_export::encode::encode_request \[
+export worker: mapping and encoding, straight from the spans|export|tracewire_export::encode::DirectEncoder::encode \[
 export worker: splitting by size|export|tracewire_export::pipeline::Worker::split \[
 "}
 . "$(dirname "$0")/load_lib.sh"
@@ -88,6 +90,12 @@ for mode in $MODES; do
         done <<<"$STAGES"
     done
     echo "$mode $n" >>"$OUT/requests"
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP"
+        for f in "$OUT/$mode.$server".1-*; do
+            case $f in *.annotated) ;; *) cp "$f" "$KEEP/$mode.$(role "$f").${f##*-}" ;; esac
+        done
+    fi
     per() { awk -v n="$n" -v r="$1" '$1 == r {s += $2} END {printf "%.0f", s / n}' "$OUT/$mode.roles"; }
     all=$(awk -v n="$n" '{s += $2} END {printf "%.0f", s / n}' "$OUT/$mode.roles")
     echo "$mode $n $(per request) $(per main) $(per collector) $(per export) $(per otel) $(per other) $all" >>"$OUT/results"

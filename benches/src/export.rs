@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
-use tracewire_export::{BoxFuture, ExportError, Pipeline, SpanExporter};
+use tracewire_export::{BoxFuture, EncodedRequest, ExportError, Input, Pipeline, SpanExporter};
 
-/// Encodes each OTLP request the pipeline sends (what the OTLP exporters put on the wire),
-/// counts its spans into the counter, and drops the bytes.
+/// Takes each OTLP request the pipeline sends encoded as protobuf (what the OTLP/HTTP
+/// exporter puts on the wire; the pipeline encodes it straight from the spans), counts its
+/// spans into the counter, and drops the bytes. Given the request's structs instead (called
+/// directly), it encodes them first.
 #[derive(Debug)]
 pub struct CountingSink(pub Arc<AtomicU64>);
 
@@ -30,6 +32,19 @@ impl SpanExporter for CountingSink {
             .sum();
         black_box(tracewire_export::encode::encode_request(batch));
         self.0.fetch_add(n as u64, Ordering::Relaxed);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn input(&self) -> Input {
+        Input::Protobuf
+    }
+
+    fn export_protobuf<'a>(
+        &'a self,
+        batch: &'a EncodedRequest,
+    ) -> BoxFuture<'a, Result<(), ExportError>> {
+        black_box(batch.bytes.as_slice());
+        self.0.fetch_add(batch.spans as u64, Ordering::Relaxed);
         Box::pin(async { Ok(()) })
     }
 }

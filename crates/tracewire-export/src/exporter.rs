@@ -6,6 +6,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message as _;
+
+use crate::encode::EncodedRequest;
 
 /// A boxed, `Send` future (what [`SpanExporter`] methods return, so the trait stays
 /// object-safe and exporters can be fanned out as `Box<dyn SpanExporter>`).
@@ -30,6 +33,30 @@ pub trait SpanExporter: Send + Sync + 'static {
         batch: &'a ExportTraceServiceRequest,
     ) -> BoxFuture<'a, Result<(), ExportError>>;
 
+    /// What the pipeline hands this exporter: the OTLP request's structs (the default; it
+    /// calls [`export`](SpanExporter::export)) or the request already encoded as OTLP protobuf
+    /// ([`Input::Protobuf`]; it calls [`export_protobuf`](SpanExporter::export_protobuf)).
+    /// Exporters that send OTLP protobuf as it is should take the bytes: the pipeline then
+    /// encodes straight from the spans, and builds no structs unless another exporter asks
+    /// for them.
+    fn input(&self) -> Input {
+        Input::Request
+    }
+
+    /// One attempt to send a batch encoded as an OTLP/protobuf `ExportTraceServiceRequest`
+    /// (called instead of [`export`](SpanExporter::export) when [`input`](SpanExporter::input)
+    /// is [`Input::Protobuf`]). The default decodes it and calls `export`.
+    fn export_protobuf<'a>(
+        &'a self,
+        batch: &'a EncodedRequest,
+    ) -> BoxFuture<'a, Result<(), ExportError>> {
+        Box::pin(async move {
+            let request = ExportTraceServiceRequest::decode(batch.bytes.as_slice())
+                .map_err(|e| ExportError::permanent(format!("undecodable request: {e}")))?;
+            self.export(&request).await
+        })
+    }
+
     /// Called once when the pipeline shuts down, after the last export.
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
@@ -46,9 +73,30 @@ impl<E: SpanExporter + ?Sized> SpanExporter for Box<E> {
     ) -> BoxFuture<'a, Result<(), ExportError>> {
         (**self).export(batch)
     }
+
+    fn input(&self) -> Input {
+        (**self).input()
+    }
+
+    fn export_protobuf<'a>(
+        &'a self,
+        batch: &'a EncodedRequest,
+    ) -> BoxFuture<'a, Result<(), ExportError>> {
+        (**self).export_protobuf(batch)
+    }
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         (**self).shutdown()
     }
+}
+
+/// What an exporter takes from the pipeline (see [`SpanExporter::input`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Input {
+    /// The OTLP request's structs, through [`SpanExporter::export`].
+    #[default]
+    Request,
+    /// The request encoded as OTLP protobuf, through [`SpanExporter::export_protobuf`].
+    Protobuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,7 +9,8 @@ pub mod map;
 pub mod pipeline;
 pub mod resource;
 
-pub use exporter::{BoxFuture, ExportError, SpanExporter};
+pub use encode::EncodedRequest;
+pub use exporter::{BoxFuture, ExportError, Input, SpanExporter};
 pub use map::SpanLimits;
 pub use pipeline::{
     BatchConfig, Counters, Pipeline, PipelineBuilder, PipelineReporter, RetryPolicy,

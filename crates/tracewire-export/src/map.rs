@@ -82,7 +82,8 @@ pub fn map_spans(records: Vec<SpanRecord>, limits: &SpanLimits) -> Vec<Span> {
 /// (see [`inherit_trace_context`]).
 pub fn map_span(record: SpanRecord, limits: &SpanLimits) -> Span {
     let mut span = Span::default();
-    map_span_into(record, limits, &mut span, &mut Spare::default());
+    let p = plan(&record, limits, Vec::new());
+    fill(&record, &p, limits, &mut span, &mut Spare::default());
     span
 }
 
@@ -94,6 +95,8 @@ pub struct Mapper {
     limits: SpanLimits,
     pool: Vec<Span>,
     spare: Spare,
+    /// The attribute list of [`plan`], kept between spans for its allocation.
+    scratch: Vec<(&'static str, Typed<'static>)>,
 }
 
 /// Recycled pieces (bounded).
@@ -141,9 +144,11 @@ impl Mapper {
     pub fn map(&mut self, mut records: Vec<SpanRecord>) -> Vec<Span> {
         inherit_trace_context(&mut records);
         let mut spans = Vec::with_capacity(records.len());
-        for r in records {
+        for r in &records {
             let mut span = self.pool.pop().unwrap_or_default();
-            map_span_into(r, &self.limits, &mut span, &mut self.spare);
+            let p = plan(r, &self.limits, reuse(std::mem::take(&mut self.scratch)));
+            fill(r, &p, &self.limits, &mut span, &mut self.spare);
+            self.scratch = reuse(p.attributes.items);
             spans.push(span);
         }
         spans
@@ -180,6 +185,14 @@ impl Mapper {
 /// reporter calls this on each report: every exported span carries its own values, whatever
 /// the export batches later split.
 pub fn inherit_trace_context(records: &mut [SpanRecord]) {
+    // The common case, and the second call on a report (the pipeline's reporter, then its
+    // mapping): every span has its own flags already.
+    if records
+        .iter()
+        .all(|r| r.properties.iter().any(|(k, _)| k == reserved::TRACE_FLAGS))
+    {
+        return;
+    }
     // (flags, tracestate) each span records itself.
     let own: Vec<(Option<u8>, Option<Cow<'static, str>>)> = records
         .iter()
@@ -250,45 +263,46 @@ fn set_str(s: &mut String, v: &str) {
     s.push_str(v);
 }
 
-/// **The mapping**, into a (possibly recycled) span: every field is overwritten.
-fn map_span_into(record: SpanRecord, limits: &SpanLimits, span: &mut Span, spare: &mut Spare) {
-    let SpanRecord {
-        trace_id,
-        span_id,
-        parent_id,
-        begin_time_unix_ns,
-        duration_ns,
-        name,
-        properties,
-        events,
-        links,
-    } = record;
+/// **The mapping**'s decisions for one record, everything the OTLP span is made of that is not
+/// copied from the record as it is: kind, status, flags, `tracestate` and the typed, limited
+/// attributes, all borrowed from the record. Both renderings read it: the OTLP structs
+/// ([`Mapper`], [`fill`]) and the protobuf bytes written straight from the record
+/// ([`crate::encode::SpanEncoder`]), so the two cannot disagree.
+#[derive(Debug)]
+pub(crate) struct Plan<'a> {
+    pub(crate) kind: ProtoKind,
+    pub(crate) status_code: StatusCode,
+    /// Only for an error status (the OpenTelemetry API keeps it for errors alone).
+    pub(crate) status_message: &'a str,
+    pub(crate) flags: u32,
+    pub(crate) trace_state: &'a str,
+    pub(crate) remote: bool,
+    pub(crate) attributes: AttrList<'a>,
+}
+
+/// Decides the OTLP span of `record` (see the [module docs](self) for the table); `items` is
+/// an empty list whose allocation the attributes may reuse.
+pub(crate) fn plan<'a>(
+    record: &'a SpanRecord,
+    limits: &SpanLimits,
+    items: Vec<(&'a str, Typed<'a>)>,
+) -> Plan<'a> {
     let mut kind = ProtoKind::Internal;
     let mut status_code = StatusCode::Unset;
-    let status = span.status.get_or_insert_with(Status::default);
-    status.message.clear();
+    let mut status_message = "";
     let mut trace_flags: Option<u32> = None;
     let mut remote = false;
-    span.trace_state.clear();
-    // (linked span id, fact), sorted by id after the pass: each link finds its own facts by a
-    // binary search, so a batch span with many links maps in O(n log n).
-    let mut link_facts: Vec<(u64, Reserved<'_>)> = Vec::new();
-    let mut attrs = AttrWriter::new(
-        &mut span.attributes,
-        spare,
-        limits.attribute_count,
-        limits.attribute_value_length,
-    );
-    for (key, value) in &properties {
+    let mut trace_state = "";
+    let mut attributes =
+        AttrList::new(items, limits.attribute_count, limits.attribute_value_length);
+    for (key, value) in &record.properties {
         if let Some(r) = reserved::decode(key, value) {
             match r {
                 Reserved::TraceFlags(f) => trace_flags = Some(u32::from(f)),
                 Reserved::ParentRemote(r) => remote = r,
-                Reserved::TraceState(state) => set_str(&mut span.trace_state, state),
-                Reserved::LinkAttribute { link, .. } | Reserved::LinkRemote(link) => {
-                    link_facts.push((link.0, r))
-                }
-                Reserved::Unknown => {}
+                Reserved::TraceState(state) => trace_state = state,
+                // Read per link by `link_facts`, when there are links.
+                Reserved::LinkAttribute { .. } | Reserved::LinkRemote(_) | Reserved::Unknown => {}
             }
             continue;
         }
@@ -305,73 +319,122 @@ fn map_span_into(record: SpanRecord, limits: &SpanLimits, span: &mut Span, spare
                 }
             }
             semconv::OTEL_STATUS_DESCRIPTION | semconv::FASTRACE_STATUS_DESCRIPTION => {
-                set_str(&mut status.message, value)
+                status_message = value
             }
-            _ => attrs.push(key, value),
+            _ => attributes.push(key, value),
         }
     }
-    span.dropped_attributes_count = attrs.finish();
-    link_facts.sort_by_key(|(id, _)| *id);
     if status_code != StatusCode::Error {
         // The description is only meaningful for errors (OpenTelemetry API).
-        status.message.clear();
+        status_message = "";
     }
-    status.code = status_code as i32;
-    let mut flags = trace_flags.unwrap_or(0x01);
-    flags |= FLAG_HAS_IS_REMOTE;
+    let mut flags = trace_flags.unwrap_or(0x01) | FLAG_HAS_IS_REMOTE;
     if remote {
         flags |= FLAG_IS_REMOTE;
     }
-
-    span.dropped_events_count = events.len().saturating_sub(limits.event_count) as u32;
-    span.events.clear();
-    span.events.extend(
-        events
-            .into_iter()
-            .take(limits.event_count)
-            .map(|e| map_event(e, limits)),
-    );
-    span.dropped_links_count = links.len().saturating_sub(limits.link_count) as u32;
-    span.links.clear();
-    let remote_parent = (remote && parent_id.0 != 0).then_some((trace_id, parent_id));
-    span.links.extend(
-        links
-            .into_iter()
-            .take(limits.link_count)
-            .map(|l| map_link(l, &link_facts, remote_parent, limits)),
-    );
-
-    set_bytes(&mut span.trace_id, &trace_id.0.to_be_bytes());
-    set_bytes(&mut span.span_id, &span_id.0.to_be_bytes());
-    if parent_id.0 == 0 {
-        span.parent_span_id.clear();
-    } else {
-        set_bytes(&mut span.parent_span_id, &parent_id.0.to_be_bytes());
+    Plan {
+        kind,
+        status_code,
+        status_message,
+        flags,
+        trace_state,
+        remote,
+        attributes,
     }
-    span.flags = flags;
-    set_str(&mut span.name, &name);
-    span.kind = kind as i32;
-    span.start_time_unix_nano = begin_time_unix_ns;
-    span.end_time_unix_nano = begin_time_unix_ns.saturating_add(duration_ns);
 }
 
-fn map_event(event: EventRecord, limits: &SpanLimits) -> Event {
-    let mut list = Vec::with_capacity(event.properties.len().min(limits.attributes_per_event));
-    let mut spare = Spare::default();
-    let mut attrs = AttrWriter::new(
-        &mut list,
-        &mut spare,
+/// The `tracewire.link*` facts of a span's properties, sorted by linked span id: each link
+/// finds its own by a binary search, so a batch span with many links maps in O(n log n).
+fn link_facts(record: &SpanRecord) -> Vec<(u64, Reserved<'_>)> {
+    let mut facts: Vec<(u64, Reserved<'_>)> = record
+        .properties
+        .iter()
+        .filter_map(|(k, v)| match reserved::decode(k, v)? {
+            r @ (Reserved::LinkAttribute { link, .. } | Reserved::LinkRemote(link)) => {
+                Some((link.0, r))
+            }
+            _ => None,
+        })
+        .collect();
+    facts.sort_by_key(|(id, _)| *id);
+    facts
+}
+
+/// The events of `record` as OTLP (at most the limit), and how many were dropped.
+pub(crate) fn events(record: &SpanRecord, limits: &SpanLimits) -> (Vec<Event>, u32) {
+    let dropped = record.events.len().saturating_sub(limits.event_count) as u32;
+    let events = record
+        .events
+        .iter()
+        .take(limits.event_count)
+        .map(|e| map_event(e, limits))
+        .collect();
+    (events, dropped)
+}
+
+/// The links of `record` as OTLP (at most the limit), and how many were dropped.
+pub(crate) fn links(record: &SpanRecord, plan: &Plan<'_>, limits: &SpanLimits) -> (Vec<Link>, u32) {
+    let dropped = record.links.len().saturating_sub(limits.link_count) as u32;
+    if record.links.is_empty() {
+        return (Vec::new(), dropped);
+    }
+    let facts = link_facts(record);
+    let remote_parent =
+        (plan.remote && record.parent_id.0 != 0).then_some((record.trace_id, record.parent_id));
+    let links = record
+        .links
+        .iter()
+        .take(limits.link_count)
+        .map(|l| map_link(l, &facts, remote_parent, limits))
+        .collect();
+    (links, dropped)
+}
+
+/// The OTLP structs of `record` as `plan` decided, into a (possibly recycled) span: every
+/// field is overwritten.
+fn fill(
+    record: &SpanRecord,
+    plan: &Plan<'_>,
+    limits: &SpanLimits,
+    span: &mut Span,
+    spare: &mut Spare,
+) {
+    let status = span.status.get_or_insert_with(Status::default);
+    set_str(&mut status.message, plan.status_message);
+    status.code = plan.status_code as i32;
+    set_str(&mut span.trace_state, plan.trace_state);
+    span.dropped_attributes_count = plan.attributes.fill(&mut span.attributes, spare);
+    (span.events, span.dropped_events_count) = events(record, limits);
+    (span.links, span.dropped_links_count) = links(record, plan, limits);
+    set_bytes(&mut span.trace_id, &record.trace_id.0.to_be_bytes());
+    set_bytes(&mut span.span_id, &record.span_id.0.to_be_bytes());
+    if record.parent_id.0 == 0 {
+        span.parent_span_id.clear();
+    } else {
+        set_bytes(&mut span.parent_span_id, &record.parent_id.0.to_be_bytes());
+    }
+    span.flags = plan.flags;
+    set_str(&mut span.name, &record.name);
+    span.kind = plan.kind as i32;
+    span.start_time_unix_nano = record.begin_time_unix_ns;
+    span.end_time_unix_nano = record.begin_time_unix_ns.saturating_add(record.duration_ns);
+}
+
+fn map_event(event: &EventRecord, limits: &SpanLimits) -> Event {
+    let mut attrs = AttrList::new(
+        Vec::new(),
         limits.attributes_per_event,
         limits.attribute_value_length,
     );
     for (k, v) in &event.properties {
         attrs.push(k, v);
     }
-    let dropped_attributes_count = attrs.finish();
+    let mut attributes = Vec::with_capacity(attrs.items.len());
+    let dropped_attributes_count = attrs.fill(&mut attributes, &mut Spare::default());
     Event {
         time_unix_nano: event.timestamp_unix_ns,
-        name: event.name.into_owned(),
-        attributes: list,
+        name: event.name.to_string(),
+        attributes,
         dropped_attributes_count,
     }
 }
@@ -380,16 +443,13 @@ fn map_event(event: EventRecord, limits: &SpanLimits) -> Event {
 /// `tracewire.link*` properties of the span).
 /// A link to the span's own remote parent is remote too (see [`tracewire_core::reserved`]).
 fn map_link(
-    link: SpanContext,
+    link: &SpanContext,
     facts: &[(u64, Reserved<'_>)],
     remote_parent: Option<(TraceId, SpanId)>,
     limits: &SpanLimits,
 ) -> Link {
-    let mut attributes = Vec::new();
-    let mut spare = Spare::default();
-    let mut attrs = AttrWriter::new(
-        &mut attributes,
-        &mut spare,
+    let mut attrs = AttrList::new(
+        Vec::new(),
         limits.attributes_per_link,
         limits.attribute_value_length,
     );
@@ -406,7 +466,8 @@ fn map_link(
             _ => {}
         }
     }
-    let dropped_attributes_count = attrs.finish();
+    let mut attributes = Vec::new();
+    let dropped_attributes_count = attrs.fill(&mut attributes, &mut Spare::default());
     Link {
         trace_id: link.trace_id.0.to_be_bytes().to_vec(),
         span_id: link.span_id.0.to_be_bytes().to_vec(),
@@ -431,49 +492,75 @@ pub fn proto_kind(kind: SpanKind) -> ProtoKind {
 /// One attribute from a fastrace property, typed by [`semconv::typed_key`]: a value that does
 /// not parse as its declared type is sent as a string rather than lost.
 pub fn attribute(key: &str, value: &str, max_len: Option<usize>) -> KeyValue {
+    let mut attrs = AttrList::new(Vec::new(), 1, max_len);
+    attrs.push(key, value);
     let mut list = Vec::with_capacity(1);
-    let mut spare = Spare::default();
-    let mut w = AttrWriter::new(&mut list, &mut spare, 1, max_len);
-    w.push(key, value);
-    w.finish();
+    attrs.fill(&mut list, &mut Spare::default());
     list.pop().unwrap_or_default()
 }
 
-/// The typed value of `value`, reusing `buf` for a string result.
-fn typed_value(
-    ty: ValueType,
-    value: &str,
-    max_len: Option<usize>,
-    mut buf: String,
-) -> (Value, Option<String>) {
-    let parsed = match ty {
-        ValueType::Int => value.trim().parse::<i64>().ok().map(Value::IntValue),
-        ValueType::Double => value.trim().parse::<f64>().ok().map(Value::DoubleValue),
-        ValueType::Bool => match value.trim() {
-            "true" => Some(Value::BoolValue(true)),
-            "false" => Some(Value::BoolValue(false)),
-            _ => None,
-        },
-        ValueType::StringArray => serde_json::from_str::<Vec<String>>(value)
-            .ok()
-            .map(|items| {
-                Value::ArrayValue(ArrayValue {
-                    values: items
-                        .into_iter()
-                        .map(|s| AnyValue {
-                            value: Some(Value::StringValue(truncated(&s, max_len).to_owned())),
-                        })
-                        .collect(),
-                })
+/// An attribute value, typed: **the one typing rule** (by [`semconv::typed_key`]'s type; a
+/// value that does not parse as its type stays a string, truncated to the length limit).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Typed<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    StrArray(Vec<String>),
+}
+
+impl<'a> Typed<'a> {
+    fn new(ty: ValueType, value: &'a str, max_len: Option<usize>) -> Self {
+        let parsed = match ty {
+            ValueType::Int => value.trim().parse::<i64>().ok().map(Typed::Int),
+            ValueType::Double => value.trim().parse::<f64>().ok().map(Typed::Double),
+            ValueType::Bool => match value.trim() {
+                "true" => Some(Typed::Bool(true)),
+                "false" => Some(Typed::Bool(false)),
+                _ => None,
+            },
+            ValueType::StringArray => {
+                serde_json::from_str::<Vec<String>>(value)
+                    .ok()
+                    .map(|items| {
+                        Typed::StrArray(
+                            items
+                                .into_iter()
+                                .map(|mut s| {
+                                    let len = truncated(&s, max_len).len();
+                                    s.truncate(len);
+                                    s
+                                })
+                                .collect(),
+                        )
+                    })
+            }
+            ValueType::String => None,
+        };
+        parsed.unwrap_or_else(|| Typed::Str(truncated(value, max_len)))
+    }
+
+    /// The OTLP value, reusing `buf` for a string; returns `buf` back when unused.
+    fn to_proto(&self, mut buf: String) -> (Value, Option<String>) {
+        let v = match self {
+            Typed::Str(s) => {
+                set_str(&mut buf, s);
+                return (Value::StringValue(buf), None);
+            }
+            Typed::Bool(b) => Value::BoolValue(*b),
+            Typed::Int(i) => Value::IntValue(*i),
+            Typed::Double(d) => Value::DoubleValue(*d),
+            Typed::StrArray(items) => Value::ArrayValue(ArrayValue {
+                values: items
+                    .iter()
+                    .map(|s| AnyValue {
+                        value: Some(Value::StringValue(s.clone())),
+                    })
+                    .collect(),
             }),
-        ValueType::String => None,
-    };
-    match parsed {
-        Some(v) => (v, Some(buf)),
-        None => {
-            set_str(&mut buf, truncated(value, max_len));
-            (Value::StringValue(buf), None)
-        }
+        };
+        (v, Some(buf))
     }
 }
 
@@ -484,70 +571,67 @@ fn truncated(s: &str, max_len: Option<usize>) -> &str {
     }
 }
 
-/// Writes an attribute list in place with a count limit; a repeated key keeps its last
-/// value. Entries beyond the new length go to the spare pool.
-struct AttrWriter<'a> {
-    list: &'a mut Vec<KeyValue>,
-    spare: &'a mut Spare,
-    used: usize,
-    limit: usize,
-    max_len: Option<usize>,
-    dropped: u32,
+/// An empty list of a possibly different lifetime, reusing `v`'s allocation (the element
+/// types have one layout: the standard library collects in place).
+// (`filter` would keep the item type, and its lifetime: the point is to change it.)
+#[allow(clippy::unnecessary_filter_map)]
+pub(crate) fn reuse<'x>(v: Vec<(&str, Typed<'_>)>) -> Vec<(&'x str, Typed<'x>)> {
+    v.into_iter().filter_map(|_| None).collect()
 }
 
-impl<'a> AttrWriter<'a> {
-    fn new(
-        list: &'a mut Vec<KeyValue>,
-        spare: &'a mut Spare,
-        limit: usize,
-        max_len: Option<usize>,
-    ) -> Self {
-        AttrWriter {
-            list,
-            spare,
-            used: 0,
+/// An attribute list with a count limit, typed as it is written: a repeated key keeps its
+/// first place and its last value; keys beyond the limit are counted as dropped.
+#[derive(Debug)]
+pub(crate) struct AttrList<'a> {
+    pub(crate) items: Vec<(&'a str, Typed<'a>)>,
+    limit: usize,
+    max_len: Option<usize>,
+    pub(crate) dropped: u32,
+}
+
+impl<'a> AttrList<'a> {
+    fn new(mut items: Vec<(&'a str, Typed<'a>)>, limit: usize, max_len: Option<usize>) -> Self {
+        items.clear();
+        AttrList {
+            items,
             limit,
             max_len,
             dropped: 0,
         }
     }
 
-    fn push(&mut self, key: &str, value: &str) {
+    fn push(&mut self, key: &'a str, value: &'a str) {
         let (key, ty) = semconv::typed_key(key);
-        let idx = match self.list[..self.used].iter().position(|e| e.key == key) {
-            Some(i) => i,
-            None if self.used < self.limit => {
-                if self.used == self.list.len() {
-                    let kv = self.spare.kvs.pop().unwrap_or_default();
-                    self.list.push(kv);
-                }
-                let i = self.used;
-                self.used += 1;
-                set_str(&mut self.list[i].key, key);
-                i
-            }
-            None => {
-                self.dropped += 1;
-                return;
-            }
-        };
-        let kv = &mut self.list[idx];
-        let buf = match kv.value.take().and_then(|v| v.value) {
-            Some(Value::StringValue(s)) => s,
-            _ => self.spare.string(),
-        };
-        let (value, unused) = typed_value(ty, value, self.max_len, buf);
-        if let Some(s) = unused {
-            self.spare.keep_string(s);
+        let value = Typed::new(ty, value, self.max_len);
+        match self.items.iter().position(|(k, _)| *k == key) {
+            Some(i) => self.items[i].1 = value,
+            None if self.items.len() < self.limit => self.items.push((key, value)),
+            None => self.dropped += 1,
         }
-        kv.key_strindex = 0;
-        kv.value = Some(AnyValue { value: Some(value) });
     }
 
-    /// Truncates the list to what was written; returns the dropped count.
-    fn finish(self) -> u32 {
-        for kv in self.list.drain(self.used..) {
-            self.spare.keep_kv(kv);
+    /// Writes the list into `list` in place (recycled entries refilled, the rest to the spare
+    /// pool); returns the dropped count.
+    fn fill(&self, list: &mut Vec<KeyValue>, spare: &mut Spare) -> u32 {
+        for (i, (key, value)) in self.items.iter().enumerate() {
+            if i == list.len() {
+                list.push(spare.kvs.pop().unwrap_or_default());
+            }
+            let kv = &mut list[i];
+            set_str(&mut kv.key, key);
+            let buf = match kv.value.take().and_then(|v| v.value) {
+                Some(Value::StringValue(s)) => s,
+                _ => spare.string(),
+            };
+            let (value, unused) = value.to_proto(buf);
+            if let Some(s) = unused {
+                spare.keep_string(s);
+            }
+            kv.key_strindex = 0;
+            kv.value = Some(AnyValue { value: Some(value) });
+        }
+        for kv in list.drain(self.items.len()..) {
+            spare.keep_kv(kv);
         }
         self.dropped
     }

@@ -15,7 +15,8 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 
-use crate::exporter::{ExportError, SpanExporter};
+use crate::encode::{DirectEncoder, EncodedRequest};
+use crate::exporter::{ExportError, Input, SpanExporter};
 use crate::map::{Mapper, SpanLimits};
 use crate::resource::Resource;
 
@@ -317,12 +318,22 @@ impl PipelineBuilder {
         for (k, v) in self.resource.iter() {
             let _ = write!(describe, "\n  {k} = {v}");
         }
+        let resource = self.resource.to_proto();
+        let encoder = DirectEncoder::new(
+            &resource,
+            &self.scope,
+            tracewire_core::semconv::SCHEMA_URL,
+            self.limits.clone(),
+        );
+        let inputs = self.exporters.iter().map(|e| e.input()).collect();
         let worker = Worker {
             shared: shared.clone(),
             exporters: self.exporters,
-            resource: self.resource.to_proto(),
+            inputs,
+            resource,
             scope: self.scope,
             mapper: Mapper::new(self.limits),
+            encoder,
             retry: self.retry,
         };
         let handle = std::thread::Builder::new()
@@ -528,10 +539,31 @@ impl Reporter for PipelineReporter {
 struct Worker {
     shared: Arc<Shared>,
     exporters: Vec<Arc<dyn SpanExporter>>,
+    /// What each exporter takes.
+    inputs: Vec<Input>,
     resource: opentelemetry_proto::tonic::resource::v1::Resource,
     scope: InstrumentationScope,
+    /// The OTLP structs, for exporters that take them.
     mapper: Mapper,
+    /// The protobuf bytes straight from the spans, for exporters that take them.
+    encoder: DirectEncoder,
     retry: RetryPolicy,
+}
+
+/// One request as an exporter takes it.
+#[derive(Clone)]
+enum Payload {
+    Request(Arc<ExportTraceServiceRequest>),
+    Protobuf(Arc<EncodedRequest>),
+}
+
+impl Payload {
+    fn span_count(&self) -> usize {
+        match self {
+            Payload::Request(r) => crate::exporter::span_count(r),
+            Payload::Protobuf(e) => e.spans,
+        }
+    }
 }
 
 impl Worker {
@@ -549,7 +581,8 @@ impl Worker {
                 return;
             }
         };
-        let shared = &self.shared;
+        let shared = self.shared.clone();
+        let shared = &*shared;
         let cfg = &shared.config;
         let mut last_export = Instant::now();
         loop {
@@ -597,10 +630,16 @@ impl Worker {
                 (batch, st.flush_requested, st.shutdown, st.queue.is_empty())
             };
             if !batch.is_empty() {
-                let spans = self.mapper.map(batch);
-                let sent = rt.block_on(self.export(spans));
+                let encoded = self.encode(&batch);
+                let requests = if self.inputs.contains(&Input::Request) {
+                    let spans = self.mapper.map(batch);
+                    self.split(spans).into_iter().map(Arc::new).collect()
+                } else {
+                    Vec::new()
+                };
+                rt.block_on(self.export(&requests, &encoded));
                 // The exporters are done with the requests: reuse the spans' buffers.
-                for request in sent {
+                for request in requests {
                     if let Ok(request) = Arc::try_unwrap(request) {
                         self.mapper.recycle(
                             request
@@ -639,23 +678,58 @@ impl Worker {
         }
     }
 
-    /// Splits by encoded size and sends each request to every exporter concurrently; returns
-    /// the requests once every exporter is done with them.
-    async fn export(&self, spans: Vec<Span>) -> Vec<Arc<ExportTraceServiceRequest>> {
-        let requests = self.split(spans);
-        let mut sent = Vec::with_capacity(requests.len());
-        for request in requests {
-            let request = Arc::new(request);
-            sent.push(request.clone());
-            let n = crate::exporter::span_count(&request) as u64;
+    /// The batch encoded straight from the spans, split by size, when an exporter takes
+    /// protobuf.
+    fn encode(&mut self, batch: &[SpanRecord]) -> Vec<Arc<EncodedRequest>> {
+        let takers = self
+            .inputs
+            .iter()
+            .filter(|i| **i == Input::Protobuf)
+            .count();
+        let mut out = Vec::new();
+        if takers == 0 {
+            return out;
+        }
+        let max = self.shared.config.max_request_bytes;
+        // The struct path logs a span it drops; count it here for the exporters of bytes.
+        let logs = !self.inputs.contains(&Input::Request);
+        let counters = &self.shared.counters;
+        self.encoder.encode(
+            batch,
+            max,
+            |r| out.push(Arc::new(r)),
+            |span, len| {
+                counters.failed.fetch_add(takers as u64, Ordering::Relaxed);
+                if logs {
+                    log::warn!(target: "tracewire", "span {:?} is {len} bytes encoded, over the {max}-byte request limit; dropped", span.name);
+                }
+            },
+        );
+        out
+    }
+
+    /// Sends each request to every exporter concurrently, as the exporter takes it (the
+    /// struct and the byte requests are split alike, request by request), one request after
+    /// the other.
+    async fn export(
+        &self,
+        requests: &[Arc<ExportTraceServiceRequest>],
+        encoded: &[Arc<EncodedRequest>],
+    ) {
+        for i in 0..requests.len().max(encoded.len()) {
             let mut tasks = tokio::task::JoinSet::new();
-            for exporter in &self.exporters {
+            for (exporter, input) in self.exporters.iter().zip(&self.inputs) {
+                let payload = match input {
+                    Input::Request => requests.get(i).cloned().map(Payload::Request),
+                    Input::Protobuf => encoded.get(i).cloned().map(Payload::Protobuf),
+                };
+                let Some(payload) = payload else { continue };
+                let n = payload.span_count() as u64;
                 let exporter = exporter.clone();
-                let request = request.clone();
                 let shared = self.shared.clone();
                 let retry = self.retry.clone();
                 tasks.spawn(async move {
-                    let result = export_with_retry(&*exporter, &request, &shared, &retry).await;
+                    let result = export_with_retry(&*exporter, &payload, &shared, &retry).await;
                     let c = &shared.counters;
                     match result {
                         Ok(()) => {
@@ -670,7 +744,6 @@ impl Worker {
             }
             while tasks.join_next().await.is_some() {}
         }
-        sent
     }
 
     fn split(&self, spans: Vec<Span>) -> Vec<ExportTraceServiceRequest> {
@@ -684,10 +757,11 @@ impl Worker {
             let len = span.encoded_len();
             let len = len + prost::length_delimiter_len(len) + 1;
             if len > budget {
+                let takers = self.inputs.iter().filter(|i| **i == Input::Request).count();
                 self.shared
                     .counters
                     .failed
-                    .fetch_add(self.exporters.len() as u64, Ordering::Relaxed);
+                    .fetch_add(takers as u64, Ordering::Relaxed);
                 log::warn!(target: "tracewire", "span {:?} is {len} bytes encoded, over the {max}-byte request limit; dropped", span.name);
                 continue;
             }
@@ -721,7 +795,7 @@ impl Worker {
 
 async fn export_with_retry(
     exporter: &dyn SpanExporter,
-    request: &ExportTraceServiceRequest,
+    payload: &Payload,
     shared: &Shared,
     retry: &RetryPolicy,
 ) -> Result<(), ExportError> {
@@ -734,7 +808,10 @@ async fn export_with_retry(
             return Err(abandoned());
         }
         let result = tokio::select! {
-            r = tokio::time::timeout(timeout, exporter.export(request)) => match r {
+            r = tokio::time::timeout(timeout, match payload {
+                Payload::Request(r) => exporter.export(r),
+                Payload::Protobuf(e) => exporter.export_protobuf(e),
+            }) => match r {
                 Ok(r) => r,
                 Err(_) => Err(ExportError::timeout(timeout)),
             },

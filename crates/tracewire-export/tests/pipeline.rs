@@ -10,7 +10,8 @@ use std::time::Duration;
 use fastrace::collector::{Reporter as _, SpanId, SpanRecord, TraceId};
 use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
 use tracewire_export::{
-    BatchConfig, BoxFuture, ExportError, Pipeline, RetryPolicy, SpanExporter, exporter::span_count,
+    BatchConfig, BoxFuture, EncodedRequest, ExportError, Input, Pipeline, RetryPolicy,
+    SpanExporter, exporter::span_count,
 };
 
 #[derive(Clone, Default)]
@@ -19,6 +20,8 @@ struct Fake {
     script: Arc<Mutex<VecDeque<Result<(), ExportError>>>>,
     attempts: Arc<Mutex<u32>>,
     delay: Option<Duration>,
+    /// Takes the requests encoded (`Input::Protobuf`); the bytes are kept here too.
+    protobuf: Option<Arc<Mutex<Vec<Vec<u8>>>>>,
 }
 
 impl Fake {
@@ -45,6 +48,32 @@ impl SpanExporter for Fake {
                 self.received.lock().unwrap().push(batch.clone());
             }
             next
+        })
+    }
+
+    fn input(&self) -> Input {
+        if self.protobuf.is_some() {
+            Input::Protobuf
+        } else {
+            Input::Request
+        }
+    }
+
+    fn export_protobuf<'a>(
+        &'a self,
+        batch: &'a EncodedRequest,
+    ) -> BoxFuture<'a, Result<(), ExportError>> {
+        use prost::Message as _;
+        Box::pin(async move {
+            let request = ExportTraceServiceRequest::decode(batch.bytes.as_slice()).unwrap();
+            assert_eq!(span_count(&request), batch.spans);
+            let result = self.export(&request).await;
+            if result.is_ok()
+                && let Some(raw) = &self.protobuf
+            {
+                raw.lock().unwrap().push(batch.bytes.clone());
+            }
+            result
         })
     }
 }
@@ -217,6 +246,58 @@ fn full_queue_drops_and_counts_without_blocking_the_reporter() {
     let c = p.counters();
     assert_eq!(c.exported, c.queued);
     assert_eq!(fake.spans() as u64, c.queued);
+}
+
+#[test]
+fn exporters_of_protobuf_get_the_bytes_of_the_same_requests() {
+    let structs = Fake::default();
+    let bytes = Fake {
+        protobuf: Some(Arc::default()),
+        ..Fake::default()
+    };
+    let p = Pipeline::builder()
+        .exporter(structs.clone())
+        .exporter(bytes.clone())
+        .batch(BatchConfig {
+            max_export_batch_size: 1000,
+            max_request_bytes: 64 * 1024,
+            ..BatchConfig::default()
+        })
+        .build()
+        .unwrap();
+    let mut batch = records(40, 10_000);
+    // One span alone over the limit: dropped by both, counted once per exporter.
+    batch.extend(records(1, 70_000).into_iter().map(|mut r| {
+        r.span_id = SpanId(99);
+        r
+    }));
+    p.reporter().report(batch);
+    assert!(p.flush(Duration::from_secs(10)));
+    let got = structs.received.lock().unwrap().clone();
+    assert!(got.len() >= 7, "{} requests", got.len());
+    assert_eq!(*bytes.received.lock().unwrap(), got);
+    let raw = bytes.protobuf.as_ref().unwrap().lock().unwrap().clone();
+    let encoded: Vec<Vec<u8>> = got
+        .iter()
+        .map(tracewire_export::encode::encode_request)
+        .collect();
+    assert_eq!(raw, encoded);
+    let c = p.counters();
+    assert_eq!((c.exported, c.failed), (80, 2));
+}
+
+#[test]
+fn an_exporter_of_protobuf_alone_gets_every_span() {
+    let bytes = Fake {
+        protobuf: Some(Arc::default()),
+        ..Fake::default()
+    };
+    let p = Pipeline::builder().exporter(bytes.clone()).build().unwrap();
+    p.reporter().report(records(25, 1));
+    assert!(p.flush(Duration::from_secs(10)));
+    assert_eq!(bytes.spans(), 25);
+    assert_eq!(p.counters().exported, 25);
+    assert!(p.shutdown(Duration::from_secs(5)));
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Property tests: buffer reuse never changes the mapping, and the fast encoder is
-//! byte-identical to prost's.
+//! Property tests: buffer reuse never changes the mapping, and the fast encoder and the direct
+//! encoder (records → bytes, no OTLP structs) are byte-identical to prost's.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::borrow::Cow;
@@ -7,9 +7,10 @@ use std::borrow::Cow;
 use fastrace::collector::{EventRecord, SpanContext, SpanId, SpanRecord, TraceId};
 use proptest::prelude::*;
 use prost::Message as _;
-use tracewire_export::encode::encode_request;
-use tracewire_export::map::{Mapper, map_spans};
+use tracewire_export::encode::{DirectEncoder, encode_request};
+use tracewire_export::map::{Mapper, inherit_trace_context, map_spans};
 use tracewire_export::proto::collector::trace::v1::ExportTraceServiceRequest;
+use tracewire_export::proto::common::v1::InstrumentationScope;
 use tracewire_export::proto::trace::v1::{ResourceSpans, ScopeSpans};
 use tracewire_export::{Resource, SpanLimits};
 
@@ -135,5 +136,64 @@ proptest! {
             }],
         };
         prop_assert_eq!(encode_request(&req), req.encode_to_vec());
+    }
+
+    #[test]
+    fn direct_encoding_is_prosts_encoding_of_the_mapped_spans(
+        mut batch in prop::collection::vec(record(), 0..10),
+        limits in limits(),
+        max_bytes in prop::option::of(150usize..600),
+    ) {
+        let resource = Resource::empty().with("service.name", "p").to_proto();
+        let scope = InstrumentationScope { name: "s".into(), version: "1".into(), ..Default::default() };
+        let schema = "https://opentelemetry.io/schemas/1.30.0";
+        let max = max_bytes.unwrap_or(usize::MAX);
+        inherit_trace_context(&mut batch);
+        let mut direct = Vec::new();
+        let mut skipped = Vec::new();
+        DirectEncoder::new(&resource, &scope, schema, limits.clone()).encode(
+            &batch,
+            max,
+            |r| direct.push(r),
+            |r, _| skipped.push(r.span_id),
+        );
+        // The reference: the mapped structs, split as the pipeline splits them, then prost.
+        let budget = max.saturating_sub(resource.encoded_len() + scope.encoded_len() + 64);
+        let mut expected: Vec<Vec<_>> = Vec::new();
+        let mut current = Vec::new();
+        let mut size = 0;
+        let mut expected_skipped = Vec::new();
+        for span in map_spans(batch, &limits) {
+            let len = span.encoded_len();
+            let len = len + prost::length_delimiter_len(len) + 1;
+            if len > budget {
+                expected_skipped.push(span.span_id.clone());
+                continue;
+            }
+            if size + len > budget && !current.is_empty() {
+                expected.push(std::mem::take(&mut current));
+                size = 0;
+            }
+            size += len;
+            current.push(span);
+        }
+        if !current.is_empty() {
+            expected.push(current);
+        }
+        prop_assert_eq!(direct.len(), expected.len());
+        for (d, spans) in direct.iter().zip(expected) {
+            prop_assert_eq!(d.spans, spans.len());
+            let req = ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: Some(resource.clone()),
+                    scope_spans: vec![ScopeSpans { scope: Some(scope.clone()), spans, schema_url: schema.into() }],
+                    schema_url: schema.into(),
+                }],
+            };
+            prop_assert_eq!(&d.bytes, &req.encode_to_vec());
+            prop_assert_eq!(&d.bytes, &encode_request(&req));
+        }
+        let skipped: Vec<Vec<u8>> = skipped.iter().map(|id| id.0.to_be_bytes().to_vec()).collect();
+        prop_assert_eq!(skipped, expected_skipped);
     }
 }
