@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
+use prost::bytes::Bytes;
 use prost::encoding::{WireType, encoded_len_varint};
 
 use crate::map::{Plan, SpanLimits, Typed, plan, reuse};
@@ -153,8 +154,9 @@ pub struct DirectEncoder {
 /// One OTLP/protobuf `ExportTraceServiceRequest` made by a [`DirectEncoder`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EncodedRequest {
-    /// The encoded request.
-    pub bytes: Vec<u8>,
+    /// The encoded request (cheap to clone: an exporter can hand it to its transport as it
+    /// is, and again on a retry).
+    pub bytes: Bytes,
     /// How many spans it holds.
     pub spans: usize,
 }
@@ -241,7 +243,10 @@ impl DirectEncoder {
         put_string(3, &self.schema_url, &mut bytes);
         put_string(3, &self.schema_url, &mut bytes);
         self.spans.clear();
-        EncodedRequest { bytes, spans }
+        EncodedRequest {
+            bytes: Bytes::from(bytes),
+            spans,
+        }
     }
 }
 

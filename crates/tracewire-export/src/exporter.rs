@@ -51,7 +51,7 @@ pub trait SpanExporter: Send + Sync + 'static {
         batch: &'a EncodedRequest,
     ) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(async move {
-            let request = ExportTraceServiceRequest::decode(batch.bytes.as_slice())
+            let request = ExportTraceServiceRequest::decode(batch.bytes.as_ref())
                 .map_err(|e| ExportError::permanent(format!("undecodable request: {e}")))?;
             self.export(&request).await
         })

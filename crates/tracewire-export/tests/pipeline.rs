@@ -65,13 +65,13 @@ impl SpanExporter for Fake {
     ) -> BoxFuture<'a, Result<(), ExportError>> {
         use prost::Message as _;
         Box::pin(async move {
-            let request = ExportTraceServiceRequest::decode(batch.bytes.as_slice()).unwrap();
+            let request = ExportTraceServiceRequest::decode(batch.bytes.as_ref()).unwrap();
             assert_eq!(span_count(&request), batch.spans);
             let result = self.export(&request).await;
             if result.is_ok()
                 && let Some(raw) = &self.protobuf
             {
-                raw.lock().unwrap().push(batch.bytes.clone());
+                raw.lock().unwrap().push(batch.bytes.to_vec());
             }
             result
         })

@@ -190,8 +190,8 @@ proptest! {
                     schema_url: schema.into(),
                 }],
             };
-            prop_assert_eq!(&d.bytes, &req.encode_to_vec());
-            prop_assert_eq!(&d.bytes, &encode_request(&req));
+            prop_assert_eq!(&d.bytes[..], &req.encode_to_vec()[..]);
+            prop_assert_eq!(&d.bytes[..], &encode_request(&req)[..]);
         }
         let skipped: Vec<Vec<u8>> = skipped.iter().map(|id| id.0.to_be_bytes().to_vec()).collect();
         prop_assert_eq!(skipped, expected_skipped);

@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message as _;
-use tracewire_export::{BoxFuture, ExportError, SpanExporter};
+use tracewire_export::{BoxFuture, EncodedRequest, ExportError, Input, SpanExporter};
 
 use crate::config::{Compression, ConfigError, OtlpConfig, Protocol};
 
@@ -130,10 +130,24 @@ impl OtlpHttpExporter {
 
     async fn send(&self, batch: &ExportTraceServiceRequest) -> Result<(), ExportError> {
         let body = self.encode(batch)?;
+        self.post(Bytes::from(body)).await
+    }
+
+    /// Sends a request the pipeline encoded as protobuf (not JSON: see `input`).
+    async fn send_encoded(&self, batch: &EncodedRequest) -> Result<(), ExportError> {
+        let body = if self.gzip {
+            Bytes::from(gzip(&batch.bytes)?)
+        } else {
+            batch.bytes.clone()
+        };
+        self.post(body).await
+    }
+
+    async fn post(&self, body: Bytes) -> Result<(), ExportError> {
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(self.uri.clone())
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| ExportError::permanent(format!("request: {e}")))?;
         let h = req.headers_mut();
         h.insert(
@@ -265,6 +279,23 @@ impl SpanExporter for OtlpHttpExporter {
         batch: &'a ExportTraceServiceRequest,
     ) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(self.send(batch))
+    }
+
+    /// OTLP/HTTP protobuf takes the pipeline's bytes as they are (written straight from the
+    /// spans); JSON takes the structs.
+    fn input(&self) -> Input {
+        if self.json {
+            Input::Request
+        } else {
+            Input::Protobuf
+        }
+    }
+
+    fn export_protobuf<'a>(
+        &'a self,
+        batch: &'a EncodedRequest,
+    ) -> BoxFuture<'a, Result<(), ExportError>> {
+        Box::pin(self.send_encoded(batch))
     }
 }
 
