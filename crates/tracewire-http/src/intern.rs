@@ -92,6 +92,9 @@ pub(crate) struct Host {
     raw: &'static str,
     pub(crate) address: &'static str,
     pub(crate) port: Option<u16>,
+    /// The port as `server.port` writes it, when the value spells it that way (a slice of the
+    /// interned value: no string to make per request).
+    pub(crate) port_text: Option<&'static str>,
 }
 
 static HOSTS: RwLock<Option<HashMap<Box<str>, &'static Host>>> = RwLock::new(None);
@@ -131,10 +134,14 @@ fn host_slow(raw: &str) -> Option<&'static Host> {
     }
     let leaked: &'static str = Box::leak(raw.to_owned().into_boxed_str());
     let (address, port) = split_host_port(leaked)?;
+    let port_text = leaked.rsplit_once(':').map(|(_, p)| p).filter(|p| {
+        port.is_some_and(|n| p.parse() == Ok(n)) && (*p == "0" || !p.starts_with(['0', '+']))
+    });
     let h: &'static Host = Box::leak(Box::new(Host {
         raw: leaked,
         address,
         port,
+        port_text,
     }));
     map.insert(raw.into(), h);
     Some(h)
@@ -186,6 +193,17 @@ mod tests {
             "after a miss"
         );
         assert!(host("").is_none(), "no host");
+    }
+
+    #[test]
+    fn a_port_spelt_as_written_is_kept_as_text() {
+        assert_eq!(host("text.example:18081").unwrap().port_text, Some("18081"));
+        assert_eq!(host("[::1]:9000").unwrap().port_text, Some("9000"));
+        assert_eq!(host("text.example").unwrap().port_text, None);
+        // Spelt otherwise than `server.port` writes it: made from the number instead.
+        assert_eq!(host("text.example:0081").unwrap().port, Some(81));
+        assert_eq!(host("text.example:0081").unwrap().port_text, None);
+        assert_eq!(host("text.example:+81").unwrap().port_text, None);
     }
 
     #[test]

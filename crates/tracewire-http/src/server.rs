@@ -411,10 +411,12 @@ impl ServerConfig {
         });
         // Interned whole and split once; past the interner's bound, split here.
         let split = host.and_then(|h| match crate::intern::host(h) {
-            Some(h) => Some((Cow::Borrowed(h.address), h.port)),
-            None => crate::intern::split_host_port(h).map(|(a, p)| (Cow::Owned(a.to_owned()), p)),
+            Some(h) => Some((Cow::Borrowed(h.address), h.port, h.port_text)),
+            None => {
+                crate::intern::split_host_port(h).map(|(a, p)| (Cow::Owned(a.to_owned()), p, None))
+            }
         });
-        if let Some((address, port)) = split {
+        if let Some((address, port, port_text)) = split {
             put(semconv::SERVER_ADDRESS, address);
             let port = port.or(match scheme.unwrap_or(inner.scheme) {
                 "https" => Some(443),
@@ -422,7 +424,10 @@ impl ServerConfig {
                 _ => None,
             });
             if let Some(port) = port {
-                put(semconv::SERVER_PORT, port_str(port));
+                put(
+                    semconv::SERVER_PORT,
+                    port_text.map_or_else(|| port_str(port), Cow::Borrowed),
+                );
                 // (other ports go through `u16_string`, no `fmt`)
             }
         }
