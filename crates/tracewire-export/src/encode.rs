@@ -17,7 +17,7 @@ use prost::Message;
 use prost::bytes::Bytes;
 use prost::encoding::{WireType, encoded_len_varint};
 
-use crate::map::{Plan, SpanLimits, Typed, plan, reuse};
+use crate::map::{KeyCache, Plan, SpanLimits, Typed, plan, reuse};
 
 /// Length of a length-delimited field with tag < 16: key byte + length varint + body.
 fn field_len(body: usize) -> usize {
@@ -146,6 +146,7 @@ pub struct DirectEncoder {
     scope_len: usize,
     schema_url: String,
     items: Vec<(&'static str, Typed<'static>)>,
+    keys: KeyCache,
     /// One span's body while it is written, and the current request's span fields.
     body: Vec<u8>,
     spans: Vec<u8>,
@@ -182,6 +183,7 @@ impl DirectEncoder {
             scope_len: scope.encoded_len(),
             schema_url: schema_url.to_owned(),
             items: Vec::new(),
+            keys: KeyCache::default(),
             body: Vec::new(),
             spans: Vec::new(),
         }
@@ -205,7 +207,12 @@ impl DirectEncoder {
         for record in records {
             let mut body = std::mem::take(&mut self.body);
             body.clear();
-            let p = plan(record, &self.limits, reuse(std::mem::take(&mut self.items)));
+            let p = plan(
+                record,
+                &self.limits,
+                &mut self.keys,
+                reuse(std::mem::take(&mut self.items)),
+            );
             write_span(record, &p, &self.limits, &mut body);
             self.items = reuse(p.attributes.items);
             let len = field_len(body.len());

@@ -82,7 +82,7 @@ pub fn map_spans(records: Vec<SpanRecord>, limits: &SpanLimits) -> Vec<Span> {
 /// (see [`inherit_trace_context`]).
 pub fn map_span(record: SpanRecord, limits: &SpanLimits) -> Span {
     let mut span = Span::default();
-    let p = plan(&record, limits, Vec::new());
+    let p = plan(&record, limits, &mut KeyCache::default(), Vec::new());
     fill(&record, &p, limits, &mut span, &mut Spare::default());
     span
 }
@@ -97,6 +97,7 @@ pub struct Mapper {
     spare: Spare,
     /// The attribute list of [`plan`], kept between spans for its allocation.
     scratch: Vec<(&'static str, Typed<'static>)>,
+    keys: KeyCache,
 }
 
 /// Recycled pieces (bounded).
@@ -146,7 +147,12 @@ impl Mapper {
         let mut spans = Vec::with_capacity(records.len());
         for r in &records {
             let mut span = self.pool.pop().unwrap_or_default();
-            let p = plan(r, &self.limits, reuse(std::mem::take(&mut self.scratch)));
+            let p = plan(
+                r,
+                &self.limits,
+                &mut self.keys,
+                reuse(std::mem::take(&mut self.scratch)),
+            );
             fill(r, &p, &self.limits, &mut span, &mut self.spare);
             self.scratch = reuse(p.attributes.items);
             spans.push(span);
@@ -285,6 +291,7 @@ pub(crate) struct Plan<'a> {
 pub(crate) fn plan<'a>(
     record: &'a SpanRecord,
     limits: &SpanLimits,
+    keys: &mut KeyCache,
     items: Vec<(&'a str, Typed<'a>)>,
 ) -> Plan<'a> {
     let mut kind = ProtoKind::Internal;
@@ -296,20 +303,16 @@ pub(crate) fn plan<'a>(
     let mut attributes =
         AttrList::new(items, limits.attribute_count, limits.attribute_value_length);
     for (key, value) in &record.properties {
-        if let Some(r) = reserved::decode(key, value) {
-            match r {
-                Reserved::TraceFlags(f) => trace_flags = Some(u32::from(f)),
-                Reserved::ParentRemote(r) => remote = r,
-                Reserved::TraceState(state) => trace_state = state,
+        match keys.class(key) {
+            KeyClass::Reserved => match reserved::decode(key, value) {
+                Some(Reserved::TraceFlags(f)) => trace_flags = Some(u32::from(f)),
+                Some(Reserved::ParentRemote(r)) => remote = r,
+                Some(Reserved::TraceState(state)) => trace_state = state,
                 // Read per link by `link_facts`, when there are links.
-                Reserved::LinkAttribute { .. } | Reserved::LinkRemote(_) | Reserved::Unknown => {}
-            }
-            continue;
-        }
-        match &**key {
-            semconv::SPAN_KIND => kind = proto_kind(SpanKind::parse(value).unwrap_or_default()),
-            // Also fastrace-opentelemetry's names, for spans instrumented for that bridge.
-            semconv::OTEL_STATUS_CODE | semconv::FASTRACE_STATUS_CODE => {
+                _ => {}
+            },
+            KeyClass::Kind => kind = proto_kind(SpanKind::parse(value).unwrap_or_default()),
+            KeyClass::StatusCode => {
                 status_code = if value.eq_ignore_ascii_case(semconv::STATUS_ERROR) {
                     StatusCode::Error
                 } else if value.eq_ignore_ascii_case(semconv::STATUS_OK) {
@@ -318,10 +321,8 @@ pub(crate) fn plan<'a>(
                     StatusCode::Unset
                 }
             }
-            semconv::OTEL_STATUS_DESCRIPTION | semconv::FASTRACE_STATUS_DESCRIPTION => {
-                status_message = value
-            }
-            _ => attributes.push(key, value),
+            KeyClass::StatusDescription => status_message = value,
+            KeyClass::Attribute { len, ty } => attributes.push_typed(&key[..len], ty, value),
         }
     }
     if status_code != StatusCode::Error {
@@ -340,6 +341,85 @@ pub(crate) fn plan<'a>(
         trace_state,
         remote,
         attributes,
+    }
+}
+
+/// What a property key is to the mapping (see the [module docs](self) for the table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyClass {
+    /// A `tracewire.*` property ([`reserved::decode`] reads it with its value).
+    Reserved,
+    /// `span.kind`.
+    Kind,
+    /// The status code (also fastrace-opentelemetry's key).
+    StatusCode,
+    /// The status description (also fastrace-opentelemetry's key).
+    StatusDescription,
+    /// An attribute: exported under the key's first `len` bytes (a type suffix cut off),
+    /// typed `ty` ([`semconv::typed_key`]).
+    Attribute { len: usize, ty: ValueType },
+}
+
+impl KeyClass {
+    fn of(key: &str) -> Self {
+        if key.starts_with(reserved::PREFIX) {
+            return KeyClass::Reserved;
+        }
+        match key {
+            semconv::SPAN_KIND => KeyClass::Kind,
+            // Also fastrace-opentelemetry's names, for spans instrumented for that bridge.
+            semconv::OTEL_STATUS_CODE | semconv::FASTRACE_STATUS_CODE => KeyClass::StatusCode,
+            semconv::OTEL_STATUS_DESCRIPTION | semconv::FASTRACE_STATUS_DESCRIPTION => {
+                KeyClass::StatusDescription
+            }
+            _ => {
+                let (exported, ty) = semconv::typed_key(key);
+                KeyClass::Attribute {
+                    len: exported.len(),
+                    ty,
+                }
+            }
+        }
+    }
+}
+
+/// [`KeyClass::of`] remembered for `&'static str` keys (the semantic-convention constants
+/// nearly every property uses), by address: a static string is never freed, so its address
+/// and length name it for good. Owned keys are classified each time.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyCache {
+    slots: Box<[Option<(usize, usize, KeyClass)>]>,
+}
+
+const KEY_CACHE_SLOTS: usize = 256;
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            slots: vec![None; KEY_CACHE_SLOTS].into_boxed_slice(),
+        }
+    }
+}
+
+impl KeyCache {
+    // The variant is the point: only a borrowed (`'static`) key is remembered.
+    #[allow(clippy::ptr_arg)]
+    fn class(&mut self, key: &Cow<'static, str>) -> KeyClass {
+        let Cow::Borrowed(key) = key else {
+            return KeyClass::of(key);
+        };
+        let at = key.as_ptr() as usize;
+        // Fibonacci hashing of the address: the top 8 bits pick the slot.
+        let i = at.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - 8);
+        let slot = &mut self.slots[i % KEY_CACHE_SLOTS];
+        match *slot {
+            Some((a, l, class)) if a == at && l == key.len() => class,
+            _ => {
+                let class = KeyClass::of(key);
+                *slot = Some((at, key.len(), class));
+                class
+            }
+        }
     }
 }
 
@@ -602,6 +682,11 @@ impl<'a> AttrList<'a> {
 
     fn push(&mut self, key: &'a str, value: &'a str) {
         let (key, ty) = semconv::typed_key(key);
+        self.push_typed(key, ty, value);
+    }
+
+    /// [`push`](AttrList::push) of a key already typed.
+    fn push_typed(&mut self, key: &'a str, ty: ValueType, value: &'a str) {
         let value = Typed::new(ty, value, self.max_len);
         match self.items.iter().position(|(k, _)| *k == key) {
             Some(i) => self.items[i].1 = value,
@@ -730,6 +815,41 @@ mod tests {
         assert_eq!(
             span.links[0].flags,
             0x01 | FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE
+        );
+    }
+
+    #[test]
+    fn remembered_key_classes_are_the_classes() {
+        let keys: Vec<&'static str> = vec![
+            "span.kind",
+            "otel.status_code",
+            "span.status_description",
+            "tracewire.trace_flags",
+            "n:int",
+            "http.response.status_code",
+            "url.path",
+        ];
+        let mut cache = KeyCache::default();
+        // Twice: the second round reads what the first remembered.
+        for _ in 0..2 {
+            for k in &keys {
+                assert_eq!(cache.class(&Cow::Borrowed(k)), KeyClass::of(k), "{k}");
+                assert_eq!(cache.class(&Cow::Owned(k.to_string())), KeyClass::of(k));
+            }
+        }
+        // A string at the same address but shorter is another key.
+        let long: &'static str = "url.path.extra";
+        assert_eq!(cache.class(&Cow::Borrowed(long)), KeyClass::of(long));
+        assert_eq!(
+            cache.class(&Cow::Borrowed(&long[..8])),
+            KeyClass::of("url.path")
+        );
+        assert_eq!(
+            KeyClass::of("n:int"),
+            KeyClass::Attribute {
+                len: 1,
+                ty: ValueType::Int
+            }
         );
     }
 
