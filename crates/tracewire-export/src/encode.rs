@@ -147,7 +147,8 @@ pub struct DirectEncoder {
     schema_url: String,
     items: Vec<(&'static str, Typed<'static>)>,
     keys: KeyCache,
-    /// One span's body while it is written, and the current request's span fields.
+    /// One span's body while it is written, and the current request: [`Self::head_room`]
+    /// bytes kept free for the envelope, then the span fields.
     body: Vec<u8>,
     spans: Vec<u8>,
 }
@@ -203,7 +204,7 @@ impl DirectEncoder {
         let budget = max_request_bytes.saturating_sub(self.resource_len + self.scope_len + 64);
         let mut size = 0;
         let mut count = 0;
-        self.spans.clear();
+        self.start_request();
         for record in records {
             let mut body = std::mem::take(&mut self.body);
             body.clear();
@@ -236,24 +237,39 @@ impl DirectEncoder {
         }
     }
 
-    /// The request around the span fields written so far.
+    /// Room for the envelope in front of the spans: the resource and scope fields and two
+    /// keys with their length varints.
+    fn head_room(&self) -> usize {
+        self.resource.len() + self.scope.len() + 2 * (1 + 10)
+    }
+
+    fn start_request(&mut self) {
+        self.spans.clear();
+        self.spans.resize(self.head_room(), 0);
+    }
+
+    /// The request around the span fields written so far: the envelope goes into the room
+    /// left in front of them (right-aligned), so the spans are not copied again.
     fn finish(&mut self, spans: usize) -> EncodedRequest {
-        let scope_spans = self.scope.len() + self.spans.len() + string_field_len(&self.schema_url);
+        let room = self.head_room();
+        let span_fields = self.spans.len() - room;
+        let scope_spans = self.scope.len() + span_fields + string_field_len(&self.schema_url);
         let resource_spans =
             self.resource.len() + field_len(scope_spans) + string_field_len(&self.schema_url);
-        let mut bytes = Vec::with_capacity(field_len(resource_spans));
-        put_len_field(1, resource_spans, &mut bytes);
-        bytes.extend_from_slice(&self.resource);
-        put_len_field(2, scope_spans, &mut bytes);
-        bytes.extend_from_slice(&self.scope);
-        bytes.extend_from_slice(&self.spans);
-        put_string(3, &self.schema_url, &mut bytes);
-        put_string(3, &self.schema_url, &mut bytes);
-        self.spans.clear();
-        EncodedRequest {
-            bytes: Bytes::from(bytes),
-            spans,
-        }
+        let mut head = Vec::with_capacity(room);
+        put_len_field(1, resource_spans, &mut head);
+        head.extend_from_slice(&self.resource);
+        put_len_field(2, scope_spans, &mut head);
+        head.extend_from_slice(&self.scope);
+        let start = room - head.len();
+        self.spans[start..room].copy_from_slice(&head);
+        put_string(3, &self.schema_url, &mut self.spans);
+        put_string(3, &self.schema_url, &mut self.spans);
+        // The next request's buffer, as large as this one.
+        let next = Vec::with_capacity(self.spans.capacity());
+        let bytes = Bytes::from(std::mem::replace(&mut self.spans, next)).slice(start..);
+        self.start_request();
+        EncodedRequest { bytes, spans }
     }
 }
 

@@ -667,6 +667,9 @@ pub(crate) struct AttrList<'a> {
     limit: usize,
     max_len: Option<usize>,
     pub(crate) dropped: u32,
+    /// Bit `n` (`n` < 63; 63: any longer) set when a key of `n` bytes is in the list: a key of
+    /// a length not seen yet is new without a look at the others.
+    lengths: u64,
 }
 
 impl<'a> AttrList<'a> {
@@ -677,6 +680,7 @@ impl<'a> AttrList<'a> {
             limit,
             max_len,
             dropped: 0,
+            lengths: 0,
         }
     }
 
@@ -688,9 +692,18 @@ impl<'a> AttrList<'a> {
     /// [`push`](AttrList::push) of a key already typed.
     fn push_typed(&mut self, key: &'a str, ty: ValueType, value: &'a str) {
         let value = Typed::new(ty, value, self.max_len);
-        match self.items.iter().position(|(k, _)| *k == key) {
+        let bit = 1u64 << key.len().min(63);
+        let seen = if self.lengths & bit == 0 {
+            None
+        } else {
+            self.items.iter().position(|(k, _)| *k == key)
+        };
+        match seen {
             Some(i) => self.items[i].1 = value,
-            None if self.items.len() < self.limit => self.items.push((key, value)),
+            None if self.items.len() < self.limit => {
+                self.lengths |= bit;
+                self.items.push((key, value));
+            }
             None => self.dropped += 1,
         }
     }
