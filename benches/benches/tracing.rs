@@ -15,9 +15,11 @@
 //! | `tracewire` | `Tracer::start_root` (the root rule, as tracewire-tower does) | fastrace spans, through `tracewire_tracing::layer()` | tracewire's export pipeline into a sink that encodes each OTLP request and drops it |
 //! | `tracewire-discard` | the same | the same | dropped by fastrace's reporter (no export) |
 //! | `tracing-opentelemetry` | `info_span!` + `set_parent(extracted)` (as axum-tracing-opentelemetry does) | SDK spans, through `tracing_opentelemetry::layer()` | the SDK's `BatchSpanProcessor` into an exporter that encodes as `opentelemetry-otlp` does and drops the bytes |
+//! | `tracing-opentelemetry-lean` | the same | the same layer without its default extras (`with_location(false)`, `with_threads(false)`, `with_tracked_inactivity(false)`): its best case | the same |
 //! | `fastrace-tracing` | a fastrace root span from the `traceparent` (as fastrace-axum does) | fastrace spans, through `FastraceCompatLayer` | dropped by fastrace's reporter (no export) |
 //!
-//! Each layer runs with its defaults, as a user installs it. Each row runs in a **process of
+//! Each layer runs with its defaults, as a user installs it (and `tracing-opentelemetry` also
+//! without its extras). Each row runs in a **process of
 //! its own** (this binary, started again with `TRACING_BENCH_ROW=<row>:<n>`): one global
 //! subscriber and one set of background threads per row, as in a service. The child measures
 //! its **process CPU time** (`CLOCK_PROCESS_CPUTIME_ID`: the request thread, fastrace's
@@ -111,16 +113,18 @@ enum Stack {
     Tracewire,
     TracewireDiscard,
     TracingOpentelemetry,
+    TracingOpentelemetryLean,
     FastraceTracing,
 }
 
 impl Stack {
-    const ALL: [Stack; 6] = [
+    const ALL: [Stack; 7] = [
         Stack::NoSubscriber,
         Stack::Registry,
         Stack::Tracewire,
         Stack::TracewireDiscard,
         Stack::TracingOpentelemetry,
+        Stack::TracingOpentelemetryLean,
         Stack::FastraceTracing,
     ];
 
@@ -131,6 +135,7 @@ impl Stack {
             Stack::Tracewire => "tracewire",
             Stack::TracewireDiscard => "tracewire-discard",
             Stack::TracingOpentelemetry => "tracing-opentelemetry",
+            Stack::TracingOpentelemetryLean => "tracing-opentelemetry-lean",
             Stack::FastraceTracing => "fastrace-tracing",
         }
     }
@@ -142,7 +147,10 @@ impl Stack {
 
     /// Whether the stack exports its spans somewhere that counts them.
     fn exports(self) -> bool {
-        matches!(self, Stack::Tracewire | Stack::TracingOpentelemetry)
+        matches!(
+            self,
+            Stack::Tracewire | Stack::TracingOpentelemetry | Stack::TracingOpentelemetryLean
+        )
     }
 }
 
@@ -159,7 +167,7 @@ impl Row {
         for stack in Stack::ALL {
             let samplings: &[bool] = match stack {
                 Stack::NoSubscriber | Stack::Registry => &[true],
-                Stack::TracewireDiscard => &[true],
+                Stack::TracewireDiscard | Stack::TracingOpentelemetryLean => &[true],
                 _ => &[true, false],
             };
             for &sampled in samplings {
@@ -263,11 +271,17 @@ impl Installed {
                 .unwrap();
                 Installed::Tracewire { tracer, pipeline }
             }
-            Stack::TracingOpentelemetry => {
+            Stack::TracingOpentelemetry | Stack::TracingOpentelemetryLean => {
                 let provider = otel::provider(row.sampled, exported.clone());
+                let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+                let lean = row.stack == Stack::TracingOpentelemetryLean;
                 tracing::subscriber::set_global_default(
-                    tracing_subscriber::registry()
-                        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
+                    tracing_subscriber::registry().with(
+                        layer
+                            .with_location(!lean)
+                            .with_threads(!lean)
+                            .with_tracked_inactivity(!lean),
+                    ),
                 )
                 .unwrap();
                 Installed::Otel {
@@ -511,6 +525,7 @@ fn drive(n: u64, rounds: usize) {
     };
     let (tw, tw_req) = get(Stack::Tracewire, true);
     let (ot, ot_req) = get(Stack::TracingOpentelemetry, true);
+    let (lean, _) = get(Stack::TracingOpentelemetryLean, true);
     let (ft, _) = get(Stack::FastraceTracing, true);
     let (twu, twu_req) = get(Stack::Tracewire, false);
     let (otu, _) = get(Stack::TracingOpentelemetry, false);
@@ -518,9 +533,10 @@ fn drive(n: u64, rounds: usize) {
     let (bare, _) = get(Stack::NoSubscriber, true);
     println!("\nratios (per `#[instrument]` span unless said):");
     println!(
-        "  sampled: tracing-opentelemetry / tracewire = {:.2}x (target >= 3x); per request {:.2}x; fastrace-tracing / tracewire = {:.2}x",
+        "  sampled: tracing-opentelemetry / tracewire = {:.2}x (target >= 3x); per request {:.2}x; tracing-opentelemetry-lean / tracewire = {:.2}x; fastrace-tracing / tracewire = {:.2}x",
         ot / tw,
         ot_req / tw_req,
+        lean / tw,
         ft / tw
     );
     println!(
