@@ -8,6 +8,9 @@
 //!   (`ParentBased` sampler, `BatchSpanProcessor` into an exporter that does what
 //!   `opentelemetry-otlp` does before sending, then drops the bytes) and ending a span.
 //! - [`Sinks`]: both of them for a criterion bench, sampled and unsampled side by side.
+//! - [`control`]: the long-running load programs (`examples/{grpc,http_client}_load.rs`):
+//!   where a mode's spans go ([`control::Exporting`]) and the untraced `/_count` and `/_flush`
+//!   routes through which the drivers measure a window of the run.
 //! - [`load`]: the end-to-end load programs (`examples/*_load.rs`): their modes, command line,
 //!   tracing setup, timing and `RESULT` line, which the `*_load.sh` drivers read.
 //!
@@ -20,6 +23,7 @@
 //! cargo build --release -p tracewire-benches --example <broker>_load
 //! ```
 
+pub mod control;
 pub mod export;
 pub mod load;
 pub mod otel;
