@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use percent_encoding::percent_decode_str;
 
 /// The most list members tracewire keeps. The W3C grammar allows 180
 /// (`list-member 0*179( OWS "," OWS list-member )`); the spec requires at least 64.
@@ -12,72 +12,71 @@ pub const MAX_MEMBERS: usize = 180;
 /// The most bytes of a serialized `baggage` header (W3C Baggage §3.3.1).
 pub const MAX_BYTES: usize = 8192;
 
-/// Everything outside `baggage-octet` is percent-encoded, and `%` itself.
-/// `baggage-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`.
-/// `+` is encoded too (the spec allows encoding any octet): readers that form-decode, such as
-/// OpenTelemetry Python and Java's `URLDecoder`, would otherwise read it as a space.
-const ENCODE: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b',')
-    .add(b';')
-    .add(b'\\')
-    .add(b'%')
-    .add(b'+');
-
-/// One baggage entry.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Member {
-    // The key immediately followed by the decoded value: one allocation per member.
-    key_value: String,
-    key_len: usize,
-    properties: String,
+/// One baggage entry, borrowed from its [`Baggage`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Member<'a> {
+    key: &'a str,
+    value: &'a str,
+    properties: &'a str,
+    /// The value's length percent-encoded.
+    encoded_value: usize,
 }
 
-impl Member {
-    fn new(key: &str, value: &str, properties: String) -> Member {
-        let mut key_value = String::with_capacity(key.len() + value.len());
-        key_value.push_str(key);
-        key_value.push_str(value);
+impl<'a> Member<'a> {
+    fn new(key: &'a str, value: &'a str) -> Member<'a> {
         Member {
-            key_value,
-            key_len: key.len(),
-            properties,
+            key,
+            value,
+            properties: "",
+            encoded_value: encoded_value_len(value),
         }
     }
+
     /// The key (an RFC 7230 token).
-    pub fn key(&self) -> &str {
-        self.key_value.get(..self.key_len).unwrap_or_default()
+    pub fn key(self) -> &'a str {
+        self.key
     }
     /// The decoded value.
-    pub fn value(&self) -> &str {
-        self.key_value.get(self.key_len..).unwrap_or_default()
+    pub fn value(self) -> &'a str {
+        self.value
     }
     /// The member's properties (metadata) in canonical form, `k=v;flag`, or `""`.
-    pub fn properties(&self) -> &str {
-        &self.properties
+    pub fn properties(self) -> &'a str {
+        self.properties
     }
-    fn encoded_len(&self) -> usize {
-        let value = encoded_value_len(self.value());
-        self.key_len
-            + 1
-            + value
-            + if self.properties.is_empty() {
-                0
-            } else {
-                1 + self.properties.len()
-            }
+    /// The value percent-encoded, into a `String` of exactly its length (so a header value
+    /// takes it without reallocating).
+    pub(crate) fn encoded_value(self) -> String {
+        let mut out = String::with_capacity(self.encoded_value);
+        if self.encoded_value == self.value.len() {
+            out.push_str(self.value);
+        } else {
+            encode_into(&mut out, self.value);
+        }
+        out
     }
 }
 
-impl fmt::Debug for Member {
+impl fmt::Debug for Member<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Member")
-            .field("key", &self.key())
-            .field("value", &self.value())
+            .field("key", &self.key)
+            .field("value", &self.value)
             .field("properties", &self.properties)
             .finish()
     }
+}
+
+/// `key=value[;properties]` in a header, given the encoded value's length.
+fn member_len(key: &str, encoded_value: usize, properties: &str) -> usize {
+    key.len()
+        + 1
+        + encoded_value
+        + if properties.is_empty() {
+            0
+        } else {
+            1 + properties.len()
+        }
 }
 
 /// W3C Baggage: an ordered set of members, cheap to clone (shared behind an `Arc`), empty
@@ -93,7 +92,149 @@ impl fmt::Debug for Member {
 ///   when injecting, so a header tracewire writes is always within them.
 /// - A key that appears twice keeps its first value.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Baggage(Option<Arc<Vec<Member>>>);
+pub struct Baggage(Option<Arc<Members>>);
+
+/// Every member in one buffer: the whole baggage costs three allocations (the `Arc`, the text,
+/// the ends) however many members it has.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+struct Members {
+    /// Each member's key, decoded value and canonical properties, back to back.
+    text: String,
+    /// Where each member's parts end in `text`; a member starts where the one before ended.
+    ends: Vec<Ends>,
+    /// The length of the `baggage` header these members make (at most [`MAX_BYTES`]).
+    header_len: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Ends {
+    key: u32,
+    value: u32,
+    properties: u32,
+    /// The value's length percent-encoded.
+    encoded_value: u32,
+}
+
+impl Members {
+    fn with_capacity(text: usize, members: usize) -> Members {
+        Members {
+            text: String::with_capacity(text),
+            ends: Vec::with_capacity(members),
+            header_len: 0,
+        }
+    }
+
+    /// True when a member has exactly this key (compared as bytes, no `Member` views).
+    fn has_key(&self, key: &str) -> bool {
+        let (text, key) = (self.text.as_bytes(), key.as_bytes());
+        let mut start = 0;
+        self.ends.iter().any(|e| {
+            let k = text.get(start..e.key as usize);
+            start = e.properties as usize;
+            k == Some(key)
+        })
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Member<'_>> {
+        let mut start = 0;
+        self.ends.iter().map(move |e| {
+            let part = |from: u32, to: u32| {
+                // Every end is a `str` boundary (parts are appended whole): never empty here.
+                self.text
+                    .get(from as usize..to as usize)
+                    .unwrap_or_default()
+            };
+            let m = Member {
+                key: part(start, e.key),
+                value: part(e.key, e.value),
+                properties: part(e.value, e.properties),
+                encoded_value: e.encoded_value as usize,
+            };
+            start = e.properties;
+            m
+        })
+    }
+}
+
+/// Builds [`Members`] one member at a time: each is appended to the text, then kept or rolled
+/// back by [`Builder::commit`] (limits, duplicate keys).
+struct Builder {
+    members: Members,
+    /// Where the member being built starts in the text.
+    start: usize,
+    /// Where its key ends.
+    key_end: usize,
+}
+
+/// Why [`Builder::commit`] dropped a member.
+struct OverLimit;
+
+impl Builder {
+    fn new(text: usize, members: usize) -> Builder {
+        Builder {
+            members: Members::with_capacity(text, members),
+            start: 0,
+            key_end: 0,
+        }
+    }
+
+    /// Starts a member with its key.
+    fn key(&mut self, key: &str) {
+        self.start = self.members.text.len();
+        self.members.text.push_str(key);
+        self.key_end = self.members.text.len();
+    }
+
+    /// Drops the member being built.
+    fn roll_back(&mut self) {
+        self.members.text.truncate(self.start);
+    }
+
+    /// Keeps the member being built (its value, then its properties, were appended after the
+    /// key; the value ends at `value_end`) unless it is over a limit or its key is already
+    /// there. `encoded_value` is the value's percent-encoded length.
+    fn commit(&mut self, value_end: usize, encoded_value: usize) -> Result<(), OverLimit> {
+        let text = &self.members.text;
+        let key = text.get(self.start..self.key_end).unwrap_or_default();
+        let properties = text.get(value_end..).unwrap_or_default();
+        let extra =
+            member_len(key, encoded_value, properties) + usize::from(!self.members.ends.is_empty());
+        if self.members.ends.len() == MAX_MEMBERS
+            || self.members.header_len + extra > MAX_BYTES
+            || self.members.has_key(key)
+        {
+            self.roll_back();
+            return Err(OverLimit);
+        }
+        // Within `MAX_BYTES` (checked above), so every offset fits a `u32`.
+        let at = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+        self.members.ends.push(Ends {
+            key: at(self.key_end),
+            value: at(value_end),
+            properties: at(text.len()),
+            encoded_value: at(encoded_value),
+        });
+        self.members.header_len += extra;
+        Ok(())
+    }
+
+    /// Appends a member whose value is already decoded.
+    fn push(&mut self, m: Member<'_>) -> Result<(), OverLimit> {
+        self.key(m.key);
+        self.members.text.push_str(m.value);
+        let value_end = self.members.text.len();
+        self.members.text.push_str(m.properties);
+        self.commit(value_end, m.encoded_value)
+    }
+
+    fn finish(self) -> Baggage {
+        if self.members.ends.is_empty() {
+            Baggage(None)
+        } else {
+            Baggage(Some(Arc::new(self.members)))
+        }
+    }
+}
 
 /// What [`Baggage::parse_lines_counted`] dropped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -143,127 +284,207 @@ const fn baggage_octet(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
 }
 
-/// A byte class as a lookup table (one load per byte in the parsing loops): `tchar` when
-/// `token`, else `baggage-octet`.
-const fn byte_table(token: bool) -> [bool; 256] {
-    let mut t = [false; 256];
+/// Bytes written as `%XX` in a value: everything outside `baggage-octet`, and `%` itself.
+/// `+` is encoded too (the spec allows encoding any octet): readers that form-decode, such as
+/// OpenTelemetry Python and Java's `URLDecoder`, would otherwise read it as a space.
+const fn must_encode(b: u8) -> bool {
+    !baggage_octet(b) || b == b'%' || b == b'+'
+}
+
+/// The byte classes of the grammar, one table (one load per byte in the parsing loops).
+const TOKEN: u8 = 1;
+const OCTET: u8 = 2;
+/// `%`: the value needs decoding.
+const PERCENT: u8 = 4;
+/// Written as `%XX` on the way out ([`must_encode`]).
+const ENCODED: u8 = 8;
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = if token {
-            tchar(i as u8)
-        } else {
-            baggage_octet(i as u8)
-        };
+        let b = i as u8;
+        t[i] = if tchar(b) { TOKEN } else { 0 }
+            | if baggage_octet(b) { OCTET } else { 0 }
+            | if b == b'%' { PERCENT } else { 0 }
+            | if must_encode(b) { ENCODED } else { 0 };
         i += 1;
     }
     t
-}
-
-const TCHAR: [bool; 256] = byte_table(true);
-const BAGGAGE_OCTET: [bool; 256] = byte_table(false);
+};
 
 #[inline]
-fn is_tchar(b: u8) -> bool {
-    TCHAR[b as usize]
+fn class(b: u8) -> u8 {
+    CLASS[usize::from(b)]
 }
 
 /// True when `key` is an RFC 7230 token, as baggage keys must be.
 pub fn is_valid_key(key: &str) -> bool {
-    !key.is_empty() && key.bytes().all(is_tchar)
+    !key.is_empty() && key.bytes().all(|b| class(b) & TOKEN != 0)
 }
 
 #[inline]
-fn is_baggage_octet(b: u8) -> bool {
-    BAGGAGE_OCTET[b as usize]
+fn is_value(s: &str) -> bool {
+    s.bytes().all(|b| class(b) & OCTET != 0)
+}
+
+#[inline]
+fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
 }
 
 #[inline]
 fn trim_ows(s: &str) -> &str {
-    let ows = |c: &u8| *c == b' ' || *c == b'\t';
     let b = s.as_bytes();
-    let start = b.iter().position(|c| !ows(c)).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !ows(c)).map_or(start, |e| e + 1);
+    let start = b.iter().position(|c| !is_ows(*c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !is_ows(*c)).map_or(start, |e| e + 1);
     // Space and tab are ASCII, so both ends are character boundaries.
     s.get(start..end).unwrap_or_default()
 }
 
-/// Bytes [`ENCODE`] turns into `%XX`, by ASCII byte (non-ASCII bytes always are). Derived from
-/// `ENCODE` itself once, so the two cannot disagree.
-fn encode_widths() -> &'static [u8; 128] {
-    static WIDTHS: std::sync::OnceLock<[u8; 128]> = std::sync::OnceLock::new();
-    WIDTHS.get_or_init(|| {
-        let mut t = [1u8; 128];
-        for (b, w) in (0u8..).zip(t.iter_mut()) {
-            let one = [b];
-            if let Ok(s) = std::str::from_utf8(&one) {
-                *w = utf8_percent_encode(s, ENCODE).map(str::len).sum::<usize>() as u8;
-            }
-        }
-        t
-    })
-}
-
-/// The length of `value` percent-encoded with [`ENCODE`], without encoding it.
+/// The length of `value` percent-encoded (see [`must_encode`]), without encoding it.
 fn encoded_value_len(value: &str) -> usize {
-    let widths = encode_widths();
-    value
-        .bytes()
-        .map(|b| widths.get(usize::from(b)).map_or(3, |w| usize::from(*w)))
-        .sum()
+    value.len() + 2 * value.bytes().filter(|&b| class(b) & ENCODED != 0).count()
 }
 
-/// Parses one list member; `None` if it breaks the grammar.
-fn parse_member(raw: &str) -> Option<Member> {
+/// Appends `value` percent-encoded (see [`must_encode`]; `%XX` in uppercase hex).
+fn encode_into(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut rest = value;
+    while let Some(i) = rest.bytes().position(|b| class(b) & ENCODED != 0) {
+        // `i` is the first byte to encode: everything before it is ASCII, so a boundary.
+        let (plain, tail) = rest.split_at(i);
+        out.push_str(plain);
+        // Non-ASCII characters are encoded byte by byte, so the whole character goes.
+        let n = tail.chars().next().map_or(1, char::len_utf8);
+        for &b in &tail.as_bytes()[..n] {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        rest = &tail[n..];
+    }
+    out.push_str(rest);
+}
+
+/// How [`push_decoded`] treats decoded octets that are not UTF-8.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NotUtf8 {
+    /// W3C Baggage: they become U+FFFD (the member is kept).
+    Replace,
+    /// The member is dropped (Jaeger's `uberctx-*`).
+    Drop,
+}
+
+/// Appends `value` percent-decoded to `out` (values up to 256 bytes are decoded on the stack).
+/// `None`: not UTF-8 and `policy` is [`NotUtf8::Drop`] (`out` unchanged).
+fn push_decoded(out: &mut String, value: &str, policy: NotUtf8) -> Option<()> {
+    let mut stack = [0u8; 256];
+    let heap: Vec<u8>;
+    let decoded: &[u8] = if value.len() <= stack.len() {
+        // Decoding never lengthens: at most `value.len()` bytes.
+        let mut n = 0;
+        for (slot, b) in stack.iter_mut().zip(percent_decode_str(value)) {
+            *slot = b;
+            n += 1;
+        }
+        &stack[..n]
+    } else {
+        heap = percent_decode_str(value).collect();
+        &heap
+    };
+    match std::str::from_utf8(decoded) {
+        Ok(s) => out.push_str(s),
+        Err(_) if policy == NotUtf8::Replace => out.push_str(&String::from_utf8_lossy(decoded)),
+        Err(_) => return None,
+    }
+    Some(())
+}
+
+/// Parses one list member into `b`; `false` (and nothing kept) when it breaks the grammar.
+/// `Err` when it is valid but over a limit. The general path: white space, properties.
+fn parse_member(b: &mut Builder, raw: &str) -> Result<bool, OverLimit> {
     // `;` and `=` are ASCII, so splitting at their byte positions keeps `str` boundaries.
-    let (kv, props) = match raw.bytes().position(|b| b == b';') {
+    let (kv, props) = match raw.bytes().position(|c| c == b';') {
         Some(i) => (&raw[..i], Some(&raw[i + 1..])),
         None => (raw, None),
     };
-    let eq = kv.bytes().position(|b| b == b'=')?;
+    let Some(eq) = kv.bytes().position(|c| c == b'=') else {
+        return Ok(false);
+    };
     let key = trim_ows(&kv[..eq]);
     let value = trim_ows(&kv[eq + 1..]);
-    if !is_valid_key(key) || !value.bytes().all(is_baggage_octet) {
-        return None;
+    if !is_valid_key(key) || !is_value(value) {
+        return Ok(false);
     }
-    // Key and decoded value go straight into the member's one buffer.
-    let key_value = if value.as_bytes().contains(&b'%') {
-        let mut key_value = Vec::with_capacity(key.len() + value.len());
-        key_value.extend_from_slice(key.as_bytes());
-        key_value.extend(percent_decode_str(value));
-        // W3C Baggage: decoded octets that are not UTF-8 become U+FFFD (the member is kept).
-        // The key is ASCII, so it stays as it was, ahead of the value.
-        String::from_utf8(key_value)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    b.key(key);
+    let text = &mut b.members.text;
+    let value_start = text.len();
+    if value.as_bytes().contains(&b'%') {
+        push_decoded(text, value, NotUtf8::Replace);
     } else {
-        let mut key_value = String::with_capacity(key.len() + value.len());
-        key_value.push_str(key);
-        key_value.push_str(value);
-        key_value
-    };
-    let mut properties = String::new();
-    for prop in props.into_iter().flat_map(|p| p.split(';')) {
+        text.push_str(value);
+    }
+    let value_end = text.len();
+    let encoded = encoded_value_len(text.get(value_start..).unwrap_or_default());
+    for (i, prop) in props.into_iter().flat_map(|p| p.split(';')).enumerate() {
         let prop = trim_ows(prop);
         let (pk, pv) = match prop.split_once('=') {
             Some((k, v)) => (trim_ows(k), Some(trim_ows(v))),
             None => (prop, None),
         };
-        if !is_valid_key(pk) || !pv.is_none_or(|v| v.bytes().all(is_baggage_octet)) {
-            return None;
+        if !is_valid_key(pk) || !pv.is_none_or(is_value) {
+            b.roll_back();
+            return Ok(false);
         }
-        if !properties.is_empty() {
-            properties.push(';');
+        let text = &mut b.members.text;
+        if i > 0 {
+            text.push(';');
         }
-        properties.push_str(pk);
+        text.push_str(pk);
         if let Some(pv) = pv {
-            properties.push('=');
-            properties.push_str(pv);
+            text.push('=');
+            text.push_str(pv);
         }
     }
-    Some(Member {
-        key_value,
-        key_len: key.len(),
-        properties,
-    })
+    b.commit(value_end, encoded).map(|()| true)
+}
+
+/// Reads the member at the start of `line` in the common form `key=value` (no white space, no
+/// properties), followed by `,` or the end. `Some((key, value, flags, rest))`: the key and value,
+/// the [`CLASS`] bits of the value's bytes ORed together, the count of its bytes that are
+/// encoded on the way out, and what follows the `,`. `None`: not in that form.
+#[inline]
+fn common_member(line: &str) -> Option<(&str, &str, u8, usize, &str)> {
+    let bytes = line.as_bytes();
+    let key_len = bytes.iter().position(|&c| class(c) & TOKEN == 0)?;
+    if key_len == 0 || bytes[key_len] != b'=' {
+        return None;
+    }
+    let (mut flags, mut encoded) = (0u8, 0usize);
+    let mut end = key_len + 1;
+    while let Some(&c) = bytes.get(end) {
+        let k = class(c);
+        if k & OCTET == 0 {
+            break;
+        }
+        flags |= k;
+        encoded += usize::from(k & ENCODED != 0);
+        end += 1;
+    }
+    let rest = match bytes.get(end) {
+        None => "",
+        Some(b',') => &line[end + 1..],
+        Some(_) => return None,
+    };
+    // Every split is next to an ASCII byte (`=`, `,`), so at a boundary.
+    Some((
+        &line[..key_len],
+        &line[key_len + 1..end],
+        flags,
+        encoded,
+        rest,
+    ))
 }
 
 impl Baggage {
@@ -281,32 +502,50 @@ impl Baggage {
     pub fn parse_lines_counted<'a, I: IntoIterator<Item = &'a str>>(
         lines: I,
     ) -> (Baggage, BaggageDrops) {
-        let mut members: Vec<Member> = Vec::new();
+        let mut b = Builder::new(0, 0);
         let mut drops = BaggageDrops::default();
-        let mut bytes = 0usize;
         for line in lines {
-            if members.is_empty() {
-                let commas = line.bytes().filter(|&b| b == b',').count();
-                members.reserve(commas.saturating_add(1).min(MAX_MEMBERS));
+            // Decoding never lengthens, and at most one member per comma.
+            b.members.text.reserve(line.len().min(MAX_BYTES));
+            if b.members.ends.is_empty() {
+                let commas = line.bytes().filter(|&c| c == b',').count();
+                b.members
+                    .ends
+                    .reserve(commas.saturating_add(1).min(MAX_MEMBERS));
             }
-            for raw in line.split(',') {
-                if trim_ows(raw).is_empty() {
-                    continue;
+            let mut rest = line;
+            loop {
+                rest = rest.trim_start_matches([' ', '\t']);
+                if rest.is_empty() {
+                    break;
                 }
-                let Some(member) = parse_member(raw) else {
-                    drops.invalid += 1;
-                    continue;
+                let kept = if let Some((key, value, flags, encoded, next)) = common_member(rest) {
+                    rest = next;
+                    b.key(key);
+                    let text = &mut b.members.text;
+                    let value_start = text.len();
+                    let encoded = if flags & PERCENT == 0 {
+                        text.push_str(value);
+                        value.len() + 2 * encoded
+                    } else {
+                        push_decoded(text, value, NotUtf8::Replace);
+                        encoded_value_len(text.get(value_start..).unwrap_or_default())
+                    };
+                    let value_end = text.len();
+                    b.commit(value_end, encoded).map(|()| true)
+                } else {
+                    let (raw, next) = rest.split_once(',').unwrap_or((rest, ""));
+                    rest = next;
+                    if trim_ows(raw).is_empty() {
+                        continue;
+                    }
+                    parse_member(&mut b, trim_ows(raw))
                 };
-                let extra = member.encoded_len() + usize::from(!members.is_empty());
-                if members.len() == MAX_MEMBERS
-                    || bytes + extra > MAX_BYTES
-                    || members.iter().any(|m| m.key() == member.key())
-                {
-                    drops.over_limit += 1;
-                    continue;
+                match kept {
+                    Ok(true) => {}
+                    Ok(false) => drops.invalid += 1,
+                    Err(OverLimit) => drops.over_limit += 1,
                 }
-                bytes += extra;
-                members.push(member);
             }
         }
         if drops.invalid + drops.over_limit > 0 {
@@ -316,19 +555,11 @@ impl Baggage {
                 drops.over_limit
             );
         }
-        (Self::from_vec(members), drops)
+        (b.finish(), drops)
     }
 
-    fn from_vec(members: Vec<Member>) -> Baggage {
-        if members.is_empty() {
-            Baggage(None)
-        } else {
-            Baggage(Some(Arc::new(members)))
-        }
-    }
-
-    fn members(&self) -> &[Member] {
-        self.0.as_deref().map_or(&[], Vec::as_slice)
+    fn members(&self) -> Option<&Members> {
+        self.0.as_deref()
     }
 
     /// True when there are no members.
@@ -338,20 +569,31 @@ impl Baggage {
 
     /// Number of members.
     pub fn len(&self) -> usize {
-        self.members().len()
+        self.members().map_or(0, |m| m.ends.len())
     }
 
     /// The members in order.
-    pub fn iter(&self) -> impl Iterator<Item = &Member> {
-        self.members().iter()
+    pub fn iter(&self) -> impl Iterator<Item = Member<'_>> {
+        self.members().into_iter().flat_map(Members::iter)
     }
 
     /// The decoded value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
+        self.iter().find(|m| m.key == key).map(Member::value)
+    }
+
+    /// Rebuilds from `members` (each as it is, within the limits).
+    fn rebuild<'a>(members: impl Iterator<Item = Member<'a>>, capacity: (usize, usize)) -> Builder {
+        let mut b = Builder::new(capacity.0, capacity.1);
+        for m in members {
+            let _ = b.push(m);
+        }
+        b
+    }
+
+    fn capacity(&self) -> (usize, usize) {
         self.members()
-            .iter()
-            .find(|m| m.key() == key)
-            .map(Member::value)
+            .map_or((0, 0), |m| (m.text.len(), m.ends.len()))
     }
 
     /// Returns baggage with `key=value` set (replacing an older value in place).
@@ -359,29 +601,30 @@ impl Baggage {
         if !is_valid_key(key) {
             return Err(InvalidBaggage { key: true });
         }
-        let mut members = self.members().to_vec();
-        let member = Member::new(key, value, String::new());
-        match members.iter_mut().find(|m| m.key() == key) {
-            Some(slot) => *slot = member,
-            None => members.push(member),
+        let new = Member::new(key, value);
+        let (text, count) = self.capacity();
+        let mut b = Builder::new(text + key.len() + value.len(), count + 1);
+        let mut replaced = false;
+        for m in self.iter() {
+            let m = if m.key == key {
+                replaced = true;
+                new
+            } else {
+                m
+            };
+            b.push(m)
+                .map_err(|OverLimit| InvalidBaggage { key: false })?;
         }
-        let bytes: usize =
-            members.iter().map(Member::encoded_len).sum::<usize>() + members.len() - 1;
-        if members.len() > MAX_MEMBERS || bytes > MAX_BYTES {
-            return Err(InvalidBaggage { key: false });
+        if !replaced {
+            b.push(new)
+                .map_err(|OverLimit| InvalidBaggage { key: false })?;
         }
-        Ok(Self::from_vec(members))
+        Ok(b.finish())
     }
 
     /// Returns baggage without `key`.
     pub fn remove(&self, key: &str) -> Baggage {
-        Self::from_vec(
-            self.members()
-                .iter()
-                .filter(|m| m.key() != key)
-                .cloned()
-                .collect(),
-        )
+        Self::rebuild(self.iter().filter(|m| m.key != key), self.capacity()).finish()
     }
 
     /// Adds the members of `other` whose keys `self` lacks, within the limits (`self` wins).
@@ -403,85 +646,98 @@ impl Baggage {
         if self.is_empty() {
             return other.clone();
         }
-        let mut members = self.members().to_vec();
-        let mut bytes: usize =
-            members.iter().map(Member::encoded_len).sum::<usize>() + members.len() - 1;
-        for m in other.members() {
-            let extra = m.encoded_len() + 1;
-            if members.len() < MAX_MEMBERS
-                && bytes + extra <= MAX_BYTES
-                && !members.iter().any(|x| same(x.key(), m.key()))
-            {
-                bytes += extra;
-                members.push(m.clone());
+        let ((a, n), (c, m)) = (self.capacity(), other.capacity());
+        let mut b = Self::rebuild(self.iter(), (a + c, n + m));
+        for m in other.iter() {
+            if !b.members.iter().any(|x| same(x.key, m.key)) {
+                let _ = b.push(m);
             }
         }
-        Self::from_vec(members)
+        b.finish()
     }
 
-    /// Builds baggage from already-decoded pairs (as Jaeger's `uberctx-*` headers give them),
-    /// dropping invalid keys and anything over the limits.
+    /// Builds baggage from already-decoded pairs, dropping invalid keys and anything over the
+    /// limits.
     pub fn from_pairs<'a, I: IntoIterator<Item = (&'a str, Cow<'a, str>)>>(pairs: I) -> Baggage {
-        let mut members: Vec<Member> = Vec::new();
-        let mut bytes = 0usize;
-        for (key, value) in pairs {
-            if !is_valid_key(key) || members.iter().any(|m| m.key() == key) {
-                continue;
-            }
-            let member = Member::new(key, &value, String::new());
-            let extra = member.encoded_len() + usize::from(!members.is_empty());
-            if members.len() == MAX_MEMBERS || bytes + extra > MAX_BYTES {
-                continue;
-            }
-            bytes += extra;
-            members.push(member);
+        let mut pairs = pairs.into_iter().peekable();
+        if pairs.peek().is_none() {
+            return Baggage::empty();
         }
-        Self::from_vec(members)
+        let mut b = Builder::new(64, 4);
+        for (key, value) in pairs {
+            if is_valid_key(key) {
+                let _ = b.push(Member::new(key, &value));
+            }
+        }
+        b.finish()
+    }
+
+    /// Builds baggage from pairs whose values are percent-encoded (Jaeger's `uberctx-*`
+    /// headers): values are decoded; a pair whose key is not a token, or whose value is not
+    /// UTF-8 once decoded, is dropped, and so is anything over the limits.
+    pub(crate) fn from_encoded_pairs<'a>(
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Baggage {
+        let mut pairs = pairs.peekable();
+        if pairs.peek().is_none() {
+            return Baggage::empty();
+        }
+        let mut b = Builder::new(64, 4);
+        for (key, value) in pairs {
+            if !is_valid_key(key) {
+                continue;
+            }
+            b.key(key);
+            let text = &mut b.members.text;
+            let value_start = text.len();
+            let decoded = if value.as_bytes().contains(&b'%') {
+                push_decoded(text, value, NotUtf8::Drop)
+            } else {
+                text.push_str(value);
+                Some(())
+            };
+            if decoded.is_none() {
+                b.roll_back();
+                continue;
+            }
+            let value_end = text.len();
+            let encoded = encoded_value_len(text.get(value_start..).unwrap_or_default());
+            let _ = b.commit(value_end, encoded);
+        }
+        b.finish()
     }
 
     /// The `baggage` header value: members percent-encoded, within [`MAX_BYTES`]; `None` when
     /// empty.
     pub fn header_value(&self) -> Option<String> {
-        let members = self.members();
-        if members.is_empty() {
-            return None;
-        }
-        // The exact length, so the `String` becomes a header value without reallocating.
-        let len = members.iter().map(Member::encoded_len).sum::<usize>() + members.len() - 1;
-        let mut out = String::with_capacity(len.min(MAX_BYTES));
-        for m in members {
-            let start = out.len();
+        let members = self.members()?;
+        // The exact length (kept since the members were added, and within `MAX_BYTES`), so
+        // the `String` becomes a header value without reallocating.
+        let mut out = String::with_capacity(members.header_len);
+        for m in self.iter() {
             if !out.is_empty() {
                 out.push(',');
             }
-            out.push_str(m.key());
+            out.push_str(m.key);
             out.push('=');
-            out.extend(utf8_percent_encode(m.value(), ENCODE));
+            if m.encoded_value == m.value.len() {
+                out.push_str(m.value);
+            } else {
+                encode_into(&mut out, m.value);
+            }
             if !m.properties.is_empty() {
                 out.push(';');
-                out.push_str(&m.properties);
-            }
-            if out.len() > MAX_BYTES {
-                out.truncate(start);
-                break;
+                out.push_str(m.properties);
             }
         }
         Some(out)
     }
 }
 
-/// Percent-encodes a baggage value (exposed for the Jaeger `uberctx-*` headers), into a
-/// `String` of exactly the encoded length (so a header value takes it without reallocating).
-pub(crate) fn encode_value(value: &str) -> String {
-    let mut out = String::with_capacity(encoded_value_len(value));
-    out.extend(utf8_percent_encode(value, ENCODE));
-    out
-}
-
 impl fmt::Debug for Baggage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.iter().map(|m| (m.key(), m.value())))
+            .entries(self.iter().map(|m| (m.key, m.value)))
             .finish()
     }
 }
@@ -490,8 +746,19 @@ impl fmt::Debug for Baggage {
 mod tests {
     use super::*;
 
+    /// The encode set as `percent-encoding` spells it: the reference for [`must_encode`].
+    const ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b',')
+        .add(b';')
+        .add(b'\\')
+        .add(b'%')
+        .add(b'+');
+
     #[test]
-    fn encoded_length_matches_the_encoder() {
+    fn encoder_and_encoded_length_match_percent_encoding() {
+        use percent_encoding::utf8_percent_encode;
         let mut all_ascii = String::new();
         for b in 0u8..128 {
             all_ascii.push(char::from(b));
@@ -502,12 +769,111 @@ mod tests {
             "München",
             "a b+c%d,e;f\"g\\h",
             "日本 語",
+            "€x\u{10FFFF}",
         ] {
-            let encoded: usize = utf8_percent_encode(v, ENCODE).map(str::len).sum();
-            assert_eq!(encoded_value_len(v), encoded, "{v:?}");
+            let want: String = utf8_percent_encode(v, ENCODE).collect();
+            assert_eq!(Member::new("k", v).encoded_value(), want, "{v:?}");
+            assert_eq!(encoded_value_len(v), want.len(), "{v:?}");
         }
         assert_eq!(trim_ows(" \t a b \t"), "a b");
         assert_eq!(trim_ows(" \t "), "");
+    }
+
+    /// The straightforward reading the one-pass parser must agree with: each line split at
+    /// `,`, each member at `;` and its first `=`, trimmed, checked, decoded; then the limits.
+    /// Members as `(key, value, properties)`, with the drop counts.
+    fn reference(lines: &[&str]) -> (Vec<(String, String, String)>, BaggageDrops) {
+        let mut members: Vec<(String, String, String)> = Vec::new();
+        let mut drops = BaggageDrops::default();
+        let mut bytes = 0;
+        for raw in lines.iter().flat_map(|l| l.split(',')) {
+            if trim_ows(raw).is_empty() {
+                continue;
+            }
+            let parsed = (|| {
+                let mut parts = raw.split(';');
+                let (k, v) = parts.next()?.split_once('=')?;
+                let (k, v) = (trim_ows(k), trim_ows(v));
+                if !is_valid_key(k) || !v.bytes().all(baggage_octet) {
+                    return None;
+                }
+                let v = String::from_utf8_lossy(&percent_decode_str(v).collect::<Vec<u8>>())
+                    .into_owned();
+                let mut props = Vec::new();
+                for p in parts {
+                    let p = trim_ows(p);
+                    let (pk, pv) = match p.split_once('=') {
+                        Some((a, b)) => (trim_ows(a), Some(trim_ows(b))),
+                        None => (p, None),
+                    };
+                    if !is_valid_key(pk) || !pv.is_none_or(|v| v.bytes().all(baggage_octet)) {
+                        return None;
+                    }
+                    props.push(pv.map_or(pk.to_owned(), |v| format!("{pk}={v}")));
+                }
+                Some((k.to_owned(), v, props.join(";")))
+            })();
+            let Some(m) = parsed else {
+                drops.invalid += 1;
+                continue;
+            };
+            let encoded: String = percent_encoding::utf8_percent_encode(&m.1, ENCODE).collect();
+            let props = if m.2.is_empty() { 0 } else { 1 + m.2.len() };
+            let extra = m.0.len() + 1 + encoded.len() + props + usize::from(!members.is_empty());
+            if members.len() == MAX_MEMBERS
+                || bytes + extra > MAX_BYTES
+                || members.iter().any(|x| x.0 == m.0)
+            {
+                drops.over_limit += 1;
+                continue;
+            }
+            bytes += extra;
+            members.push(m);
+        }
+        (members, drops)
+    }
+
+    fn owned(b: &Baggage) -> Vec<(String, String, String)> {
+        b.iter()
+            .map(|m| (m.key().into(), m.value().into(), m.properties().into()))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// Near-valid lines (common members, white space, properties, escapes, bad bytes,
+        /// repeated keys) parse as the reference reads them, drop counts included.
+        #[test]
+        fn one_pass_parser_agrees_with_the_reference(
+            lines in proptest::collection::vec(
+                "([ \t]?[a-dK+%]{0,3}[ \t]?=?[ \t]?([a-z0-9=+/]|%[0-9A-Fa-f]{0,2}|%C3%BC|%FF| |\t|\"|é){0,6}(;[ \t]?[a-c]{0,2}(=[a-z%]{0,2})?)?,?){0,6}",
+                1..3,
+            ),
+        ) {
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let (b, drops) = Baggage::parse_lines_counted(lines.iter().copied());
+            let (want, want_drops) = reference(&lines);
+            proptest::prop_assert_eq!(owned(&b), want);
+            proptest::prop_assert_eq!(drops, want_drops);
+            // The header is written at the length kept while parsing, exactly.
+            if let Some(h) = b.header_value() {
+                proptest::prop_assert_eq!(h.capacity(), h.len());
+                proptest::prop_assert_eq!(Baggage::parse_lines([h.as_str()]), b);
+            }
+        }
+
+        /// Near the byte limit: which members fit agrees with the reference.
+        #[test]
+        fn limits_agree_with_the_reference(sizes in proptest::collection::vec(0usize..3000, 1..8)) {
+            let line: Vec<String> =
+                sizes.iter().enumerate().map(|(i, n)| format!("k{i}={}", "v+".repeat(*n / 2))).collect();
+            let line = line.join(",");
+            let (b, drops) = Baggage::parse_lines_counted([line.as_str()]);
+            let (want, want_drops) = reference(&[&line]);
+            proptest::prop_assert_eq!(owned(&b), want);
+            proptest::prop_assert_eq!(drops, want_drops);
+        }
     }
 
     #[test]

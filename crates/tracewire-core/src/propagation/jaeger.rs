@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use fastrace::collector::{SpanId, TraceId};
 use percent_encoding::percent_decode_str;
 
-use crate::baggage::{self, Baggage};
+use crate::baggage::Baggage;
 use crate::carrier::{Extractor, Injector};
 use crate::context::{Sampling, TraceContext};
 use crate::hex;
@@ -88,10 +88,9 @@ pub(crate) fn extract_baggage<E: Extractor + ?Sized>(carrier: &E) -> Baggage {
         .get_prefixed(UBERCTX_PREFIX)
         .filter_map(|(k, value)| {
             // `get_prefixed` matched the ASCII prefix, so this is a char boundary.
-            let key = k.get(UBERCTX_PREFIX.len()..)?;
-            Some((key, decode(value.trim())?))
+            Some((k.get(UBERCTX_PREFIX.len()..)?, value.trim()))
         });
-    Baggage::from_pairs(pairs)
+    Baggage::from_encoded_pairs(pairs)
 }
 
 /// The `uber-trace-id` value: `{32 hex}:{16 hex}:0:{2 hex flags}`.
@@ -120,12 +119,23 @@ pub(crate) fn inject<I: Injector + ?Sized>(cx: &TraceContext, carrier: &mut I) {
 
 /// Writes one `uberctx-{key}` header per baggage member (values percent-encoded).
 pub(crate) fn inject_baggage<I: Injector + ?Sized>(baggage: &Baggage, carrier: &mut I) {
-    let mut name = String::new();
+    // The name is built on the stack (keys are short; a longer one takes a `String`).
+    let mut stack = [0u8; 64];
     for m in baggage.iter() {
-        name.clear();
-        name.push_str(UBERCTX_PREFIX);
-        name.push_str(m.key());
-        carrier.set_dynamic(&name, baggage::encode_value(m.value()));
+        let value = m.encoded_value();
+        let (prefix, key) = (UBERCTX_PREFIX.as_bytes(), m.key().as_bytes());
+        match stack.get_mut(..prefix.len() + key.len()) {
+            Some(name) => {
+                let (head, tail) = name.split_at_mut(prefix.len());
+                head.copy_from_slice(prefix);
+                tail.copy_from_slice(key);
+                // Prefix and key are ASCII (keys are tokens), so this always succeeds.
+                if let Ok(name) = std::str::from_utf8(name) {
+                    carrier.set_dynamic(name, value);
+                }
+            }
+            None => carrier.set_dynamic(&format!("{UBERCTX_PREFIX}{}", m.key()), value),
+        }
     }
 }
 
