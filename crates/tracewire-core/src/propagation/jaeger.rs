@@ -26,11 +26,44 @@ const FLAG_DEBUG: u8 = 0x02;
 /// (64-bit ids are left-padded), span ids of up to 16; neither may be zero. Flags are one or
 /// two hex digits: `0x01` sampled, `0x02` debug (implies sampled); other bits are ignored.
 pub(crate) fn parse(value: &str) -> Option<TraceContext> {
-    let decoded = decode(value.trim())?;
-    // A byte split: the fields are short, so a plain loop beats `str::split`'s `memchr`.
-    let mut parts = decoded.as_bytes().split(|&b| b == b':');
-    let t = hex::parse_u128(parts.next()?, true).filter(|v| *v != 0)?;
-    let s = hex::parse_u64(parts.next()?, true).filter(|v| *v != 0)?;
+    let value = trim(value);
+    // `%` is neither a hex digit nor `:`, so a value that needs decoding fails the plain
+    // reading, and one that does not is the same decoded: decode only after a failure.
+    parse_fields(value.as_bytes()).or_else(|| {
+        let decoded = decode(value).filter(|d| matches!(d, Cow::Owned(_)))?;
+        parse_fields(decoded.as_bytes())
+    })
+}
+
+/// [`str::trim`], skipped when both ends are visible ASCII (as header values are).
+fn trim(value: &str) -> &str {
+    match value.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => value,
+        [only] if only.is_ascii_graphic() => value,
+        _ => value.trim(),
+    }
+}
+
+/// The four fields, already decoded.
+fn parse_fields(b: &[u8]) -> Option<TraceContext> {
+    // Full-width ids (what tracewire and most tracers write) are read in place, without
+    // looking for the separators between them; any other form is split.
+    match (b.get(..32), b.get(32), b.get(33..49), b.get(49)) {
+        (Some(t), Some(b':'), Some(s), Some(b':')) => ids_and_rest(t, s, &b[50..]),
+        _ => None,
+    }
+    .or_else(|| {
+        // A byte split: the fields are short, so a plain loop beats `str::split`'s `memchr`.
+        let mut parts = b.splitn(3, |&c| c == b':');
+        ids_and_rest(parts.next()?, parts.next()?, parts.next()?)
+    })
+}
+
+/// The trace id, the span id, and `{parent-span-id}:{flags}`.
+fn ids_and_rest(t: &[u8], s: &[u8], rest: &[u8]) -> Option<TraceContext> {
+    let t = hex::parse_u128(t, true).filter(|v| *v != 0)?;
+    let s = hex::parse_u64(s, true).filter(|v| *v != 0)?;
+    let mut parts = rest.split(|&c| c == b':');
     hex::parse_u64(parts.next()?, true)?;
     let flags = parts.next()?;
     if parts.next().is_some() {
@@ -88,7 +121,7 @@ pub(crate) fn extract_baggage<E: Extractor + ?Sized>(carrier: &E) -> Baggage {
         .get_prefixed(UBERCTX_PREFIX)
         .filter_map(|(k, value)| {
             // `get_prefixed` matched the ASCII prefix, so this is a char boundary.
-            Some((k.get(UBERCTX_PREFIX.len()..)?, value.trim()))
+            Some((k.get(UBERCTX_PREFIX.len()..)?, trim(value)))
         });
     Baggage::from_encoded_pairs(pairs)
 }
@@ -163,6 +196,62 @@ mod tests {
             Sampling::Sampled,
             "firehose bit ignored"
         );
+    }
+
+    #[test]
+    fn white_space_and_escapes_around_the_plain_reading() {
+        for v in [
+            " 1:2:0:1\t",
+            "\u{3000}1:2:0:1",
+            "1%3A2%3a0%3A1",
+            "1:2%3A0:1",
+        ] {
+            let c = parse(v).unwrap_or_else(|| panic!("{v:?}"));
+            assert_eq!((c.trace_id, c.span_id), (TraceId(1), SpanId(2)), "{v:?}");
+        }
+        for v in ["1:2:0:1%", "%31:2:0:1%zz", "1:2:0:%FF", "1:2:0:1 x"] {
+            assert_eq!(parse(v), None, "{v:?}");
+        }
+        assert_eq!(
+            parse("%31:2:0:1").map(|c| c.trace_id),
+            Some(TraceId(1)),
+            "a digit may be escaped too"
+        );
+    }
+
+    /// The plain reading the fast paths must agree with: trim, decode, split at every `:`.
+    fn reference(value: &str) -> Option<(u128, u64, Sampling)> {
+        let decoded = decode(value.trim())?;
+        let parts: Vec<&str> = decoded.split(':').collect();
+        let [t, s, p, f] = parts[..] else {
+            return None;
+        };
+        let hex = |x: &str, max: usize| {
+            (!x.is_empty() && x.len() <= max && x.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u128::from_str_radix(x, 16).ok())
+                .flatten()
+        };
+        let t = hex(t, 32).filter(|v| *v != 0)?;
+        let s = hex(s, 16).filter(|v| *v != 0)? as u64;
+        hex(p, 16)?;
+        let flags = hex(f, 2)?;
+        let sampling = match flags {
+            f if f & 2 != 0 => Sampling::Debug,
+            f => Sampling::from_bool(f & 1 != 0),
+        };
+        Some((t, s, sampling))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn parse_agrees_with_the_reference(
+            v in "[ ]?([0-9a-fA-F]{32}|[0-9a-f]{0,33}|[0-9a-f:]{0,40})(:|%3A)([0-9a-f]{16}|[0-9a-f:]{0,17})(:|%3a)[0-9a-f]{0,2}(:|%3A)[0-9a-fx%]{0,3}(:[0-9]?)?[ \t]?",
+        ) {
+            let got = parse(&v).map(|c| (c.trace_id.0, c.span_id.0, c.sampling));
+            proptest::prop_assert_eq!(got, reference(&v), "{:?}", v);
+        }
     }
 
     #[test]
