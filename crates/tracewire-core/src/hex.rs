@@ -127,24 +127,37 @@ pub(crate) fn parse_u8(s: &[u8], upper: bool) -> Option<u8> {
 #[inline]
 pub(crate) fn push_u128(out: &mut String, value: u128) {
     let mut buf = [0u8; 32];
-    encode_u64(&mut buf[..16], (value >> 64) as u64);
-    encode_u64(&mut buf[16..], value as u64);
+    buf[..16].copy_from_slice(&encode_u64((value >> 64) as u64));
+    buf[16..].copy_from_slice(&encode_u64(value as u64));
     push_ascii(out, &buf);
 }
 
 /// Appends `value` as exactly 16 lowercase hex digits.
 #[inline]
 pub(crate) fn push_u64(out: &mut String, value: u64) {
-    let mut buf = [0u8; 16];
-    encode_u64(&mut buf, value);
-    push_ascii(out, &buf);
+    push_ascii(out, &encode_u64(value));
 }
 
+/// SWAR: the 16 lowercase hex digits of `value`, 8 per `u64` step.
 #[inline]
-fn encode_u64(buf: &mut [u8], value: u64) {
-    for (i, b) in buf.iter_mut().take(16).enumerate() {
-        *b = DIGITS[((value >> (60 - 4 * i)) & 0xf) as usize];
-    }
+fn encode_u64(value: u64) -> [u8; 16] {
+    let mut buf = [0u8; 16];
+    buf[..8].copy_from_slice(&digits8((value >> 32) as u32).to_be_bytes());
+    buf[8..].copy_from_slice(&digits8(value as u32).to_be_bytes());
+    buf
+}
+
+/// The 8 hex digits of `x` as ASCII, first digit in the top byte: each nibble spread into a
+/// byte of its own, then `'0'` added, plus `'a' - '0' - 10` where the nibble is above 9 (found
+/// by carry-free addition: `n + 0x76` reaches `0x80` exactly when `n >= 10`).
+#[inline(always)]
+fn digits8(x: u32) -> u64 {
+    let x = u64::from(x);
+    let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    let x = (x | (x << 4)) & (ONES * 0x0f);
+    let letters = ((x + ONES * 0x76) & HIGH) >> 7;
+    x + ONES * u64::from(b'0') + letters * u64::from(b'a' - b'0' - 10)
 }
 
 /// Appends `value` as exactly 2 lowercase hex digits.
@@ -182,6 +195,34 @@ mod tests {
         let mut s = String::new();
         push_u8(&mut s, 3);
         assert_eq!(s, "03");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// The SWAR encoder writes what `format!` writes.
+        #[test]
+        fn encoder_matches_format(v in proptest::prelude::any::<u128>()) {
+            let mut s = String::new();
+            push_u128(&mut s, v);
+            proptest::prop_assert_eq!(s, format!("{v:032x}"));
+            let mut s = String::new();
+            push_u64(&mut s, v as u64);
+            proptest::prop_assert_eq!(s, format!("{:016x}", v as u64));
+        }
+    }
+
+    /// Every nibble value in every digit position.
+    #[test]
+    fn encoder_every_nibble_in_every_position() {
+        for pos in 0..16 {
+            for n in 0..16u64 {
+                let v = n << (4 * pos) | 0x1111_1111_1111_1111 & !(0xf << (4 * pos));
+                let mut s = String::new();
+                push_u64(&mut s, v);
+                assert_eq!(s, format!("{v:016x}"));
+            }
+        }
     }
 
     #[test]
