@@ -4,9 +4,11 @@
 //! One request is what a traced service does for one inbound call carrying a W3C
 //! `traceparent` (sampled `-01`, or unsampled `-00`): it opens its request span the way the
 //! stack's HTTP middleware does, and inside it calls [`DEPTH`] nested `#[instrument]`ed async
-//! functions with typed fields (`u64`, `i64`, `bool`, `f64`, `&str`). The same request with no
-//! nested call gives the request span alone; the difference, divided by [`DEPTH`], is what one
-//! `#[instrument]` span costs.
+//! functions with typed fields (`u64`, `i64`, `bool`, `f64`, `&str`); the innermost one awaits
+//! something that is not ready at first (as a database call would), so every span is polled
+//! twice — and entered three times, as `tracing` enters a span again to drop its future. The
+//! same request with no nested call (awaiting the same) gives the request span alone; the
+//! difference, divided by [`DEPTH`], is what one `#[instrument]` span costs.
 //!
 //! | stack | request span | `#[instrument]` spans become | where the spans go |
 //! |---|---|---|---|
@@ -81,7 +83,28 @@ async fn check_stock(id: u64, express: bool) -> u64 {
 
 #[tracing::instrument(skip_all, fields(order.id = id, amount = amount, currency = "EUR"))]
 async fn price(id: u64, amount: f64) -> u64 {
+    Io::default().await;
     black_box(id) ^ amount.to_bits()
+}
+
+/// An I/O call: not ready when first polled (it wakes its task at once), ready the next time.
+#[derive(Default)]
+struct Io {
+    polled: bool,
+}
+
+impl Future for Io {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.polled {
+            Poll::Ready(())
+        } else {
+            self.polled = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
 }
 
 /// The handler: [`DEPTH`] nested `#[instrument]` spans, or none.
@@ -89,11 +112,12 @@ async fn handler(nested: bool, id: u64) -> u64 {
     if nested {
         load_order(id, 3).await
     } else {
+        Io::default().await;
         black_box(id)
     }
 }
 
-/// Polls `fut` to completion on this thread (the handlers never wait: one poll each).
+/// Polls `fut` to completion on this thread (the handlers' I/O is ready on the second poll).
 fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
     let mut cx = Context::from_waker(Waker::noop());
