@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+pub use crate::propagation::fields::{Slot, Walk};
+
 /// Read access to a carrier.
 pub trait Extractor {
     /// Iterator over the values of one key.
@@ -58,67 +60,30 @@ pub trait Extractor {
         })
     }
 
-    /// One pass over every entry, for carriers that can walk their `(key, value)` entries
-    /// directly: [`Propagators::extract`](crate::Propagators::extract) then makes no lookup
-    /// per header (for an `http::HeaderMap`, each lookup hashes the name).
-    ///
-    /// For each entry, in carrier order, `pick` gets the key — which must be **lowercase**;
-    /// carriers whose keys are not lowercase by construction keep the default — and when it
-    /// returns `Some(slot)`, `take(slot, key, value)` gets the value, unless it is one that
-    /// [`get_all`](Self::get_all) skips. Values of one key keep their order. Returns `true`
-    /// when the pass was made; the default makes none and returns `false`, and the
+    /// Optional, for speed: one pass over every `(key, value)` entry, handed to `walk` (see
+    /// [`Walk`]), so that [`Propagators::extract`](crate::Propagators::extract) makes no
+    /// lookup per header (for an `http::HeaderMap`, each lookup hashes the name). Returns
+    /// `true` when the pass was made; the default makes none and returns `false`, and the
     /// propagators use [`get`](Self::get) / [`get_all`](Self::get_all) /
-    /// [`get_prefixed`](Self::get_prefixed) instead. Both ways must give the same result.
-    fn visit<'a>(
-        &'a self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'a str, &'a str),
-    ) -> bool {
-        let _ = (pick, take);
+    /// [`get_prefixed`](Self::get_prefixed) instead. Both ways must give the same result: a
+    /// carrier that walks hands over every entry, in order, skipping the values `get_all`
+    /// skips.
+    fn walk<'a>(&'a self, walk: &mut Walk<'a>) -> bool {
+        let _ = walk;
         false
     }
 }
 
-/// [`Extractor::visit`] for a carrier that can walk its `(key, value)` entries but whose keys
-/// may be in any case (message headers, [`Pairs`]): each key is lowercased for `pick` (on the
-/// stack for keys up to 64 bytes; longer keys with capitals, which no propagation header has,
-/// allocate). `take` gets the key as the carrier spells it. Always returns `true`.
-///
-/// ```
-/// use tracewire_core::carrier::visit_entries;
-///
-/// let entries = [("TraceParent", "00-…"), ("x-other", "y")];
-/// let mut seen = Vec::new();
-/// visit_entries(
-///     entries.iter().map(|&(k, v)| (k, v)),
-///     |key| (key == "traceparent").then_some(0),
-///     |_, key, value| seen.push((key, value)),
-/// );
-/// assert_eq!(seen, [("TraceParent", "00-…")]);
-/// ```
-pub fn visit_entries<'a>(
-    entries: impl Iterator<Item = (&'a str, &'a str)>,
-    mut pick: impl FnMut(&str) -> Option<u8>,
-    mut take: impl FnMut(u8, &'a str, &'a str),
-) -> bool {
-    for (key, value) in entries {
-        if let Some(slot) = pick_any_case(key, &mut pick) {
-            take(slot, key, value);
-        }
-    }
-    true
-}
-
 /// Implements [`Extractor`] for carrier types that read one inner collection through three
 /// functions of the integration: `get_all(entries, key)`, `keys(entries)` and
-/// `visit(entries, pick, take)`. `|c| entries` says how a carrier `c` reaches the collection;
+/// `walk(entries, walk)`. `|c| entries` says how a carrier `c` reaches the collection;
 /// the `values` and `keys` iterator types may name the lifetime `'b` of the borrow. One
 /// invocation may list several carriers over the same collection (an extractor and an injector
 /// of one header map).
 ///
 /// ```
 /// use tracewire_core::Extractor;
-/// use tracewire_core::carrier::visit_entries;
+/// use tracewire_core::carrier::Walk;
 ///
 /// struct Props<'a>(&'a [(String, String)]);
 ///
@@ -132,18 +97,14 @@ pub fn visit_entries<'a>(
 /// fn keys(e: &[(String, String)]) -> Keys<'_> {
 ///     Box::new(e.iter().map(|(k, _)| k.as_str()))
 /// }
-/// fn visit<'a>(
-///     e: &'a [(String, String)],
-///     pick: impl FnMut(&str) -> Option<u8>,
-///     take: impl FnMut(u8, &'a str, &'a str),
-/// ) -> bool {
-///     visit_entries(e.iter().map(|(k, v)| (k.as_str(), v.as_str())), pick, take)
+/// fn walk<'a>(e: &'a [(String, String)], walk: &mut Walk<'a>) -> bool {
+///     walk.entries(e.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 /// }
 ///
 /// tracewire_core::impl_extractor! {
 ///     Props<'_>: |p| p.0;
 ///     values: Values<'b>, keys: Keys<'b>;
-///     get_all: get_all, keys: keys, visit: visit
+///     get_all: get_all, keys: keys, walk: walk
 /// }
 ///
 /// let entries = [("TraceParent".to_owned(), "00-…".to_owned())];
@@ -154,7 +115,7 @@ macro_rules! impl_extractor {
     (
         $($carrier:ty),+ : |$this:ident| $entries:expr;
         values: $values:ty, keys: $keys:ty;
-        get_all: $get_all:expr, keys: $keys_fn:expr, visit: $visit:expr $(,)?
+        get_all: $get_all:expr, keys: $keys_fn:expr, walk: $walk:expr $(,)?
     ) => {
         $(
             impl $crate::Extractor for $carrier {
@@ -178,41 +139,13 @@ macro_rules! impl_extractor {
                 }
 
                 /// One pass over the entries (no lookup per header).
-                fn visit<'b>(
-                    &'b self,
-                    pick: impl FnMut(&str) -> Option<u8>,
-                    take: impl FnMut(u8, &'b str, &'b str),
-                ) -> bool {
+                fn walk<'b>(&'b self, walk: &mut $crate::carrier::Walk<'b>) -> bool {
                     let $this = self;
-                    ($visit)($entries, pick, take)
+                    ($walk)($entries, walk)
                 }
             }
         )+
     };
-}
-
-/// `pick(key)` for a key in any case: `pick` sees it lowercased (on the stack for keys up to
-/// 64 bytes). The building block of [`visit_entries`], for carriers that group the values of a
-/// key (pick once per key, then take each value).
-pub fn pick_any_case(key: &str, pick: &mut impl FnMut(&str) -> Option<u8>) -> Option<u8> {
-    // Most keys are lowercase: ask with the key as it is first. (`pick` answers only
-    // lowercase names, so a key with capitals cannot be picked by this first call.)
-    if let Some(slot) = pick(key) {
-        return Some(slot);
-    }
-    if !key.bytes().any(|b| b.is_ascii_uppercase()) {
-        return None;
-    }
-    let mut buf = [0u8; 64];
-    match buf.get_mut(..key.len()) {
-        Some(lower) => {
-            lower.copy_from_slice(key.as_bytes());
-            lower.make_ascii_lowercase();
-            // ASCII lowercasing keeps UTF-8 valid.
-            std::str::from_utf8(lower).ok().and_then(pick)
-        }
-        None => pick(&key.to_ascii_lowercase()),
-    }
 }
 
 /// Keeps the first entry of each key (ASCII case-insensitive), in order: O(n log n), no
@@ -338,16 +271,8 @@ impl Extractor for Pairs {
         found.into_iter()
     }
 
-    fn visit<'a>(
-        &'a self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'a str, &'a str),
-    ) -> bool {
-        visit_entries(
-            self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            pick,
-            take,
-        )
+    fn walk<'a>(&'a self, walk: &mut Walk<'a>) -> bool {
+        walk.entries(self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 }
 
@@ -426,15 +351,14 @@ mod tests {
         ]);
         let got: Vec<_> = p.get_prefixed("uberctx-").collect();
         assert_eq!(got, [("Uberctx-A", "1"), ("uberctx-b", "2")]);
-        let mut walked = Vec::new();
-        p.visit(
-            |k| k.starts_with("uberctx-").then_some(0),
-            |_, k, v| walked.push((k, v)),
-        );
+        // The walk hands over every entry; `Fields::read` keeps the first of each key.
+        let e = crate::Propagators::new([crate::Format::Jaeger]).extract(&p);
         assert_eq!(
-            walked.len(),
-            4,
-            "the walk yields every entry; callers keep the first"
+            e.baggage
+                .iter()
+                .map(|m| (m.key(), m.value()))
+                .collect::<Vec<_>>(),
+            [("A", "1"), ("b", "2")]
         );
     }
 

@@ -356,7 +356,7 @@ proptest! {
 // One pass over a `Pairs` carrier (message headers) extracts what lookups extract
 // ---------------------------------------------------------------------------------------------
 
-/// The same pairs without `visit`: the propagators fall back to a lookup per header.
+/// The same pairs without `walk`: the propagators fall back to a lookup per header.
 struct Lookups<'a>(&'a Pairs);
 
 impl tracewire_core::Extractor for Lookups<'_> {

@@ -19,7 +19,9 @@ pub use redact::{REDACTED, redact_query, redact_url};
 pub use server::{ABORTED, InServerSpan, RequestHead, ServerConfig, ServerSpan, server_span_name};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use tracewire_core::propagation;
+use std::sync::LazyLock;
+use tracewire_core::carrier::{Slot, Walk};
+use tracewire_core::propagation::HeaderTable;
 use tracewire_core::{Extractor, Injector};
 
 /// Reads propagation headers from an [`http::HeaderMap`]. Values that are not visible ASCII
@@ -85,37 +87,36 @@ impl Extractor for HeaderExtractor<'_> {
         })
     }
 
-    /// One pass over the map, no hashing: see [`visit_headers`].
-    fn visit<'a>(
-        &'a self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'a str, &'a str),
-    ) -> bool {
-        visit_headers(self.0, pick, take)
+    /// One pass over the map, no hashing: see [`walk_headers`].
+    fn walk<'a>(&'a self, walk: &mut Walk<'a>) -> bool {
+        walk_headers(self.0, walk, |_| true)
     }
 }
 
-/// [`Extractor::visit`] over an [`http::HeaderMap`], for carriers built on one (tonic's
-/// metadata, broker headers in HTTP form): one walk of the entries, no hashing. Header names
-/// are lowercase, and `HeaderMap::iter` yields each value of a name right after the previous
-/// one; values that are not visible ASCII are skipped, as [`HeaderExtractor::get_all`] skips
-/// them. Always returns `true`.
-pub fn visit_headers<'a>(
+/// [`Extractor::walk`] over an [`http::HeaderMap`], for carriers built on one (tonic's
+/// metadata, broker headers in HTTP form): one walk of the entries, no hashing, names for
+/// which `keep` is false left out. Header names are lowercase, and `HeaderMap::iter` yields
+/// each value of a name right after the previous one; values that are not visible ASCII are
+/// skipped, as [`HeaderExtractor::get_all`] skips them. Always returns `true`.
+pub fn walk_headers<'a>(
     map: &'a HeaderMap,
-    mut pick: impl FnMut(&str) -> Option<u8>,
-    mut take: impl FnMut(u8, &'a str, &'a str),
+    walk: &mut Walk<'a>,
+    mut keep: impl FnMut(&str) -> bool,
 ) -> bool {
-    let mut previous: Option<(&HeaderName, Option<u8>)> = None;
+    let mut previous: Option<(&HeaderName, Option<Slot>)> = None;
     for (name, value) in map.iter() {
         // A name's extra values come next to it, behind the same `&HeaderName`.
         let slot = match previous {
             Some((p, slot)) if std::ptr::eq(p, name) => slot,
-            _ => pick(name.as_str()),
+            _ => {
+                let key = name.as_str();
+                walk.wanted_lowercase(key).filter(|_| keep(key))
+            }
         };
         previous = Some((name, slot));
         if let Some(slot) = slot {
             if let Some(v) = value_str(value) {
-                take(slot, name.as_str(), v);
+                walk.take(slot, name.as_str(), v);
             }
         }
     }
@@ -195,24 +196,12 @@ pub(crate) fn record_status(
 #[derive(Debug)]
 pub struct HeaderInjector<'a>(pub &'a mut HeaderMap);
 
-/// Header names of the propagation formats (`tracewire_core::propagation::HEADERS`, in that
-/// order), built at compile time: no parse or allocation per use. Matches the exact
-/// (lowercase) names only; other spellings go through `HeaderName` parsing.
+/// The header names of the propagation formats, built once: no parse or allocation per use.
+/// Matches the exact (lowercase) names only; other spellings go through `HeaderName` parsing.
 fn known_name(key: &str) -> Option<&'static HeaderName> {
-    const H: [&str; 10] = propagation::HEADERS;
-    static NAMES: [HeaderName; 10] = [
-        HeaderName::from_static(H[0]),
-        HeaderName::from_static(H[1]),
-        HeaderName::from_static(H[2]),
-        HeaderName::from_static(H[3]),
-        HeaderName::from_static(H[4]),
-        HeaderName::from_static(H[5]),
-        HeaderName::from_static(H[6]),
-        HeaderName::from_static(H[7]),
-        HeaderName::from_static(H[8]),
-        HeaderName::from_static(H[9]),
-    ];
-    NAMES.get(propagation::header_slot(key)?)
+    static NAMES: LazyLock<HeaderTable<HeaderName>> =
+        LazyLock::new(|| HeaderTable::new(HeaderName::from_static));
+    NAMES.get(key)
 }
 
 impl HeaderInjector<'_> {
@@ -296,8 +285,20 @@ mod tests {
 
     #[test]
     fn known_names_match_their_keys() {
-        for key in propagation::HEADERS {
+        for (key, _) in HeaderTable::new(|_| ()).iter() {
             assert_eq!(known_name(key).map(HeaderName::as_str), Some(key));
+        }
+        // Every name injection writes is among them.
+        for format in [
+            Format::TraceContext,
+            Format::Baggage,
+            Format::B3,
+            Format::B3Multi,
+            Format::Jaeger,
+        ] {
+            for key in format.fields() {
+                assert_eq!(known_name(key).map(HeaderName::as_str), Some(*key));
+            }
         }
         assert!(known_name("Traceparent").is_none());
         assert!(known_name("x-other").is_none());

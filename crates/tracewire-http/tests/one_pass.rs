@@ -1,4 +1,4 @@
-//! `HeaderExtractor` walks the `HeaderMap` once (`Extractor::visit`); every other carrier is
+//! `HeaderExtractor` walks the `HeaderMap` once (`Extractor::walk`); every other carrier is
 //! asked key by key. Both must extract exactly the same thing, for every format and any mix
 //! of headers: duplicated, invalid, non-ASCII, in any order.
 #![allow(clippy::unwrap_used)]
@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use tracewire_core::{Extractor, Format, Propagators};
 use tracewire_http::HeaderExtractor;
 
-/// The same map without `visit`: the propagators fall back to lookups.
+/// The same map without `walk`: the propagators fall back to lookups.
 struct Lookups<'a>(HeaderExtractor<'a>);
 
 impl Extractor for Lookups<'_> {

@@ -15,7 +15,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use tracewire_core::carrier::visit_entries;
+use tracewire_core::carrier::Walk;
 use tracewire_core::{Extractor, Injector};
 
 /// Reads propagation headers from the headers of a record (`BorrowedHeaders` of a consumed
@@ -182,12 +182,8 @@ impl<H: Headers + ?Sized> Extractor for HeaderExtractor<'_, H> {
         Keys(Entries::new(self.0))
     }
 
-    fn visit<'b>(
-        &'b self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'b str, &'b str),
-    ) -> bool {
-        visit_entries(Entries::new(self.0), pick, take)
+    fn walk<'b>(&'b self, walk: &mut Walk<'b>) -> bool {
+        walk.entries(Entries::new(self.0))
     }
 }
 
@@ -267,13 +263,9 @@ impl Extractor for HeaderInjector {
         }
     }
 
-    fn visit<'b>(
-        &'b self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'b str, &'b str),
-    ) -> bool {
+    fn walk<'b>(&'b self, walk: &mut Walk<'b>) -> bool {
         match &self.0 {
-            Some(h) => visit_entries(Entries::new(h), pick, take),
+            Some(h) => walk.entries(Entries::new(h)),
             None => true,
         }
     }
@@ -399,12 +391,8 @@ impl Extractor for Incoming<'_> {
         self.entries().map(name)
     }
 
-    fn visit<'b>(
-        &'b self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'b str, &'b str),
-    ) -> bool {
-        visit_entries(self.entries(), pick, take)
+    fn walk<'b>(&'b self, walk: &mut Walk<'b>) -> bool {
+        walk.entries(self.entries())
     }
 }
 
@@ -564,7 +552,7 @@ impl Extractor for Outgoing<'_> {
     where
         Self: 'b;
 
-    /// Rare (headers that appear more than once): extraction goes through `visit`.
+    /// Rare (headers that appear more than once): extraction goes through `walk`.
     fn get_all(&self, key: &str) -> OutgoingValues<'_> {
         OutgoingValues {
             name: Name::new(key),
@@ -581,12 +569,8 @@ impl Extractor for Outgoing<'_> {
             .chain(self.added.iter().map(added))
     }
 
-    fn visit<'b>(
-        &'b self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'b str, &'b str),
-    ) -> bool {
-        visit_entries(self.entries(), pick, take)
+    fn walk<'b>(&'b self, walk: &mut Walk<'b>) -> bool {
+        walk.entries(self.entries())
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::btree_map;
 
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use tracewire_core::Injector;
-use tracewire_core::carrier::pick_any_case;
+use tracewire_core::carrier::Walk;
 
 /// Reads propagation headers from an AMQP header table.
 #[derive(Clone, Copy, Debug)]
@@ -36,7 +36,7 @@ pub fn text(value: &AMQPValue) -> Option<&str> {
 }
 
 /// The values of one name in any case (rare: extraction walks the table once through
-/// [`visit`](Extractor::visit); a boxed scan keeps the type nameable).
+/// [`walk`](Extractor::walk); a boxed scan keeps the type nameable).
 type Values<'a> = Box<dyn Iterator<Item = &'a str> + 'a>;
 type Entry<'a> = (&'a ShortString, &'a AMQPValue);
 type Keys<'a> =
@@ -60,18 +60,14 @@ fn keys(table: &FieldTable) -> Keys<'_> {
     table.inner().iter().map(name)
 }
 
-/// One walk of the table: each name picked in any case, its value taken when it is text.
-fn visit<'a>(
-    table: &'a FieldTable,
-    mut pick: impl FnMut(&str) -> Option<u8>,
-    mut take: impl FnMut(u8, &'a str, &'a str),
-) -> bool {
+/// One walk of the table: each name looked at in any case, its value taken when it is text.
+fn walk<'a>(table: &'a FieldTable, walk: &mut Walk<'a>) -> bool {
     for (name, value) in table.inner() {
         let name = name.as_str();
-        if let Some(slot) = pick_any_case(name, &mut pick)
+        if let Some(slot) = walk.wanted(name)
             && let Some(value) = text(value)
         {
-            take(slot, name, value);
+            walk.take(slot, name, value);
         }
     }
     true
@@ -80,7 +76,7 @@ fn visit<'a>(
 tracewire_core::impl_extractor! {
     HeaderExtractor<'_>, HeaderInjector<'_>: |h| h.0;
     values: Values<'b>, keys: Keys<'b>;
-    get_all: get_all, keys: keys, visit: visit
+    get_all: get_all, keys: keys, walk: walk
 }
 
 impl Injector for HeaderInjector<'_> {

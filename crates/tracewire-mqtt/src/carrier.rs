@@ -11,7 +11,7 @@
 //! README).
 
 use tracewire_core::Injector;
-use tracewire_core::carrier::visit_entries;
+use tracewire_core::carrier::Walk;
 
 /// Reads propagation headers from the user properties of a PUBLISH.
 ///
@@ -71,27 +71,19 @@ fn keys(entries: &[(String, String)]) -> Keys<'_> {
     entries.iter().map(name as fn(&(String, String)) -> &str)
 }
 
-fn visit<'a>(
-    entries: &'a [(String, String)],
-    pick: impl FnMut(&str) -> Option<u8>,
-    take: impl FnMut(u8, &'a str, &'a str),
-) -> bool {
-    visit_entries(
-        entries.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        pick,
-        take,
-    )
+fn walk<'a>(entries: &'a [(String, String)], walk: &mut Walk<'a>) -> bool {
+    walk.entries(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 tracewire_core::impl_extractor! {
     UserProperties<'_>: |p| p.0;
     values: Values<'b>, keys: Keys<'b>;
-    get_all: values, keys: keys, visit: visit
+    get_all: values, keys: keys, walk: walk
 }
 tracewire_core::impl_extractor! {
     UserPropertiesMut<'_>: |p| p.0.as_slice();
     values: Values<'b>, keys: Keys<'b>;
-    get_all: values, keys: keys, visit: visit
+    get_all: values, keys: keys, walk: walk
 }
 
 impl Injector for UserPropertiesMut<'_> {

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use async_nats::HeaderMap;
 use async_nats::header::{HeaderName, HeaderValue};
 use tracewire_core::Injector;
-use tracewire_core::carrier::pick_any_case;
+use tracewire_core::carrier::Walk;
 
 /// Reads propagation headers from an [`async_nats::HeaderMap`].
 #[derive(Clone, Copy, Debug)]
@@ -31,7 +31,7 @@ type Keys<'a> = std::iter::Map<
 >;
 
 /// A scan of the map (only for headers that appear more than once: extraction walks the map
-/// once through [`visit`](tracewire_core::Extractor::visit)).
+/// once through [`walk`](tracewire_core::Extractor::walk)).
 fn get_all<'a>(map: &'a HeaderMap, key: &str) -> Values<'a> {
     let key = key.to_owned();
     Box::new(
@@ -48,17 +48,13 @@ fn keys(map: &HeaderMap) -> Keys<'_> {
     map.iter().map(name)
 }
 
-/// One walk of the map: each name picked once (in any case), then its values taken in order.
-fn visit<'a>(
-    map: &'a HeaderMap,
-    mut pick: impl FnMut(&str) -> Option<u8>,
-    mut take: impl FnMut(u8, &'a str, &'a str),
-) -> bool {
+/// One walk of the map: each name looked at once (in any case), then its values taken in order.
+fn walk<'a>(map: &'a HeaderMap, walk: &mut Walk<'a>) -> bool {
     for (name, values) in map.iter() {
         let name: &'a str = name.as_ref();
-        if let Some(slot) = pick_any_case(name, &mut pick) {
+        if let Some(slot) = walk.wanted(name) {
             for value in values {
-                take(slot, name, value.as_str());
+                walk.take(slot, name, value.as_str());
             }
         }
     }
@@ -68,7 +64,7 @@ fn visit<'a>(
 tracewire_core::impl_extractor! {
     HeaderExtractor<'_>, HeaderInjector<'_>: |h| h.0;
     values: Values<'b>, keys: Keys<'b>;
-    get_all: get_all, keys: keys, visit: visit
+    get_all: get_all, keys: keys, walk: walk
 }
 
 /// The value moved into a header value (no copy), unless it holds a line break (which

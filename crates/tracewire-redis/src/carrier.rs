@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use tracewire_core::carrier::visit_entries;
+use tracewire_core::carrier::Walk;
 use tracewire_core::{Extractor, Injector};
 
 /// A text value of a carrier entry, if it is text.
@@ -79,17 +79,11 @@ fn keys<K: AsRef<str>, V>(entries: &[(K, V)]) -> Keys<'_, K, V> {
     entries.iter().map(name::<K, V> as fn(&(K, V)) -> &str)
 }
 
-fn visit<'a, K: AsRef<str>, V: Text>(
-    entries: &'a [(K, V)],
-    pick: impl FnMut(&str) -> Option<u8>,
-    take: impl FnMut(u8, &'a str, &'a str),
-) -> bool {
-    visit_entries(
+fn walk<'a, K: AsRef<str>, V: Text>(entries: &'a [(K, V)], walk: &mut Walk<'a>) -> bool {
+    walk.entries(
         entries
             .iter()
             .filter_map(|(k, v)| Some((k.as_ref(), v.text()?))),
-        pick,
-        take,
     )
 }
 
@@ -201,12 +195,8 @@ impl Extractor for Headers<'_> {
         keys(shorten(&self.0))
     }
 
-    fn visit<'b>(
-        &'b self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'b str, &'b str),
-    ) -> bool {
-        visit(&self.0, pick, take)
+    fn walk<'b>(&'b self, walk: &mut Walk<'b>) -> bool {
+        self::walk(&self.0, walk)
     }
 }
 
@@ -242,12 +232,12 @@ pub struct FieldsMut<'a>(pub &'a mut Vec<(String, Vec<u8>)>);
 tracewire_core::impl_extractor! {
     Fields<'_>: |f| f.0;
     values: Values<'b, String, Vec<u8>>, keys: Keys<'b, String, Vec<u8>>;
-    get_all: values, keys: keys, visit: visit
+    get_all: values, keys: keys, walk: walk
 }
 tracewire_core::impl_extractor! {
     FieldsMut<'_>: |f| f.0.as_slice();
     values: Values<'b, String, Vec<u8>>, keys: Keys<'b, String, Vec<u8>>;
-    get_all: values, keys: keys, visit: visit
+    get_all: values, keys: keys, walk: walk
 }
 
 impl Injector for FieldsMut<'_> {

@@ -24,6 +24,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tonic::metadata::MetadataMap;
+use tracewire_core::carrier::Walk;
 use tracewire_core::{Extractor, Injector};
 use tracewire_http::HeaderInjector;
 
@@ -82,17 +83,9 @@ impl<'m> GrpcHeaders<'m> {
     }
 }
 
-/// One walk of the map ([`tracewire_http::visit_headers`]), binary keys skipped.
-fn visit_text<'a>(
-    map: &'a HeaderMap,
-    mut pick: impl FnMut(&str) -> Option<u8>,
-    take: impl FnMut(u8, &'a str, &'a str),
-) -> bool {
-    tracewire_http::visit_headers(
-        map,
-        |key| if is_binary(key) { None } else { pick(key) },
-        take,
-    )
+/// One walk of the map ([`tracewire_http::walk_headers`]), binary keys skipped.
+fn walk_text<'a>(map: &'a HeaderMap, walk: &mut Walk<'a>) -> bool {
+    tracewire_http::walk_headers(map, walk, |key| !is_binary(key))
 }
 
 impl Extractor for GrpcHeaders<'_> {
@@ -113,12 +106,8 @@ impl Extractor for GrpcHeaders<'_> {
         self.key_strs()
     }
 
-    fn visit<'a>(
-        &'a self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'a str, &'a str),
-    ) -> bool {
-        visit_text(self.0, pick, take)
+    fn walk<'a>(&'a self, walk: &mut Walk<'a>) -> bool {
+        walk_text(self.0, walk)
     }
 }
 
@@ -140,12 +129,8 @@ impl Extractor for MetadataExtractor<'_> {
         GrpcHeaders(self.0.as_ref()).key_strs()
     }
 
-    fn visit<'a>(
-        &'a self,
-        pick: impl FnMut(&str) -> Option<u8>,
-        take: impl FnMut(u8, &'a str, &'a str),
-    ) -> bool {
-        visit_text(self.0.as_ref(), pick, take)
+    fn walk<'a>(&'a self, walk: &mut Walk<'a>) -> bool {
+        walk_text(self.0.as_ref(), walk)
     }
 }
 

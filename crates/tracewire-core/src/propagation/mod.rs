@@ -13,11 +13,11 @@
 //! baggage-carrying format; injection writes every configured format.
 
 pub mod b3;
-mod fields;
+pub(crate) mod fields;
 pub mod jaeger;
 pub mod w3c;
 
-pub use fields::{HEADERS, header_slot};
+pub use fields::HeaderTable;
 
 use crate::baggage::Baggage;
 use crate::carrier::{Extractor, Injector};
@@ -204,7 +204,7 @@ impl Propagators {
     /// Reads whatever the carrier holds. Never fails: malformed input yields no context (and a
     /// `log::debug!` line saying why).
     ///
-    /// A carrier that supports [`Extractor::visit`] is walked once; any other is asked for
+    /// A carrier that supports [`Extractor::walk`] is walked once; any other is asked for
     /// each header the formats read.
     pub fn extract<E: Extractor + ?Sized>(&self, carrier: &E) -> Extracted {
         if self.formats.is_empty() {
