@@ -130,18 +130,32 @@ impl TracewireLayer {
             None => Cow::Borrowed(meta.name()),
         };
         let kind = fields.kind.unwrap_or_default();
+        let status = fields.status_attributes();
+        let mut attributes = fields.attributes;
+        attributes.extend(status);
+        // The attributes known now go into the span's own list in one piece (the kind with
+        // them, where the tracer does not write it); `record()` adds more at the end.
+        let local_attributes = |mut attributes: Vec<Attribute>| {
+            if kind != SpanKind::Internal {
+                let (k, v) = kind.property();
+                attributes.push((Cow::Borrowed(k), Cow::Borrowed(v)));
+            }
+            attributes
+        };
         let (span, context) = match parent {
             Parent::Local => {
-                let span = with_kind(Span::enter_with_local_parent(name), kind);
+                let attributes = local_attributes(attributes);
+                let span = with_attributes(Span::enter_with_local_parent(name), attributes);
                 (span, TraceContext::with_attached(|cx| cx.cloned()))
             }
             Parent::Span(p) => {
-                let span = with_kind(Span::enter_with_parent(name, p.span.span()), kind);
-                (span, p.context.clone())
+                let attributes = local_attributes(attributes);
+                let span = Span::enter_with_parent(name, p.span.span());
+                (with_attributes(span, attributes), p.context.clone())
             }
             Parent::Attached => {
                 let child = self.tracer().start_child_lazy(|| name, kind);
-                (child.span, child.context)
+                (with_attributes(child.span, attributes), child.context)
             }
             Parent::Root => {
                 let root = self.tracer().start_root_with(
@@ -156,7 +170,7 @@ impl TracewireLayer {
                     // (its context propagates from inside the span).
                     return Some(SpanData::new(PendingSpan::default(), Some(root.context)));
                 }
-                (root.span, Some(root.context))
+                (with_attributes(root.span, attributes), Some(root.context))
             }
         };
         let sc = SpanContext::from_span(&span)?;
@@ -168,13 +182,7 @@ impl TracewireLayer {
                 cx.remote = false;
                 cx
             });
-        let status = fields.status_attributes();
-        let mut attributes = fields.attributes;
-        attributes.extend(status);
-        Some(SpanData::new(
-            PendingSpan::with_attributes(span, attributes),
-            context,
-        ))
+        Some(SpanData::new(PendingSpan::new(span), context))
     }
 
     fn record_error<S>(span: &SpanRef<'_, S>, description: Option<&str>)
@@ -205,11 +213,11 @@ enum Parent<'a> {
     Root,
 }
 
-fn with_kind(span: Span, kind: SpanKind) -> Span {
-    if kind == SpanKind::Internal {
+fn with_attributes(span: Span, attributes: Vec<Attribute>) -> Span {
+    if attributes.is_empty() {
         span
     } else {
-        span.with_properties(|| [kind.property()])
+        span.with_properties(|| attributes)
     }
 }
 
