@@ -124,12 +124,27 @@ static SMALL: LazyLock<Vec<String>> =
     LazyLock::new(|| (0..256u16).map(|n| n.to_string()).collect());
 
 /// A number as text: borrowed for 0..=255 (ports, counts, sizes of small messages), else
-/// formatted.
+/// formatted (into a string of exactly its length, without `fmt`'s machinery).
 pub fn number(n: u64) -> Cow<'static, str> {
     match usize::try_from(n).ok().and_then(|i| SMALL.get(i)) {
         Some(s) => Cow::Borrowed(s.as_str()),
-        None => Cow::Owned(n.to_string()),
+        None => Cow::Owned(decimal(n)),
     }
+}
+
+/// `n` in decimal.
+fn decimal(mut n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[i..].iter().map(|&d| char::from(d)).collect()
 }
 
 #[cfg(test)]
