@@ -593,9 +593,9 @@ pub(crate) enum Typed<'a> {
 impl<'a> Typed<'a> {
     fn new(ty: ValueType, value: &'a str, max_len: Option<usize>) -> Self {
         let parsed = match ty {
-            ValueType::Int => value.trim().parse::<i64>().ok().map(Typed::Int),
-            ValueType::Double => value.trim().parse::<f64>().ok().map(Typed::Double),
-            ValueType::Bool => match value.trim() {
+            ValueType::Int => trim(value).parse::<i64>().ok().map(Typed::Int),
+            ValueType::Double => trim(value).parse::<f64>().ok().map(Typed::Double),
+            ValueType::Bool => match trim(value) {
                 "true" => Some(Typed::Bool(true)),
                 "false" => Some(Typed::Bool(false)),
                 _ => None,
@@ -644,6 +644,22 @@ impl<'a> Typed<'a> {
     }
 }
 
+/// `s.trim()`, without its scan of both ends when they are ASCII and not whitespace (the
+/// usual number: a Unicode space would start and end with a non-ASCII byte).
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(b))
+            if a.is_ascii()
+                && b.is_ascii()
+                && !char::from(*a).is_whitespace()
+                && !char::from(*b).is_whitespace() =>
+        {
+            s
+        }
+        _ => s.trim(),
+    }
+}
+
 fn truncated(s: &str, max_len: Option<usize>) -> &str {
     match max_len.and_then(|max| s.char_indices().nth(max)) {
         Some((idx, _)) => &s[..idx],
@@ -655,7 +671,8 @@ fn truncated(s: &str, max_len: Option<usize>) -> &str {
 /// types have one layout: the standard library collects in place).
 // (`filter` would keep the item type, and its lifetime: the point is to change it.)
 #[allow(clippy::unnecessary_filter_map)]
-pub(crate) fn reuse<'x>(v: Vec<(&str, Typed<'_>)>) -> Vec<(&'x str, Typed<'x>)> {
+pub(crate) fn reuse<'x>(mut v: Vec<(&str, Typed<'_>)>) -> Vec<(&'x str, Typed<'x>)> {
+    v.clear();
     v.into_iter().filter_map(|_| None).collect()
 }
 
@@ -829,6 +846,25 @@ mod tests {
             span.links[0].flags,
             0x01 | FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE
         );
+    }
+
+    #[test]
+    fn trim_is_str_trim() {
+        for s in [
+            "",
+            " ",
+            "42",
+            " 42",
+            "42 ",
+            "\x0b7\x0b",
+            "\t1\n",
+            "\u{a0}5",
+            "5\u{3000}",
+            "x",
+            "é1é",
+        ] {
+            assert_eq!(trim(s), s.trim(), "{s:?}");
+        }
     }
 
     #[test]
