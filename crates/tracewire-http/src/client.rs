@@ -9,11 +9,13 @@ use http::{HeaderMap, HeaderName, Method, StatusCode};
 use tracewire_core::span::Attribute;
 use tracewire_core::{PendingSpan, SpanKind, TraceContext, Tracer, semconv};
 
-use crate::HeaderInjector;
-use crate::headers::HeaderCapture;
+use crate::attributes::record_status;
+use crate::carrier::HeaderInjector;
+use crate::format::static_or_owned;
+use crate::headers::{HeaderCapture, protocol_version};
 use crate::method::{KnownMethods, Normalized};
+use crate::naming::server_span_name;
 use crate::redact::redact_url;
-use crate::server::static_or_owned;
 
 #[derive(Clone, Debug)]
 struct Inner {
@@ -203,7 +205,7 @@ fn request_properties(
 /// assert_eq!(client_span_name(k.normalize(&Method::GET), Some("/users/{id}")), "GET /users/{id}");
 /// ```
 pub fn client_span_name(method: Normalized<'_>, template: Option<&str>) -> Cow<'static, str> {
-    crate::server::server_span_name(method, template)
+    server_span_name(method, template)
 }
 
 /// The span of one outgoing request attempt; it ends when dropped (record the response or
@@ -239,7 +241,7 @@ impl ClientSpan {
     /// client (status `ERROR`, `error.type` = the code); captured response headers.
     pub fn record_response(&mut self, status: StatusCode, headers: &HeaderMap) {
         let error = status.is_client_error() || status.is_server_error();
-        crate::record_status(&mut self.span, status, error);
+        record_status(&mut self.span, status, error);
         let capture = &self.config.inner.response_headers;
         if !capture.is_empty() {
             self.span.extend(|| capture.properties(headers));
@@ -248,10 +250,8 @@ impl ClientSpan {
 
     /// Records the response's protocol version (`network.protocol.version`: `1.1`, `2`).
     pub fn record_protocol_version(&mut self, version: http::Version) {
-        self.span.set(
-            semconv::NETWORK_PROTOCOL_VERSION,
-            crate::headers::protocol_version(version),
-        );
+        self.span
+            .set(semconv::NETWORK_PROTOCOL_VERSION, protocol_version(version));
     }
 
     /// Records a failed attempt (connection refused, timeout...): status `ERROR` with
