@@ -22,7 +22,7 @@
 # helpers are `benches/load_lib.sh`'s (SKIP_BUILD=1: use the binary as built).
 set -euo pipefail
 
-MODES=${MODES:-"plain tracewire tracewire-ratio10 tracewire-discard tracewire-unsampled fastrace-axum otel-instrumentation-tower"}
+MODES=${MODES:-"plain tracewire tracewire-ratio10 tracewire-discard tracewire-unsampled fastrace-axum otel-instrumentation-tower empty-layer fastrace-floor"}
 SECS=${SECS:-4}
 WARM=${WARM:-2}
 CONNS=${CONNS:-32}
@@ -36,7 +36,7 @@ tracewire layer: start (root rule, extraction, attributes)|request|tracewire_htt
 tracewire layer: end (response attributes, hand-over to fastrace)|request|tracewire_http::server::ServerSpan::complete \[
 fastrace: commands sent (span submission, parent guards)|request|fastrace::collector::global_collector::send_command \[
 fastrace: local parent guard drops|request|fastrace::span::LocalParentGuard as core::ops::drop::Drop>::drop \[
-fastrace collector: reporter (tracewire: into the queue)|collector|as fastrace::collector::global_collector::Reporter>::report \[
+fastrace collector: the reporter (tracewire: into its queue; fastrace-axum: fastrace-opentelemetry mapping + encoding)|collector|as fastrace::collector::global_collector::Reporter>::report \[
 export worker: mapping|export|tracewire_export::map::Mapper::map \[
 export worker: encoding (incl. sizing)|export|tracewire_export::encode::encode_request \[
 export worker: mapping and encoding, straight from the spans|export|tracewire_export::encode::DirectEncoder::encode \[

@@ -10,6 +10,8 @@
 //! | `tracewire-unsampled` | the same layer, `Sampler::AlwaysOff` (context still propagated) | none |
 //! | `fastrace-axum` | `fastrace_axum::FastraceLayer` (the engine's own axum layer) | `fastrace-opentelemetry`'s reporter into an SDK exporter that does what `opentelemetry-otlp` does (group, convert, prost-encode), counting the spans |
 //! | `otel-instrumentation-tower` | `opentelemetry-instrumentation-tower`'s layer (metrics off) | the OpenTelemetry SDK's batch processor into that same encoding exporter |
+//! | `empty-layer` | a layer that adds nothing (`layer_fn(\|s\| s)`): the floor of any `Router::layer` | |
+//! | `fastrace-floor` | a bare fastrace root span with two static properties around the route (`in_span`): the least a fastrace-based layer does for a sampled request | tracewire's pipeline and sink, as `tracewire` |
 //!
 //! ```text
 //! cargo build --release -p tracewire-benches --example http_load
@@ -36,6 +38,32 @@ use tracewire_benches::export::{Discard, counting_pipeline, report_to};
 use tracewire_benches::otel;
 use tracewire_core::{Sampler, Tracer};
 use tracewire_tower::TraceLayer;
+
+/// The `fastrace-floor` mode's service: a bare fastrace root span around the inner future.
+#[derive(Clone)]
+struct Floor<S>(S);
+
+impl<S: tower_service::Service<R>, R> tower_service::Service<R> for Floor<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = fastrace::future::InSpan<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        use fastrace::future::FutureExt as _;
+        let span = tracewire_benches::floor_span(
+            "GET /hello/{name}",
+            [("span.kind", "server"), ("http.route", "/hello/{name}")],
+        );
+        self.0.call(req).in_span(span)
+    }
+}
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -88,6 +116,13 @@ fn main() -> std::io::Result<()> {
             );
             fastrace::set_reporter(reporter, fastrace::collector::Config::default());
             app.layer(fastrace_axum::FastraceLayer::default())
+        }
+        "empty-layer" => app.layer(tower_layer::layer_fn(|s| s)),
+        "fastrace-floor" => {
+            let p = counting_pipeline(exported.clone())?;
+            report_to(&p);
+            pipeline = Some(p);
+            app.layer(tower_layer::layer_fn(Floor))
         }
         "otel-instrumentation-tower" => {
             let provider = otel::provider(true, exported.clone());
