@@ -123,15 +123,6 @@ pub(crate) fn parse_u8(s: &[u8], upper: bool) -> Option<u8> {
     }
 }
 
-/// Appends `value` as exactly 32 lowercase hex digits.
-#[inline]
-pub(crate) fn push_u128(out: &mut String, value: u128) {
-    let mut buf = [0u8; 32];
-    buf[..16].copy_from_slice(&encode_u64((value >> 64) as u64));
-    buf[16..].copy_from_slice(&encode_u64(value as u64));
-    push_ascii(out, &buf);
-}
-
 /// Appends `value` as exactly 16 lowercase hex digits.
 #[inline]
 pub(crate) fn push_u64(out: &mut String, value: u64) {
@@ -160,11 +151,63 @@ fn digits8(x: u32) -> u64 {
     x + ONES * u64::from(b'0') + letters * u64::from(b'a' - b'0' - 10)
 }
 
-/// Appends `value` as exactly 2 lowercase hex digits.
-#[inline]
-pub(crate) fn push_u8(out: &mut String, value: u8) {
-    out.push(DIGITS[(value >> 4) as usize] as char);
-    out.push(DIGITS[(value & 0xf) as usize] as char);
+/// An ASCII header value (ids in hex, separators) put together on the stack, then copied once
+/// into a `String` of exactly its length — so a header value takes it without reallocating.
+pub(crate) struct Ascii<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Ascii<N> {
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Ascii {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Appends ASCII bytes (a static separator or digits). Past `N` bytes nothing is appended:
+    /// callers size `N` for the longest value they write.
+    #[inline]
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        if let Some(to) = self.buf.get_mut(self.len..self.len + b.len()) {
+            to.copy_from_slice(b);
+            self.len += b.len();
+        }
+        debug_assert!(self.len <= N, "hex::Ascii<{N}> too short");
+        self
+    }
+
+    /// Appends exactly 32 lowercase hex digits.
+    #[inline]
+    pub(crate) fn u128(&mut self, value: u128) -> &mut Self {
+        self.u64((value >> 64) as u64).u64(value as u64)
+    }
+
+    /// Appends exactly 16 lowercase hex digits.
+    #[inline]
+    pub(crate) fn u64(&mut self, value: u64) -> &mut Self {
+        self.bytes(&encode_u64(value))
+    }
+
+    /// Appends exactly 2 lowercase hex digits.
+    #[inline]
+    pub(crate) fn u8(&mut self, value: u8) -> &mut Self {
+        self.bytes(&[
+            DIGITS[usize::from(value >> 4)],
+            DIGITS[usize::from(value & 0xf)],
+        ])
+    }
+
+    /// The value as a `String` of exactly its length.
+    #[inline]
+    pub(crate) fn finish(&self) -> String {
+        // Only ASCII is ever appended, so this cannot fail.
+        std::str::from_utf8(&self.buf[..self.len])
+            .map(str::to_owned)
+            .unwrap_or_default()
+    }
 }
 
 #[inline]
@@ -181,8 +224,9 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let mut s = String::new();
-        push_u128(&mut s, 0x0af7651916cd43dd8448eb211c80319c);
+        let s = Ascii::<32>::new()
+            .u128(0x0af7651916cd43dd8448eb211c80319c)
+            .finish();
         assert_eq!(s, "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(
             parse_u128(s.as_bytes(), false),
@@ -192,9 +236,7 @@ mod tests {
         push_u64(&mut s, 0xb7ad6b7169203331);
         assert_eq!(s, "b7ad6b7169203331");
         assert_eq!(parse_u64(s.as_bytes(), false), Some(0xb7ad6b7169203331));
-        let mut s = String::new();
-        push_u8(&mut s, 3);
-        assert_eq!(s, "03");
+        assert_eq!(Ascii::<2>::new().u8(3).finish(), "03");
     }
 
     proptest::proptest! {
@@ -203,13 +245,25 @@ mod tests {
         /// The SWAR encoder writes what `format!` writes.
         #[test]
         fn encoder_matches_format(v in proptest::prelude::any::<u128>()) {
-            let mut s = String::new();
-            push_u128(&mut s, v);
+            let s = Ascii::<32>::new().u128(v).finish();
             proptest::prop_assert_eq!(s, format!("{v:032x}"));
             let mut s = String::new();
             push_u64(&mut s, v as u64);
             proptest::prop_assert_eq!(s, format!("{:016x}", v as u64));
         }
+    }
+
+    #[test]
+    fn ascii_values_are_exact() {
+        let s = Ascii::<54>::new()
+            .u128(0xabc)
+            .bytes(b":")
+            .u64(0x1f)
+            .bytes(b":0:")
+            .u8(0x3)
+            .finish();
+        assert_eq!(s, "00000000000000000000000000000abc:000000000000001f:0:03");
+        assert_eq!(s.capacity(), s.len());
     }
 
     /// Every nibble value in every digit position.

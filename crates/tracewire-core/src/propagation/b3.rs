@@ -154,17 +154,18 @@ pub(crate) fn extract<E: Extractor + ?Sized>(carrier: &E) -> Option<B3Extract> {
 
 /// The single-header value for `cx`: `{trace}-{span}[-{1|0|d}]`.
 pub fn single_value(cx: &TraceContext) -> String {
-    let mut s = String::with_capacity(51);
-    hex::push_u128(&mut s, cx.trace_id.0);
-    s.push('-');
-    hex::push_u64(&mut s, cx.span_id.0);
-    match cx.sampling {
-        Sampling::Deferred => {}
-        Sampling::NotSampled => s.push_str("-0"),
-        Sampling::Sampled => s.push_str("-1"),
-        Sampling::Debug => s.push_str("-d"),
-    }
-    s
+    let sampling: &[u8] = match cx.sampling {
+        Sampling::Deferred => b"",
+        Sampling::NotSampled => b"-0",
+        Sampling::Sampled => b"-1",
+        Sampling::Debug => b"-d",
+    };
+    hex::Ascii::<51>::new()
+        .u128(cx.trace_id.0)
+        .bytes(b"-")
+        .u64(cx.span_id.0)
+        .bytes(sampling)
+        .finish()
 }
 
 /// Writes the single `b3` header.
@@ -181,12 +182,14 @@ pub(crate) fn inject_single<I: Injector + ?Sized>(cx: &TraceContext, carrier: &m
 // format that is not configured made its (common) path ~190 instructions longer.
 #[inline(never)]
 pub(crate) fn inject_multi<I: Injector + ?Sized>(cx: &TraceContext, carrier: &mut I) {
-    let mut t = String::with_capacity(32);
-    hex::push_u128(&mut t, cx.trace_id.0);
-    carrier.set(X_B3_TRACE_ID, t);
-    let mut s = String::with_capacity(16);
-    hex::push_u64(&mut s, cx.span_id.0);
-    carrier.set(X_B3_SPAN_ID, s);
+    carrier.set(
+        X_B3_TRACE_ID,
+        hex::Ascii::<32>::new().u128(cx.trace_id.0).finish(),
+    );
+    carrier.set(
+        X_B3_SPAN_ID,
+        hex::Ascii::<16>::new().u64(cx.span_id.0).finish(),
+    );
     match cx.sampling {
         Sampling::Deferred => {}
         Sampling::NotSampled => carrier.set(X_B3_SAMPLED, "0".into()),

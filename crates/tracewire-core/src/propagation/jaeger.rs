@@ -128,18 +128,18 @@ pub(crate) fn extract_baggage<E: Extractor + ?Sized>(carrier: &E) -> Baggage {
 
 /// The `uber-trace-id` value: `{32 hex}:{16 hex}:0:{2 hex flags}`.
 pub fn header_value(cx: &TraceContext) -> String {
-    let mut s = String::with_capacity(54);
-    hex::push_u128(&mut s, cx.trace_id.0);
-    s.push(':');
-    hex::push_u64(&mut s, cx.span_id.0);
-    s.push_str(":0:");
     let flags = match cx.sampling {
         Sampling::Debug => FLAG_SAMPLED | FLAG_DEBUG,
         Sampling::Sampled => FLAG_SAMPLED,
         Sampling::NotSampled | Sampling::Deferred => 0,
     };
-    hex::push_u8(&mut s, flags);
-    s
+    hex::Ascii::<54>::new()
+        .u128(cx.trace_id.0)
+        .bytes(b":")
+        .u64(cx.span_id.0)
+        .bytes(b":0:")
+        .u8(flags)
+        .finish()
 }
 
 /// Writes `uber-trace-id`.
@@ -153,17 +153,18 @@ pub(crate) fn inject<I: Injector + ?Sized>(cx: &TraceContext, carrier: &mut I) {
 /// Writes one `uberctx-{key}` header per baggage member (values percent-encoded).
 pub(crate) fn inject_baggage<I: Injector + ?Sized>(baggage: &Baggage, carrier: &mut I) {
     // The name is built on the stack (keys are short; a longer one takes a `String`).
+    const AT: usize = UBERCTX_PREFIX.len();
     let mut stack = [0u8; 64];
+    stack[..AT].copy_from_slice(UBERCTX_PREFIX.as_bytes());
     for m in baggage.iter() {
         let value = m.encoded_value();
-        let (prefix, key) = (UBERCTX_PREFIX.as_bytes(), m.key().as_bytes());
-        match stack.get_mut(..prefix.len() + key.len()) {
-            Some(name) => {
-                let (head, tail) = name.split_at_mut(prefix.len());
-                head.copy_from_slice(prefix);
-                tail.copy_from_slice(key);
+        let key = m.key().as_bytes();
+        let end = AT + key.len();
+        match stack.get_mut(AT..end) {
+            Some(to) => {
+                to.copy_from_slice(key);
                 // Prefix and key are ASCII (keys are tokens), so this always succeeds.
-                if let Ok(name) = std::str::from_utf8(name) {
+                if let Some(Ok(name)) = stack.get(..end).map(std::str::from_utf8) {
                     carrier.set_dynamic(name, value);
                 }
             }

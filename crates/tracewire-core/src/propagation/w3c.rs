@@ -136,14 +136,14 @@ pub(crate) fn extract<E: Extractor + ?Sized>(carrier: &E) -> Option<TraceContext
 
 /// The `traceparent` value for `cx` (version `00`).
 pub fn traceparent(cx: &TraceContext) -> String {
-    let mut s = String::with_capacity(55);
-    s.push_str("00-");
-    hex::push_u128(&mut s, cx.trace_id.0);
-    s.push('-');
-    hex::push_u64(&mut s, cx.span_id.0);
-    s.push('-');
-    hex::push_u8(&mut s, cx.flags());
-    s
+    hex::Ascii::<55>::new()
+        .bytes(b"00-")
+        .u128(cx.trace_id.0)
+        .bytes(b"-")
+        .u64(cx.span_id.0)
+        .bytes(b"-")
+        .u8(cx.flags())
+        .finish()
 }
 
 /// Writes `traceparent`, and `tracestate` when it is not empty.
