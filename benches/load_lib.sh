@@ -149,3 +149,262 @@ load_tables() {
         done
     done
 }
+
+# ---------------------------------------------------------------------------------------------
+# Windows of a long-running load process, measured through its control routes
+# (`tracewire_benches::control`: `GET /_count`, `GET /_flush`). Used by `grpc_load.sh` (the
+# subject is the gRPC server, the peer its load client) and `http_client_load.sh` (the subject
+# is the HTTP client, the peer the server it calls); `callgrind_load.sh` can adopt the callgrind
+# part (cg_*). The driver defines two functions and a few knobs:
+#
+#   subject_cmd <mode>   # prints the measured program's command line for a mode
+#   peer_cmd             # prints the other program's (the load generator, or the server called)
+#   CONTROL              # host:port of the subject's control listener
+#   SUBJECT_CPU, PEER_CPU  # where each runs (default 1 and 0)
+#   PEER_FIRST=1         # start the peer before the subject (a server the subject calls)
+#   THREAD_ROLES         # "<comm prefix>=<role> ...": how /proc names the subject's threads
+#
+#   load_pair_start <mode> [wrapper...]   # both up, the subject's control answering
+#   load_pair_stop                        # both stopped (the subject's output in $OUT/subject.log)
+#   load_window_rounds <secs> <warm>      # ROUNDS x MODES interleaved: calls/s and CPU per call
+#                                         # of each thread role of the subject ($OUT/windows)
+#   load_window_table                     # the medians, ratios to `plain`, CPU split
+#   cg_windows <secs> <warm>              # each mode under callgrind: instructions per call per
+#   cg_tables                             # thread role, and per stage (CG_STAGES)
+
+SUBJECT_CPU=${SUBJECT_CPU:-1}
+PEER_CPU=${PEER_CPU:-0}
+SUBJECT_PID=
+PEER_PID=
+THREAD_ROLES=${THREAD_ROLES:-"tokio-rt=request fastrace=collector tracewire-expor=export OpenTelemetry=otel"}
+# Roles in table order, with their column titles.
+ROLES="request collector export otel main other"
+role_title() {
+    case $1 in
+        request) echo "request thread (tokio worker)" ;;
+        collector) echo "fastrace collector" ;;
+        export) echo "tracewire export worker" ;;
+        otel) echo "OTel batch thread" ;;
+        main) echo "main" ;;
+        *) echo "other" ;;
+    esac
+}
+
+load_get() { curl -sf "http://$CONTROL$1"; }
+
+load_pair_start() {
+    local mode=$1 _
+    shift
+    if [ -n "${PEER_FIRST:-}" ]; then
+        # shellcheck disable=SC2046 # the command line is words
+        taskset -c "$PEER_CPU" $(peer_cmd) >"$OUT/peer.log" 2>&1 &
+        PEER_PID=$!
+        sleep 0.3
+    fi
+    # shellcheck disable=SC2046
+    taskset -c "$SUBJECT_CPU" "$@" $(subject_cmd "$mode") >"$OUT/subject.log" 2>"$OUT/subject.err" &
+    SUBJECT_PID=$!
+    for _ in $(seq 1 300); do load_get /_count >/dev/null && break; sleep 0.2; done
+    if [ -z "${PEER_FIRST:-}" ]; then
+        # shellcheck disable=SC2046
+        taskset -c "$PEER_CPU" $(peer_cmd) >"$OUT/peer.log" 2>&1 &
+        PEER_PID=$!
+    fi
+}
+
+load_pair_stop() {
+    kill -TERM "$SUBJECT_PID" "$PEER_PID" 2>/dev/null || true
+    wait "$SUBJECT_PID" 2>/dev/null || true
+    wait "$PEER_PID" 2>/dev/null || true
+    SUBJECT_PID= PEER_PID=
+}
+
+# CPU ns of each thread of <pid> by role (THREAD_ROLES; the main thread "main", else "other").
+load_thread_cpu() {
+    local pid=$1 t comm ns role pair
+    for t in /proc/"$pid"/task/*; do
+        comm=$(cat "$t/comm" 2>/dev/null) || continue
+        ns=$(cut -d' ' -f1 "$t/schedstat" 2>/dev/null) || continue
+        role=other
+        [ "${t##*/}" = "$pid" ] && role=main
+        for pair in $THREAD_ROLES; do
+            case $comm in "${pair%%=*}"*) role=${pair#*=} ;; esac
+        done
+        echo "$role $ns"
+    done
+}
+
+# load_window_rounds <secs> <warm>: per round, per mode: both started, <warm> s of load, then a
+# window of <secs> s between two `/_count`s; the subject's CPU per call by thread role from
+# /proc (no flush in the window: the collector and export threads keep pace, their lag at both
+# ends cancels). A line per run; "$mode $calls_per_s $total_us ${role_us...}" to $OUT/windows.
+load_window_rounds() {
+    local secs=$1 warm=$2 round mode n0 n1 t0 t1 rate line role
+    for round in $(seq 1 "$ROUNDS"); do
+        for mode in $MODES; do
+            load_pair_start "$mode"
+            sleep "$warm"
+            load_thread_cpu "$SUBJECT_PID" >"$OUT/cpu0"
+            n0=$(load_get /_count) t0=$(date +%s%N)
+            sleep "$secs"
+            n1=$(load_get /_count) t1=$(date +%s%N)
+            load_thread_cpu "$SUBJECT_PID" >"$OUT/cpu1"
+            load_pair_stop
+            rate=$(awk -v n=$((n1 - n0)) -v ns=$((t1 - t0)) 'BEGIN {printf "%.0f", n * 1e9 / ns}')
+            line="$mode $rate"
+            for role in total $ROLES; do
+                line="$line $(awk -v r="$role" -v n=$((n1 - n0)) 'NR == FNR {if (r == "total" || $1 == r) a -= $2; next}
+                    {if (r == "total" || $1 == r) a += $2} END {printf "%.2f", a / 1e3 / n}' "$OUT/cpu0" "$OUT/cpu1")"
+            done
+            echo "$line" >>"$OUT/windows"
+            echo "round $round  $mode  $rate calls/s  $(echo "$line" | awk '{print $3}') µs CPU/call  ($(grep -h 'spans exported' "$OUT/subject.log" || true))"
+        done
+    done
+}
+
+# The medians of load_window_rounds: calls/s, ratio to `plain`, the subject's CPU use (of one
+# CPU: below 1 the subject was not the bottleneck), CPU µs per call (all threads, over plain,
+# and by role; roles no mode used are left out).
+load_window_table() {
+    local mode base basecpu rate cpu col i used=() header sep row role
+    echo "load average after: $(loadavg)"
+    echo
+    i=4
+    for role in $ROLES; do
+        [ "$(awk -v c=$i '$c > 0' "$OUT/windows" | wc -l)" -gt 0 ] && used+=("$i:$role")
+        i=$((i + 1))
+    done
+    header="| mode | median calls/s | ratio to plain | CPU use | CPU µs/call, all threads | over plain |"
+    sep="|---|---:|---:|---:|---:|---:|"
+    for col in "${used[@]}"; do header="$header $(role_title "${col#*:}") |"; sep="$sep---:|"; done
+    echo "$header"
+    echo "$sep"
+    med() { awk -v m="$1" -v c="$2" '$1 == m {print $c}' "$OUT/windows" | median; }
+    base=$(med plain 2) basecpu=$(med plain 3)
+    for mode in $MODES; do
+        rate=$(med "$mode" 2) cpu=$(med "$mode" 3)
+        row="| $mode | $rate | $(ratio "$rate" "$base") | $(awk -v r="$rate" -v c="$cpu" 'BEGIN {printf "%.2f", r * c / 1e6}') | $cpu | $(awk -v a="$cpu" -v b="${basecpu:-0}" 'BEGIN {printf "%+.2f", a - b}') |"
+        for col in "${used[@]}"; do row="$row $(med "$mode" "${col%%:*}") |"; done
+        echo "$row"
+    done
+}
+
+# ----- callgrind: instructions per call on every thread of the subject -----------------------
+#
+# CG_STAGES: "label|role|regex" lines (regex on callgrind_annotate's inclusive listing; the
+# first match on a thread of that role counts). CG_STAGES_ENGINE are the stages every fastrace-
+# based subject shares (fastrace's commands and guards, the collector's reporter, the export
+# worker); a driver puts its layer's stages before them.
+CG_STAGES_ENGINE="\
+fastrace: commands sent (span submission, parent guards)|request|fastrace::collector::global_collector::send_command \[
+fastrace: local parent guard drops|request|fastrace::span::LocalParentGuard as core::ops::drop::Drop>::drop \[
+fastrace collector: reporter (tracewire: into the queue)|collector|as fastrace::collector::global_collector::Reporter>::report \[
+export worker: mapping|export|tracewire_export::map::Mapper::map \[
+export worker: encoding (incl. sizing)|export|tracewire_export::encode::encode_request \[
+export worker: mapping and encoding, straight from the spans|export|tracewire_export::encode::DirectEncoder::encode \[
+export worker: splitting by size|export|tracewire_export::pipeline::Worker::split \[
+OTel batch thread: export (group, convert, encode)|otel|tracewire_benches::otel::Counting as opentelemetry_sdk::trace::export::SpanExporter>::export \[
+"
+
+# The role of one thread's profile: what it runs.
+cg_role() {
+    if grep -q 'tracewire_export::pipeline::Worker::run' "$1"; then echo export
+    elif grep -q 'GlobalCollector::handle_commands' "$1"; then echo collector
+    elif grep -q 'multi_thread::worker::run' "$1"; then echo request
+    elif grep -q 'opentelemetry_sdk::trace::span_processor' "$1"; then echo otel
+    elif grep -q 'CachedParkThread' "$1"; then echo main
+    else echo other
+    fi
+}
+
+# cg_account <mode> <calls> <profile...>: each thread's instructions by role and its stages,
+# per call: a line "mode n role... all" to $OUT/cg.results, the stages to $OUT/$mode.stages.
+cg_account() {
+    local mode=$1 n=$2 f r total ir label thread fn line role
+    shift 2
+    : >"$OUT/$mode.roles"
+    : >"$OUT/$mode.stages"
+    for f in "$@"; do
+        r=$(cg_role "$f")
+        total=$(awk '/^totals:/ {print $2}' "$f")
+        echo "$r ${total:-0}" >>"$OUT/$mode.roles"
+        callgrind_annotate --inclusive=yes "$f" 2>/dev/null >"$f.annotated"
+        while IFS='|' read -r label thread fn; do
+            [ -n "$label" ] && [ "$thread" = "$r" ] || continue
+            ir=$(grep -m1 -E "$fn" "$f.annotated" | awk '{gsub(",", "", $1); print $1}' || true)
+            echo "$label|${ir:-0}" >>"$OUT/$mode.stages"
+        done <<<"$CG_STAGES"
+        if [ -n "${KEEP:-}" ]; then
+            mkdir -p "$KEEP"
+            cp "$f" "$KEEP/$mode.$r.${f##*-}"
+        fi
+    done
+    line="$mode $n"
+    for role in $ROLES; do
+        line="$line $(awk -v n="$n" -v r="$role" '$1 == r {s += $2} END {printf "%.0f", s / n}' "$OUT/$mode.roles")"
+    done
+    line="$line $(awk -v n="$n" '{s += $2} END {printf "%.0f", s / n}' "$OUT/$mode.roles")"
+    echo "$line" >>"$OUT/cg.results"
+    echo "$mode: $n calls; instructions per call by role ($ROLES, all): ${line#* * }"
+}
+
+# cg_windows <secs> <warm>: each mode of MODES with the subject under
+# `valgrind --tool=callgrind --separate-threads=yes`: <warm> s of load, `/_flush`, counters
+# zeroed, <secs> s of load, `/_flush` (every span of the window exported inside it), counters
+# dumped; the calls are the difference of two `/_count`s.
+cg_windows() {
+    local secs=$1 warm=$2 mode before after pid
+    load_require valgrind callgrind_control callgrind_annotate
+    for mode in $MODES; do
+        load_pair_start "$mode" valgrind --tool=callgrind --separate-threads=yes \
+            --callgrind-out-file="$OUT/$mode.%p"
+        pid=$SUBJECT_PID
+        sleep "$warm"
+        load_get /_flush >/dev/null
+        before=$(load_get /_count)
+        callgrind_control -z "$pid" >/dev/null 2>&1
+        sleep "$secs"
+        load_get /_flush >/dev/null
+        after=$(load_get /_count)
+        callgrind_control -d "$pid" >/dev/null 2>&1
+        load_pair_stop
+        cg_account "$mode" $((after - before)) "$OUT/$mode.$pid".1-*
+    done
+}
+
+# The tables of cg_windows: instructions per call by thread role (roles no mode used are left
+# out) and over plain; then the stages.
+cg_tables() {
+    local i col used=() header sep row role plain mode n rest all
+    echo "load average after: $(loadavg)"
+    echo
+    i=3
+    for role in $ROLES; do
+        [ "$(awk -v c=$i '$c > 0' "$OUT/cg.results" | wc -l)" -gt 0 ] && used+=("$i:$role")
+        i=$((i + 1))
+    done
+    header="| mode | calls |"
+    sep="|---|---:|"
+    for col in "${used[@]}"; do header="$header $(role_title "${col#*:}") |"; sep="$sep---:|"; done
+    echo "$header all threads | over plain |"
+    echo "$sep---:|---:|"
+    plain=$(awk '$1 == "plain" {print $NF}' "$OUT/cg.results")
+    while read -r mode n rest; do
+        row="| $mode | $n |"
+        for col in "${used[@]}"; do row="$row $(echo "$mode $n $rest" | awk -v c="${col%%:*}" '{print $c}') |"; done
+        all=${rest##* }
+        echo "$row $all | $([ -n "$plain" ] && printf '%+d' $((all - plain))) |"
+    done <"$OUT/cg.results"
+    echo
+    echo "Stages (instructions per call, inclusive, on the thread named):"
+    echo
+    echo "| mode | stage | instructions |"
+    echo "|---|---|---:|"
+    for mode in $MODES; do
+        [ -s "$OUT/$mode.stages" ] || continue
+        n=$(awk -v m="$mode" '$1 == m {print $2}' "$OUT/cg.results")
+        awk -F'|' -v n="$n" -v m="$mode" '{s[$1] += $2; if (!($1 in o)) o[$1] = NR}
+            END {for (k in s) if (s[k] > 0) printf "%d\t| %s | %s | %.0f |\n", o[k], m, k, s[k] / n}' "$OUT/$mode.stages" |
+            sort -n | cut -f2-
+    done
+}
