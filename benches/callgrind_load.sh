@@ -32,15 +32,19 @@ PORT=${PORT:-18082}
 ADDR=127.0.0.1:$PORT
 # label|thread|function (regex on callgrind_annotate's inclusive listing; the first match counts)
 STAGES=${STAGES:-"\
-tracewire layer: start (root rule, extraction, attributes)|request|tracewire_http::server::ServerConfig::start_with \[
-tracewire layer: end (response attributes, hand-over to fastrace)|request|tracewire_http::server::ServerSpan::complete \[
+core: root rule (extraction, sampler, ids, fastrace root span and its first properties)|request|tracewire_core::tracer::Tracer::start_root_lazy \[
+core: of which extraction (no inbound headers)|request|tracewire_core::propagation::Propagators::extract \[
+http: request head (method, URI, headers, peer, route)|request|start_with::\{\{closure\}\} \[
+http: request attributes|request|tracewire_http::attributes::request_attributes \[
+http: response attributes|request|tracewire_http::server::ServerSpan::record_response \[
+http: end (attributes handed to fastrace, span submitted)|request|tracewire_http::server::ServerSpan::complete \[
 fastrace: commands sent (span submission, parent guards)|request|fastrace::collector::global_collector::send_command \[
 fastrace: local parent guard drops|request|fastrace::span::LocalParentGuard as core::ops::drop::Drop>::drop \[
 fastrace collector: the reporter (tracewire: into its queue; fastrace-axum: fastrace-opentelemetry mapping + encoding)|collector|as fastrace::collector::global_collector::Reporter>::report \[
-export worker: mapping|export|tracewire_export::map::Mapper::map \[
-export worker: encoding (incl. sizing)|export|tracewire_export::encode::encode_request \[
 export worker: mapping and encoding, straight from the spans|export|tracewire_export::encode::DirectEncoder::encode \[
-export worker: splitting by size|export|tracewire_export::pipeline::Worker::split \[
+export worker: mapping into OTLP structs|export|tracewire_export::map::Mapper::map \[
+export worker: encoding the structs (incl. sizing)|export|tracewire_export::encode::encode_request \[
+export worker: splitting the structs by size|export|tracewire_export::pipeline::Worker::split \[
 "}
 . "$(dirname "$0")/load_lib.sh"
 
