@@ -9,7 +9,7 @@ use fastrace::{Event as SpanEvent, Span};
 use tracewire_core::span::Attribute;
 use tracewire_core::{Extracted, Inbound, PendingSpan, SpanKind, TraceContext, Tracer, semconv};
 use tracing_core::span::{Attributes, Id, Record};
-use tracing_core::{Event, Level, Subscriber};
+use tracing_core::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
@@ -121,10 +121,12 @@ impl TracewireLayer {
     }
 
     /// Starts the fastrace span of a new `tracing` span under `parent`.
-    fn start(&self, parent: Parent<'_>, attrs: &Attributes<'_>) -> Option<SpanData> {
-        let mut fields = SpanFields::default();
-        attrs.record(&mut fields);
-        let meta = attrs.metadata();
+    fn start(
+        &self,
+        parent: Parent<'_>,
+        meta: &'static Metadata<'static>,
+        mut fields: SpanFields,
+    ) -> Option<SpanData> {
         let name = match fields.name.take() {
             Some(n) => Cow::Owned(n),
             None => Cow::Borrowed(meta.name()),
@@ -272,6 +274,13 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // Field values are read (user `Debug` code may run, and log) with no lock held.
+        let fields = || {
+            let mut fields = SpanFields::default();
+            attrs.record(&mut fields);
+            fields
+        };
+        let meta = attrs.metadata();
         let data = if let Some(parent) = attrs.parent() {
             // An explicit parent: its trace, or none.
             if LIVE.load(Ordering::Relaxed) == 0 && !self.root_spans {
@@ -280,11 +289,21 @@ where
             let Some(parent) = ctx.span(parent) else {
                 return;
             };
-            let ext = parent.extensions();
-            match ext.get::<SpanData>() {
-                Some(p) if p.span.is_recording() => self.start(Parent::Span(p), attrs),
-                Some(_) => return,
-                None if self.root_spans => self.start(Parent::Root, attrs),
+            let recording = parent
+                .extensions()
+                .get::<SpanData>()
+                .map(|p| p.span.is_recording());
+            match recording {
+                Some(true) => {
+                    let fields = fields();
+                    let ext = parent.extensions();
+                    let Some(p) = ext.get::<SpanData>() else {
+                        return;
+                    };
+                    self.start(Parent::Span(p), meta, fields)
+                }
+                Some(false) => return,
+                None if self.root_spans => self.start(Parent::Root, meta, fields()),
                 None => return,
             }
         } else if attrs.is_contextual() {
@@ -298,10 +317,10 @@ where
                     None => return,
                 },
             };
-            self.start(parent, attrs)
+            self.start(parent, meta, fields())
         } else if self.root_spans {
             // `parent: None`: an explicit root.
-            self.start(Parent::Root, attrs)
+            self.start(Parent::Root, meta, fields())
         } else {
             return;
         };
@@ -315,15 +334,16 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
+        if !is_recording(&span) {
+            return;
+        }
+        // Read with no lock held (as in `on_new_span`).
+        let mut fields = SpanFields::default();
+        values.record(&mut fields);
         let mut ext = span.extensions_mut();
         let Some(data) = ext.get_mut::<SpanData>() else {
             return;
         };
-        if !data.span.is_recording() {
-            return;
-        }
-        let mut fields = SpanFields::default();
-        values.record(&mut fields);
         if let Some(kind) = fields.kind {
             let (k, v) = kind.property();
             data.span.set(k, v);

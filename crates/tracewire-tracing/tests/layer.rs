@@ -609,3 +609,71 @@ fn out_of_order_and_foreign_exits_never_panic_and_restore_the_parent() {
         "GET /x [server]\n  a [internal]\n  b [internal]\n    c [internal]\n  d [internal]\n"
     );
 }
+
+/// Counts how often the layer reads it: a field's `Debug` runs only when a span is recorded.
+struct Counted<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl std::fmt::Debug for Counted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f.write_str("counted")
+    }
+}
+
+#[test]
+fn unsampled_and_outside_spans_never_read_their_fields() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let reads = AtomicUsize::new(0);
+    let cap = tracewire_test::capture();
+    let run = |t: Tracer| {
+        with_layer(layer(&t), || {
+            let root = t.start_root("GET /x", SpanKind::Server, &Pairs::new());
+            let _in = root.enter();
+            let span = tracing::info_span!("work", v = ?Counted(&reads));
+            let _e = span.enter();
+            span.record("v", tracing::field::debug(Counted(&reads)));
+            tracing::info!(v = ?Counted(&reads), "event");
+        });
+    };
+    run(tracer(Sampler::AlwaysOff));
+    with_layer(layer(&tracer(Sampler::AlwaysOn)), || {
+        let span = tracing::info_span!("outside", v = ?Counted(&reads));
+        span.record("v", tracing::field::debug(Counted(&reads)));
+        span.in_scope(|| tracing::info!(v = ?Counted(&reads), "event"));
+    });
+    assert_eq!(reads.load(Ordering::Relaxed), 0, "nothing read");
+    assert!(cap.take().is_empty());
+    run(tracer(Sampler::AlwaysOn));
+    assert_eq!(reads.load(Ordering::Relaxed), 3, "span, record, event");
+    assert_eq!(cap.finish().len(), 2);
+}
+
+/// A field whose `Debug` logs an error about the span being recorded.
+struct Noisy;
+
+impl std::fmt::Debug for Noisy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        tracing::error!("while formatting");
+        f.write_str("noisy")
+    }
+}
+
+#[test]
+fn fields_that_log_while_read_do_not_deadlock() {
+    let t = tracer(Sampler::AlwaysOn);
+    let cap = tracewire_test::capture();
+    with_layer(layer(&t), || {
+        let root = t.start_root("GET /x", SpanKind::Server, &Pairs::new());
+        let _in = root.enter();
+        let parent = tracing::info_span!("parent", v = tracing::field::Empty);
+        let _e = parent.enter();
+        parent.record("v", tracing::field::debug(Noisy));
+        let child = tracing::info_span!(parent: &parent, "child", v = ?Noisy);
+        drop(child);
+    });
+    let spans = cap.finish();
+    assert_eq!(
+        spans.tree(&["v", "otel.status_code"]),
+        "GET /x [server]\n  parent [internal] v=noisy otel.status_code=ERROR\n    child [internal] v=noisy\n"
+    );
+}
