@@ -179,13 +179,26 @@ fn axum_stacks(c: &mut Criterion<ThreadCpu>) {
         b.iter(|| rt.block_on(call_axum(&floor)))
     });
 
-    let sampled = served(routes().layer(tracewire_tower::TraceLayer::axum().tracer(tracer(true))));
+    let sampled = served(
+        routes().layer(
+            tracewire_tower::TraceLayer::with_config(
+                tracewire_tower::ServerConfig::new().tracer(tracer(true)),
+            )
+            .for_axum(),
+        ),
+    );
     g.bench_function("tracewire sampled", |b| {
         b.iter(|| rt.block_on(call_axum(&sampled)))
     });
 
-    let unsampled =
-        served(routes().layer(tracewire_tower::TraceLayer::axum().tracer(tracer(false))));
+    let unsampled = served(
+        routes().layer(
+            tracewire_tower::TraceLayer::with_config(
+                tracewire_tower::ServerConfig::new().tracer(tracer(false)),
+            )
+            .for_axum(),
+        ),
+    );
     g.bench_function("tracewire unsampled", |b| {
         b.iter(|| rt.block_on(call_axum(&unsampled)))
     });
@@ -274,14 +287,18 @@ fn poem_stacks(c: &mut Criterion<ThreadCpu>) {
     });
     let sampled = Route::new().at(
         "/users/:id",
-        get(hello).with(tracewire_poem::Tracing::new().tracer(tracer(true))),
+        get(hello).with(tracewire_poem::Tracing::with_config(
+            tracewire_poem::Config::new().tracer(tracer(true)),
+        )),
     );
     g.bench_function("tracewire sampled", |b| {
         b.iter(|| rt.block_on(call(&sampled)))
     });
     let unsampled = Route::new().at(
         "/users/:id",
-        get(hello).with(tracewire_poem::Tracing::new().tracer(tracer(false))),
+        get(hello).with(tracewire_poem::Tracing::with_config(
+            tracewire_poem::Config::new().tracer(tracer(false)),
+        )),
     );
     g.bench_function("tracewire unsampled", |b| {
         b.iter(|| rt.block_on(call(&unsampled)))
@@ -397,9 +414,18 @@ fn profile(spec: &str) {
     let rt = runtime();
     let axum = |sampled: Option<bool>| match sampled {
         None => routes(),
-        Some(s) => routes().layer(tracewire_tower::TraceLayer::axum().tracer(tracer(s))),
+        Some(s) => routes().layer(
+            tracewire_tower::TraceLayer::with_config(
+                tracewire_tower::ServerConfig::new().tracer(tracer(s)),
+            )
+            .for_axum(),
+        ),
     };
-    let generic = |s: bool| routes().layer(tracewire_tower::TraceLayer::new().tracer(tracer(s)));
+    let generic = |s: bool| {
+        routes().layer(tracewire_tower::TraceLayer::with_config(
+            tracewire_tower::ServerConfig::new().tracer(tracer(s)),
+        ))
+    };
     let run_axum = |app: Router| {
         let app = served(app);
         for _ in 0..n {
@@ -423,7 +449,9 @@ fn profile(spec: &str) {
             Some(Some(s)) => Route::new()
                 .at(
                     "/users/:id",
-                    get(hello).with(tracewire_poem::Tracing::new().tracer(tracer(s))),
+                    get(hello).with(tracewire_poem::Tracing::with_config(
+                        tracewire_poem::Config::new().tracer(tracer(s)),
+                    )),
                 )
                 .boxed(),
         };

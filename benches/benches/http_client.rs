@@ -92,7 +92,7 @@ where
 }
 
 fn layer() -> ClientLayer {
-    ClientLayer::new().tracer(Tracer::new())
+    ClientLayer::with_config(tracewire_tower::ClientConfig::new().tracer(Tracer::new()))
 }
 
 /// The function `name` as a closure running one iteration.

@@ -90,9 +90,11 @@ mod pricing {
 
     pub(crate) async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
         // Record which header carried the context: `uber-trace-id`, never `traceparent`.
-        let tracing = tracewire_poem::Tracing::new()
-            .tracer(super::jaeger())
-            .capture_request_headers(super::CONTEXT_HEADERS.map(HeaderName::from_static));
+        let tracing = tracewire_poem::Tracing::with_config(
+            tracewire_poem::Config::new()
+                .tracer(super::jaeger())
+                .capture_request_headers(super::CONTEXT_HEADERS.map(HeaderName::from_static)),
+        );
         let app = Route::new().at("/price/:item", get(price).with(tracing));
         poem::Server::new_with_acceptor(poem::listener::TcpAcceptor::from_tokio(listener)?)
             .run(app)
@@ -156,16 +158,23 @@ mod inventory {
         pricing: SocketAddr,
     ) -> std::io::Result<()> {
         let client = ClientBuilder::new(reqwest::Client::new())
-            .with(Tracing::new().tracer(super::jaeger()))
+            .with(Tracing::with_config(
+                tracewire_reqwest::Config::new().tracer(super::jaeger()),
+            ))
             .build();
         let app = Router::new()
             .route("/stock/{item}", get(stock))
             .with_state(App { client, pricing })
             // Record which header carried the context: `b3`, never `traceparent`.
             .layer(
-                TraceLayer::axum()
-                    .tracer(super::b3())
-                    .capture_request_headers(super::CONTEXT_HEADERS.map(HeaderName::from_static)),
+                TraceLayer::with_config(
+                    tracewire_tower::ServerConfig::new()
+                        .tracer(super::b3())
+                        .capture_request_headers(
+                            super::CONTEXT_HEADERS.map(HeaderName::from_static),
+                        ),
+                )
+                .for_axum(),
             );
         axum::serve(
             listener,
@@ -229,7 +238,9 @@ mod backend {
         inventory: SocketAddr,
     ) -> Result<(), tonic::transport::Error> {
         let client = ClientBuilder::new(reqwest::Client::new())
-            .with(Tracing::new().tracer(super::b3()))
+            .with(Tracing::with_config(
+                tracewire_reqwest::Config::new().tracer(super::b3()),
+            ))
             .build();
         Server::builder()
             .layer(GrpcServerLayer::new())

@@ -463,7 +463,9 @@ pub(crate) async fn run_worker(
         (Hop::Nats, Some(addr)) => {
             // pricing speaks Jaeger's `uber-trace-id`, like the inventory's hop to it.
             let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-                .with(tracewire_reqwest::Tracing::new().tracer(crate::jaeger()))
+                .with(tracewire_reqwest::Tracing::with_config(
+                    tracewire_reqwest::Config::new().tracer(crate::jaeger()),
+                ))
                 .build();
             Some((client, addr))
         }

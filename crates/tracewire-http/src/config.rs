@@ -29,7 +29,8 @@ pub(crate) struct Inner {
 }
 
 /// Options of an HTTP server integration (poem, tower/axum/hyper): the [`Tracer`], and what to
-/// record. Cheap to clone (one `Arc`). Integrations wrap it in their own builder.
+/// record. Cheap to clone (one `Arc`). Integrations take it whole
+/// (`tracewire_tower::TraceLayer::with_config`, `tracewire_poem::Tracing::with_config`).
 ///
 /// ```
 /// use http::{HeaderMap, Method, StatusCode, Uri, Version};

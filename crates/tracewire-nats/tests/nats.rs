@@ -320,7 +320,12 @@ async fn an_http_call_from_a_handler_continues_the_trace() {
     let t = tracer(Sampler::AlwaysOn);
     let app = Router::new()
         .route("/stock/{sku}", get(|| async { "7" }))
-        .layer(tracewire_tower::TraceLayer::axum().tracer(t.clone()));
+        .layer(
+            tracewire_tower::TraceLayer::with_config(
+                tracewire_tower::ServerConfig::new().tracer(t.clone()),
+            )
+            .for_axum(),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -334,7 +339,8 @@ async fn an_http_call_from_a_handler_continues_the_trace() {
         .unwrap();
     let m = next(&mut sub).await;
     let http = reqwest::Client::new();
-    let tracing = tracewire_reqwest::Tracing::new().tracer(t);
+    let tracing =
+        tracewire_reqwest::Tracing::with_config(tracewire_reqwest::Config::new().tracer(t));
     let body = m
         .instrument(async {
             let req = http

@@ -26,7 +26,7 @@ use poem::{EndpointExt, Route, Server, get, handler};
 use tracewire_core::{Propagators, Sampler, Tracer};
 use tracewire_export::Pipeline;
 use tracewire_export::console::ConsoleTree;
-use tracewire_poem::Tracing;
+use tracewire_poem::{Config, Tracing};
 
 #[fastrace::trace(short_name = true)]
 async fn pong() -> &'static str {
@@ -46,7 +46,7 @@ async fn main() -> std::io::Result<()> {
         .build()?;
     fastrace::set_reporter(pipeline.reporter(), fastrace::collector::Config::default());
 
-    let tracing = Tracing::new()
+    let config = Config::new()
         .tracer(
             Tracer::from_env()
                 .with_propagators(Propagators::all())
@@ -54,6 +54,7 @@ async fn main() -> std::io::Result<()> {
         )
         .inject_response_headers(true)
         .exclude(|head| head.uri.path() == "/health");
+    let tracing = Tracing::with_config(config);
     let app = Route::new()
         .at("/ping", get(ping).with(tracing.clone()))
         .at("/health", get(ping).with(tracing));

@@ -1,17 +1,15 @@
 #![doc = include_str!("../README.md")]
 
 use bytes::Bytes;
-use http::HeaderName;
 use http_body_util::combinators::BoxBody;
 use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tracewire_core::Tracer;
 
 use poem::{EndpointExt as _, IntoEndpoint};
-use tracewire_http::{KnownMethods, RequestHead, ServerConfig, ServerSpan, TrustedProxies};
+use tracewire_http::{RequestHead, ServerConfig, ServerSpan};
 
 pub use tracewire_http::ServerConfig as Config;
 
@@ -34,80 +32,29 @@ pub struct Tracing {
 }
 
 impl Tracing {
-    /// [`Tracer::global`] and the defaults of [`ServerConfig::new`].
+    /// [`Tracer::global`](tracewire_core::Tracer::global) and the defaults of
+    /// [`ServerConfig::new`].
     pub fn new() -> Self {
         Tracing {
             config: ServerConfig::new(),
         }
     }
 
-    /// Uses a complete [`ServerConfig`] (shared with other integrations).
+    /// Records what `config` ([`Config`], the options every HTTP server integration shares)
+    /// says: the tracer, header capture, exclusions, ...
     pub fn with_config(config: ServerConfig) -> Self {
         Tracing { config }
-    }
-
-    /// Uses this tracer (propagators, sampler, root options).
-    pub fn tracer(self, tracer: Tracer) -> Self {
-        self.map(|c| c.tracer(tracer))
-    }
-
-    /// Never continue inbound traces: start a new trace linked to the inbound context.
-    pub fn force_new_trace(self, yes: bool) -> Self {
-        self.map(|c| c.force_new_trace(yes))
-    }
-
-    /// Writes the server span's trace headers into every successful response.
-    pub fn inject_response_headers(self, yes: bool) -> Self {
-        self.map(|c| c.inject_response_headers(yes))
-    }
-
-    /// Requests for which `predicate` returns true get no span (health checks).
-    pub fn exclude<F>(self, predicate: F) -> Self
-    where
-        F: Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
-    {
-        self.map(|c| c.exclude(predicate))
-    }
-
-    /// Records these request headers as `http.request.header.<name>`.
-    pub fn capture_request_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.map(|c| c.capture_request_headers(names))
-    }
-
-    /// Records these response headers as `http.response.header.<name>`.
-    pub fn capture_response_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.map(|c| c.capture_response_headers(names))
-    }
-
-    /// Records `http.request.body.size` and `http.response.body.size`.
-    pub fn body_sizes(self, yes: bool) -> Self {
-        self.map(|c| c.body_sizes(yes))
-    }
-
-    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client.
-    pub fn trusted_proxies(self, proxies: TrustedProxies) -> Self {
-        self.map(|c| c.trusted_proxies(proxies))
-    }
-
-    /// The methods recorded as themselves.
-    pub fn known_methods(self, known: KnownMethods) -> Self {
-        self.map(|c| c.known_methods(known))
-    }
-
-    /// `url.scheme` when the request target has none (`http` by default).
-    pub fn url_scheme(self, scheme: &'static str) -> Self {
-        self.map(|c| c.url_scheme(scheme))
     }
 
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.config
     }
+}
 
-    fn map(self, f: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
-        Tracing {
-            config: f(self.config),
-        }
+impl From<ServerConfig> for Tracing {
+    fn from(config: ServerConfig) -> Self {
+        Tracing { config }
     }
 }
 
@@ -227,12 +174,13 @@ struct Routed(Arc<AtomicBool>);
 /// ```
 /// use poem::{get, handler, test::TestClient};
 /// use tracewire_core::{Sampler, Tracer};
-/// use tracewire_poem::{TracedRoute, Tracing};
+/// use tracewire_poem::{Config, TracedRoute, Tracing};
 ///
 /// #[handler]
 /// fn user() -> &'static str { "alice" }
 ///
-/// let app = TracedRoute::new(Tracing::new().tracer(Tracer::new().with_sampler(Sampler::AlwaysOn)))
+/// let config = Config::new().tracer(Tracer::new().with_sampler(Sampler::AlwaysOn));
+/// let app = TracedRoute::new(Tracing::with_config(config))
 ///     .at("/users/:id", get(user));
 /// let cap = tracewire_test::capture();
 /// tokio::runtime::Runtime::new().unwrap().block_on(async {

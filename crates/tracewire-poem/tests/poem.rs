@@ -153,7 +153,10 @@ async fn spans(cap: &Capture, n: usize) -> Spans {
 #[tokio::test]
 async fn per_route_spans_have_route_names_status_and_nested_handler_spans() {
     let cap = tracewire_test::capture();
-    let addr = serve(per_route(Tracing::new().tracer(tracer()))).await;
+    let addr = serve(per_route(Tracing::with_config(
+        tracewire_poem::Config::new().tracer(tracer()),
+    )))
+    .await;
     let res = get_url(format!("http://{addr}/users/7"), &[]).await;
     assert_eq!(res.text().await.unwrap(), "user 7");
     let res = get_url(format!("http://{addr}/fail"), &[]).await;
@@ -179,7 +182,9 @@ async fn app_level_placement_traces_unmatched_routes_and_records_the_route() {
     let cap = tracewire_test::capture();
     let app = Route::new()
         .at("/users/:id", get(user))
-        .with(Tracing::new().tracer(tracer()));
+        .with(Tracing::with_config(
+            tracewire_poem::Config::new().tracer(tracer()),
+        ));
     let addr = serve(app).await;
     get_url(format!("http://{addr}/users/9"), &[]).await;
     let res = get_url(format!("http://{addr}/nowhere"), &[]).await;
@@ -197,7 +202,7 @@ async fn app_level_placement_traces_unmatched_routes_and_records_the_route() {
 #[tokio::test]
 async fn streamed_body_other_method_and_stacking() {
     let cap = tracewire_test::capture();
-    let t = Tracing::new().tracer(tracer());
+    let t = Tracing::with_config(tracewire_poem::Config::new().tracer(tracer()));
     // Stacked: app level around per-route; the outer one makes the only span.
     let addr = serve(per_route(t.clone()).with(t)).await;
     let res = get_url(format!("http://{addr}/stream"), &[]).await;
@@ -226,7 +231,10 @@ async fn streamed_body_other_method_and_stacking() {
 #[tokio::test]
 async fn inbound_formats_force_new_trace_and_response_headers() {
     let cap = tracewire_test::capture();
-    let addr = serve(per_route(Tracing::new().tracer(tracer()))).await;
+    let addr = serve(per_route(Tracing::with_config(
+        tracewire_poem::Config::new().tracer(tracer()),
+    )))
+    .await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
     let w3c = format!("00-{trace}-{parent}-01");
@@ -256,12 +264,12 @@ async fn inbound_formats_force_new_trace_and_response_headers() {
             .all(|r| format!("{:032x}", r.trace_id.0) == trace)
     );
 
-    let addr = serve(per_route(
-        Tracing::new()
+    let addr = serve(per_route(Tracing::with_config(
+        tracewire_poem::Config::new()
             .tracer(tracer())
             .force_new_trace(true)
             .inject_response_headers(true),
-    ))
+    )))
     .await;
     let res = get_url(format!("http://{addr}/ok"), &[("traceparent", &w3c)]).await;
     let echoed = res.headers()["traceparent"].to_str().unwrap().to_owned();
@@ -286,21 +294,21 @@ async fn inbound_formats_force_new_trace_and_response_headers() {
 #[tokio::test]
 async fn excluded_and_unsampled_requests_make_no_spans() {
     let cap = tracewire_test::capture();
-    let addr = serve(per_route(
-        Tracing::new()
+    let addr = serve(per_route(Tracing::with_config(
+        tracewire_poem::Config::new()
             .tracer(tracer())
             .exclude(|head| head.uri.path() == "/health"),
-    ))
+    )))
     .await;
     assert_eq!(
         get_url(format!("http://{addr}/health"), &[]).await.status(),
         200
     );
-    let addr = serve(per_route(
-        Tracing::new()
+    let addr = serve(per_route(Tracing::with_config(
+        tracewire_poem::Config::new()
             .tracer(Tracer::new().with_sampler(Sampler::AlwaysOff))
             .inject_response_headers(true),
-    ))
+    )))
     .await;
     let res = get_url(format!("http://{addr}/ok"), &[]).await;
     let tp = res.headers()["traceparent"].to_str().unwrap().to_owned();
@@ -322,7 +330,7 @@ async fn gone() -> poem::Result<&'static str> {
 async fn traced_route_names_routes_traces_misses_once() {
     use tracewire_poem::TracedRoute;
     let cap = tracewire_test::capture();
-    let t = Tracing::new().tracer(tracer());
+    let t = Tracing::with_config(tracewire_poem::Config::new().tracer(tracer()));
     let api = TracedRoute::new(t.clone()).at("/users/:id", get(user));
     let app = TracedRoute::new(t).at("/gone", get(gone)).nest("/api", api);
     let addr = serve(app).await;

@@ -18,7 +18,7 @@ use reqwest_middleware::ClientBuilder;
 use tracewire_core::{Pairs, Propagators, Sampler, SpanKind, Tracer};
 use tracewire_export::Pipeline;
 use tracewire_export::console::ConsoleTree;
-use tracewire_reqwest::{Tracing, UrlTemplate};
+use tracewire_reqwest::{Config, Tracing, UrlTemplate};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_propagators(Propagators::all())
         .with_sampler(Sampler::AlwaysOn);
     let client = ClientBuilder::new(reqwest::Client::new())
-        .with(Tracing::new().tracer(tracer.clone()))
+        .with(Tracing::with_config(Config::new().tracer(tracer.clone())))
         .build();
 
     // No inbound request here: the root rule starts a new trace.

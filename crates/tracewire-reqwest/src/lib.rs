@@ -2,9 +2,9 @@
 
 use std::borrow::Cow;
 
-use http::HeaderName;
-use tracewire_core::Tracer;
-use tracewire_http::{ClientConfig, ClientSpan, KnownMethods};
+use tracewire_http::{ClientConfig, ClientSpan};
+
+pub use tracewire_http::ClientConfig as Config;
 
 /// Put a `UrlTemplate` in the request's extensions (reqwest-middleware:
 /// `.with_extension(UrlTemplate("/users/{id}".into()))`) to name the span
@@ -29,45 +29,25 @@ pub struct Tracing {
     config: ClientConfig,
 }
 
+impl From<ClientConfig> for Tracing {
+    fn from(config: ClientConfig) -> Self {
+        Tracing { config }
+    }
+}
+
 impl Tracing {
-    /// [`Tracer::global`] and the defaults of [`ClientConfig::new`].
+    /// [`Tracer::global`](tracewire_core::Tracer::global) and the defaults of
+    /// [`ClientConfig::new`].
     pub fn new() -> Self {
         Tracing {
             config: ClientConfig::new(),
         }
     }
 
-    /// Uses a complete [`ClientConfig`].
+    /// Records what `config` ([`Config`]) says: the tracer, whose propagators write the
+    /// outgoing headers; known methods; header capture.
     pub fn with_config(config: ClientConfig) -> Self {
         Tracing { config }
-    }
-
-    /// Uses this tracer (its propagators write the outgoing headers).
-    pub fn tracer(self, tracer: Tracer) -> Self {
-        Tracing {
-            config: self.config.tracer(tracer),
-        }
-    }
-
-    /// The methods recorded as themselves.
-    pub fn known_methods(self, known: KnownMethods) -> Self {
-        Tracing {
-            config: self.config.known_methods(known),
-        }
-    }
-
-    /// Records these request headers as `http.request.header.<name>`.
-    pub fn capture_request_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        Tracing {
-            config: self.config.capture_request_headers(names),
-        }
-    }
-
-    /// Records these response headers as `http.response.header.<name>`.
-    pub fn capture_response_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        Tracing {
-            config: self.config.capture_response_headers(names),
-        }
     }
 
     /// The configuration.

@@ -26,7 +26,9 @@ fn tracer() -> Tracer {
 
 fn client() -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
-        .with(Tracing::new().tracer(tracer()))
+        .with(Tracing::with_config(
+            tracewire_reqwest::Config::new().tracer(tracer()),
+        ))
         .build()
 }
 
@@ -149,7 +151,9 @@ async fn each_retry_attempt_gets_a_span_with_resend_count() {
     );
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(retry)
-        .with(Tracing::new().tracer(tracer()))
+        .with(Tracing::with_config(
+            tracewire_reqwest::Config::new().tracer(tracer()),
+        ))
         .build();
     let root = tracer().start_root("job", SpanKind::Internal, &Pairs::new());
     let status = root
@@ -197,8 +201,7 @@ async fn connection_failure_and_plain_helper() {
             // The plain helper, no reqwest-middleware.
             let plain = reqwest::Client::new();
             let req = plain.get(format!("http://{b}/echo")).build().unwrap();
-            let seen = Tracing::new()
-                .tracer(tracer())
+            let seen = Tracing::with_config(tracewire_reqwest::Config::new().tracer(tracer()))
                 .execute(&plain, req)
                 .await
                 .unwrap()
@@ -258,16 +261,16 @@ async fn call_b(poem::web::Data(b): poem::web::Data<&SocketAddr>) -> String {
 async fn client_to_poem_a_to_axum_b_is_one_trace() {
     use poem::EndpointExt;
     let cap = tracewire_test::capture();
-    let b = serve_axum(
-        Router::new()
-            .route("/echo", get(echo))
-            .layer(TraceLayer::axum().tracer(tracer())),
-    )
+    let b = serve_axum(Router::new().route("/echo", get(echo)).layer(
+        TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer())).for_axum(),
+    ))
     .await;
     let a_app = poem::Route::new()
         .at(
             "/call",
-            poem::get(call_b).with(tracewire_poem::Tracing::new().tracer(tracer())),
+            poem::get(call_b).with(tracewire_poem::Tracing::with_config(
+                tracewire_poem::Config::new().tracer(tracer()),
+            )),
         )
         .data(b);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -32,7 +32,10 @@ async fn gateway_to_backend_is_one_trace() {
     )
     .await
     .unwrap();
-    let app = gateway::gateway(backend, TraceLayer::axum().tracer(tracer));
+    let app = gateway::gateway(
+        backend,
+        TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer)).for_axum(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -18,7 +18,7 @@ use axum::routing::get;
 use tracewire_core::{Propagators, Sampler, Tracer};
 use tracewire_export::Pipeline;
 use tracewire_export::console::ConsoleTree;
-use tracewire_tower::TraceLayer;
+use tracewire_tower::{ServerConfig, TraceLayer};
 
 #[fastrace::trace(short_name = true)]
 async fn pong() -> &'static str {
@@ -33,19 +33,18 @@ async fn main() -> std::io::Result<()> {
         .build()?;
     fastrace::set_reporter(pipeline.reporter(), fastrace::collector::Config::default());
 
+    let config = ServerConfig::new()
+        .tracer(
+            Tracer::from_env()
+                .with_propagators(Propagators::all())
+                .with_sampler(Sampler::AlwaysOn),
+        )
+        .inject_response_headers(true)
+        .exclude(|head| head.uri.path() == "/health");
     let app = Router::new()
         .route("/ping", get(|| async { pong().await }))
         .route("/health", get(|| async { "ok" }))
-        .layer(
-            TraceLayer::axum()
-                .tracer(
-                    Tracer::from_env()
-                        .with_propagators(Propagators::all())
-                        .with_sampler(Sampler::AlwaysOn),
-                )
-                .inject_response_headers(true)
-                .exclude(|head| head.uri.path() == "/health"),
-        );
+        .layer(TraceLayer::with_config(config).for_axum());
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
     println!("listening on http://127.0.0.1:8080 (GET /ping); Ctrl-C to stop");

@@ -34,7 +34,10 @@ async fn plain_hyper_service_is_traced_with_peer_address() {
                     req.extensions_mut().insert::<SocketAddr>(peer);
                     req
                 })
-                .layer(TraceLayer::new().tracer(Tracer::new().with_sampler(Sampler::AlwaysOn)))
+                .layer(TraceLayer::with_config(
+                    tracewire_tower::ServerConfig::new()
+                        .tracer(Tracer::new().with_sampler(Sampler::AlwaysOn)),
+                ))
                 .service_fn(hello);
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new()

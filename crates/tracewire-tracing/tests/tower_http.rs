@@ -53,7 +53,9 @@ async fn tower_http_request_span_is_a_child_of_the_tracewire_server_span() {
             let (stream, _) = listener.accept().await.unwrap();
             // tracewire's layer outside tower-http's: the `request` span has a trace to join.
             let svc = ServiceBuilder::new()
-                .layer(tracewire_tower::TraceLayer::new().tracer(tracer.clone()))
+                .layer(tracewire_tower::TraceLayer::with_config(
+                    tracewire_tower::ServerConfig::new().tracer(tracer.clone()),
+                ))
                 .layer(tower_http::trace::TraceLayer::new_for_http())
                 .service(router.clone());
             tokio::spawn(

@@ -7,11 +7,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderName, Request, Response};
+use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
-use tracewire_core::Tracer;
-use tracewire_http::{ClientConfig, ClientSpan, KnownMethods};
+use tracewire_http::{ClientConfig, ClientSpan};
 
 /// Put a `UrlTemplate` in a request's extensions to name its client span
 /// `{method} {template}` and record `url.template`.
@@ -25,44 +24,24 @@ pub struct ClientLayer {
 }
 
 impl ClientLayer {
-    /// [`Tracer::global`] and the defaults of [`ClientConfig::new`].
+    /// [`Tracer::global`](tracewire_core::Tracer::global) and the defaults of
+    /// [`ClientConfig::new`].
     pub fn new() -> Self {
         ClientLayer {
             config: ClientConfig::new(),
         }
     }
 
-    /// Uses a complete [`ClientConfig`].
+    /// Records what `config` says (the tracer, whose propagators write the outgoing headers;
+    /// known methods; header capture).
     pub fn with_config(config: ClientConfig) -> Self {
         ClientLayer { config }
     }
+}
 
-    /// Uses this tracer (its propagators write the outgoing headers).
-    pub fn tracer(self, tracer: Tracer) -> Self {
-        ClientLayer {
-            config: self.config.tracer(tracer),
-        }
-    }
-
-    /// The methods recorded as themselves.
-    pub fn known_methods(self, known: KnownMethods) -> Self {
-        ClientLayer {
-            config: self.config.known_methods(known),
-        }
-    }
-
-    /// Records these request headers as `http.request.header.<name>`.
-    pub fn capture_request_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        ClientLayer {
-            config: self.config.capture_request_headers(names),
-        }
-    }
-
-    /// Records these response headers as `http.response.header.<name>`.
-    pub fn capture_response_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        ClientLayer {
-            config: self.config.capture_response_headers(names),
-        }
+impl From<ClientConfig> for ClientLayer {
+    fn from(config: ClientConfig) -> Self {
+        ClientLayer { config }
     }
 }
 

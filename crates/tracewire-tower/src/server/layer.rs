@@ -1,10 +1,8 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use http::HeaderName;
 use tower_layer::Layer;
-use tracewire_core::Tracer;
-use tracewire_http::{KnownMethods, RequestHead, ServerConfig, TrustedProxies};
+use tracewire_http::ServerConfig;
 
 use super::Trace;
 #[cfg(feature = "axum")]
@@ -20,6 +18,9 @@ use super::body::Generic;
 /// outside the router the span is named by the method alone. Two stacked tracewire server
 /// layers make one span, not two (see [`ServerSpan::active`](tracewire_http::ServerSpan::active)
 /// for how, and its limits).
+///
+/// What to record is a [`ServerConfig`], the options every HTTP server integration shares:
+/// [`TraceLayer::with_config`] takes it whole (`TraceLayer::new()` uses the defaults).
 ///
 /// `K` is what the response body becomes: [`Generic`] (`TracedBody<B>`, for hyper and any
 /// tower service, from [`TraceLayer::new`]) or [`Axum`] (axum's own `Body`, from
@@ -51,14 +52,33 @@ impl Default for TraceLayer {
 }
 
 impl TraceLayer {
-    /// [`Tracer::global`] and the defaults of [`ServerConfig::new`]; responses carry
+    /// [`Tracer::global`](tracewire_core::Tracer::global) and the defaults of
+    /// [`ServerConfig::new`]; responses carry
     /// [`TracedBody`](tracewire_http::TracedBody) (see [`TraceLayer::axum`] for axum).
     pub fn new() -> Self {
         TraceLayer::from_config(ServerConfig::new())
     }
 
-    /// Uses a complete [`ServerConfig`] (shared with other integrations).
+    /// Records what `config` says (the tracer, header capture, exclusions, ...); for axum,
+    /// follow with [`for_axum`](TraceLayer::for_axum).
+    ///
+    /// ```
+    /// use tracewire_core::{Sampler, Tracer};
+    /// use tracewire_tower::{ServerConfig, TraceLayer};
+    ///
+    /// let config = ServerConfig::new()
+    ///     .tracer(Tracer::new().with_sampler(Sampler::AlwaysOn))
+    ///     .exclude(|head| head.uri.path() == "/health");
+    /// let layer = TraceLayer::with_config(config);
+    /// assert!(matches!(layer.config().get_tracer().sampler(), Sampler::AlwaysOn));
+    /// ```
     pub fn with_config(config: ServerConfig) -> Self {
+        TraceLayer::from_config(config)
+    }
+}
+
+impl<K> From<ServerConfig> for TraceLayer<K> {
+    fn from(config: ServerConfig) -> Self {
         TraceLayer::from_config(config)
     }
 }
@@ -90,66 +110,9 @@ impl<K> TraceLayer<K> {
         TraceLayer::from_config(self.config)
     }
 
-    /// Uses this tracer (propagators, sampler, root options).
-    pub fn tracer(self, tracer: Tracer) -> Self {
-        self.map(|c| c.tracer(tracer))
-    }
-
-    /// Never continue inbound traces: start a new trace linked to the inbound context.
-    pub fn force_new_trace(self, yes: bool) -> Self {
-        self.map(|c| c.force_new_trace(yes))
-    }
-
-    /// Writes the server span's trace headers into every response.
-    pub fn inject_response_headers(self, yes: bool) -> Self {
-        self.map(|c| c.inject_response_headers(yes))
-    }
-
-    /// Requests for which `predicate` returns true get no span (health checks).
-    pub fn exclude<F>(self, predicate: F) -> Self
-    where
-        F: Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
-    {
-        self.map(|c| c.exclude(predicate))
-    }
-
-    /// Records these request headers as `http.request.header.<name>`.
-    pub fn capture_request_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.map(|c| c.capture_request_headers(names))
-    }
-
-    /// Records these response headers as `http.response.header.<name>`.
-    pub fn capture_response_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.map(|c| c.capture_response_headers(names))
-    }
-
-    /// Records `http.request.body.size` and `http.response.body.size`.
-    pub fn body_sizes(self, yes: bool) -> Self {
-        self.map(|c| c.body_sizes(yes))
-    }
-
-    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client.
-    pub fn trusted_proxies(self, proxies: TrustedProxies) -> Self {
-        self.map(|c| c.trusted_proxies(proxies))
-    }
-
-    /// The methods recorded as themselves.
-    pub fn known_methods(self, known: KnownMethods) -> Self {
-        self.map(|c| c.known_methods(known))
-    }
-
-    /// `url.scheme` when the request target has none (`http` by default).
-    pub fn url_scheme(self, scheme: &'static str) -> Self {
-        self.map(|c| c.url_scheme(scheme))
-    }
-
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.config
-    }
-
-    fn map(self, f: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
-        TraceLayer::from_config(f(self.config))
     }
 }
 
