@@ -207,6 +207,10 @@ mod tracing_support {
     /// A `tracing-subscriber` layer that records each `tracing` event emitted inside a
     /// fastrace span as a span event: named after its `message` field (else the event's
     /// name), with `level`, `target` and the other fields as properties.
+    ///
+    /// [`crate::tracing_layer()`] records events too (typed, level-filtered, errors as
+    /// `exception` events and span status) along with the `tracing` spans themselves: use one
+    /// or the other, not both.
     #[derive(Clone, Copy, Debug, Default)]
     pub struct SpanEvents;
 

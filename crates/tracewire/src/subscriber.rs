@@ -1,6 +1,6 @@
 //! The global `tracing` subscriber [`Builder::install_tracing_subscriber`](crate::Builder::install_tracing_subscriber)
 //! installs: a registry with a `RUST_LOG` filter, log lines with trace ids
-//! ([`WithTraceIds`](crate::logs::WithTraceIds)), and tracewire's layer
+//! ([`WithTraceIds`]), and tracewire's layer
 //! ([`TracewireLayer`]), which records `tracing` spans in tracewire traces.
 
 use tracewire_core::env::Warning;
