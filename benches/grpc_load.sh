@@ -23,15 +23,19 @@ MODES=${MODES:-"plain tracewire tracewire-ratio10 tracewire-unsampled fastrace-t
 ADDR=${ADDR:-127.0.0.1:50061}
 CONTROL=${CONTROL:-127.0.0.1:50062}
 CONNECTIONS=${CONNECTIONS:-4}
-IN_FLIGHT=${IN_FLIGHT:-8}
+IN_FLIGHT=${IN_FLIGHT:-32}
 . "$(dirname "$0")/load_lib.sh"
 # the server's layer, on the request thread, before the engine's stages
 CG_STAGES="\
-tracewire layer: the call (root rule, attributes, span until the trailers)|request|tracewire_tonic::server::service::GrpcServerService<S> as tower_service::Service<http::request::Request<B>>>::call \[
-tracewire layer: response future|request|tracewire_tonic::server::future::ResponseFuture<F> as core::future::future::Future>::poll \[
-fastrace-tonic layer: the call|request|fastrace_tonic::FastraceServerService<S> as tower_service::Service<http::request::Request<Body>>>::call \[
-tonic-tracing-opentelemetry layer: the call|request|tonic_tracing_opentelemetry::middleware::server::OtelGrpcService<S> as tower_service::Service<http::request::Request<B>>>::call \[
-tracing-opentelemetry: span start and end (on_new_span, on_close)|request|tracing_opentelemetry::layer::OpenTelemetryLayer<S,T> as tracing_subscriber::layer::Layer<S>>::on_(new_span|close) \[
+tracewire layer: call (root rule, span start, attributes; with the routed service's call)|request|tracewire_tonic::server::service::GrpcServerService<S> as tower_service::Service<.*>>::call \[
+tracewire layer: response body frames (with tonic's encoding of the reply)|request|tracewire_tonic::body::ResponseBody<B> as http_body::Body>::poll_frame \[
+tracewire layer: span end (status, hand-over to fastrace)|request|tracewire_tonic::record::RpcSpan::finish \[
+fastrace-tonic layer: call|request|fastrace_tonic::FastraceServerService<S> as tower_service::Service<.*>>::call \[
+tonic-tracing-opentelemetry layer: call|request|tonic_tracing_opentelemetry::middleware::server::OtelGrpcService<S> as tower_service::Service<.*>>::call \[
+tracing-opentelemetry: on_new_span|request|tracing_opentelemetry::layer::OpenTelemetryLayer<S,T> as tracing_subscriber::layer::Layer<S>>::on_new_span \[
+tracing-opentelemetry: on_enter + on_exit (each poll)|request|tracing_opentelemetry::layer::OpenTelemetryLayer<S,T> as tracing_subscriber::layer::Layer<S>>::on_(enter|exit) \[
+tracing-opentelemetry: on_close (span end)|request|tracing_opentelemetry::layer::OpenTelemetryLayer<S,T> as tracing_subscriber::layer::Layer<S>>::on_close \[
+W3C extraction or injection through the global propagator|request|TraceContextPropagator as opentelemetry::propagation::text_map_propagator::TextMapPropagator>::(inject|extract)_(context|with_context) \[
 $CG_STAGES_ENGINE"
 
 subject_cmd() { echo "$BIN server $1 $ADDR $CONTROL"; }

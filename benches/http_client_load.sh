@@ -26,11 +26,16 @@ PEER_FIRST=1
 . "$(dirname "$0")/load_lib.sh"
 # the client's middleware and the job's span, on the request thread, before the engine's stages
 CG_STAGES="\
-tracewire: the job's root span (root rule)|request|tracewire_core::tracer::Tracer::root_rule \[
-tracewire-reqwest middleware (CLIENT span, inject, response)|request|tracewire_reqwest::Tracing as reqwest_middleware::middleware::Middleware>::handle::\{\{closure\}\} \[
-reqwest-tracing middleware (span, attributes)|request|reqwest_tracing::middleware::TracingMiddleware<ReqwestOtelSpan> as reqwest_middleware::middleware::Middleware>::handle::\{\{closure\}\} \[
-W3C injection through the global propagator (reqwest-tracing's)|request|http_client_load::InjectW3c as reqwest_middleware::middleware::Middleware>::handle::\{\{closure\}\} \[
-tracing-opentelemetry: span start and end (on_new_span, on_close)|request|tracing_opentelemetry::layer::OpenTelemetryLayer<S,T> as tracing_subscriber::layer::Layer<S>>::on_(new_span|close) \[
+tracewire: the job's root span (root rule)|request|tracewire_core::tracer::Tracer::start_root \[
+tracewire-reqwest: CLIENT span start (URL, attributes, inject)|request|tracewire_reqwest::Tracing::start \[
+tracewire-reqwest: response attributes|request|tracewire_http::client::ClientSpan::record_response \[
+tracewire-reqwest: CLIENT span end|request|drop_in_place<tracewire_http::client::ClientSpan> \[
+reqwest-tracing: span start (attributes)|request|reqwest_tracing::reqwest_otel_span_builder::ReqwestOtelSpanBackend>::on_request_start \[
+reqwest-tracing: response attributes|request|reqwest_tracing::reqwest_otel_span_builder::ReqwestOtelSpanBackend>::on_request_end \[
+tracing-opentelemetry: on_new_span|request|tracing_opentelemetry::layer::OpenTelemetryLayer<S,T> as tracing_subscriber::layer::Layer<S>>::on_new_span \[
+tracing-opentelemetry: on_enter + on_exit (each poll)|request|tracing_opentelemetry::layer::OpenTelemetryLayer<S,T> as tracing_subscriber::layer::Layer<S>>::on_(enter|exit) \[
+tracing-opentelemetry: on_close (span end)|request|tracing_opentelemetry::layer::OpenTelemetryLayer<S,T> as tracing_subscriber::layer::Layer<S>>::on_close \[
+W3C extraction or injection through the global propagator|request|TraceContextPropagator as opentelemetry::propagation::text_map_propagator::TextMapPropagator>::(inject|extract)_(context|with_context) \[
 fastrace-reqwest: traceparent_headers|request|fastrace_reqwest::traceparent_headers \[
 $CG_STAGES_ENGINE"
 

@@ -239,32 +239,36 @@ load_thread_cpu() {
 # /proc (no flush in the window: the collector and export threads keep pace, their lag at both
 # ends cancels). A line per run; "$mode $calls_per_s $total_us ${role_us...}" to $OUT/windows.
 load_window_rounds() {
-    local secs=$1 warm=$2 round mode n0 n1 t0 t1 rate line role
+    local secs=$1 warm=$2 round mode n0 n1 t0 t1 p0 p1 peer rate line role
     for round in $(seq 1 "$ROUNDS"); do
         for mode in $MODES; do
             load_pair_start "$mode"
             sleep "$warm"
             load_thread_cpu "$SUBJECT_PID" >"$OUT/cpu0"
+            p0=$(load_thread_cpu "$PEER_PID" | awk '{s += $2} END {print s}')
             n0=$(load_get /_count) t0=$(date +%s%N)
             sleep "$secs"
             n1=$(load_get /_count) t1=$(date +%s%N)
+            p1=$(load_thread_cpu "$PEER_PID" | awk '{s += $2} END {print s}')
             load_thread_cpu "$SUBJECT_PID" >"$OUT/cpu1"
             load_pair_stop
             rate=$(awk -v n=$((n1 - n0)) -v ns=$((t1 - t0)) 'BEGIN {printf "%.0f", n * 1e9 / ns}')
+            peer=$(awk -v a="$p0" -v b="$p1" -v ns=$((t1 - t0)) 'BEGIN {printf "%.2f", (b - a) / ns}')
+            echo "$mode $peer" >>"$OUT/peer_use"
             line="$mode $rate"
             for role in total $ROLES; do
                 line="$line $(awk -v r="$role" -v n=$((n1 - n0)) 'NR == FNR {if (r == "total" || $1 == r) a -= $2; next}
                     {if (r == "total" || $1 == r) a += $2} END {printf "%.2f", a / 1e3 / n}' "$OUT/cpu0" "$OUT/cpu1")"
             done
             echo "$line" >>"$OUT/windows"
-            echo "round $round  $mode  $rate calls/s  $(echo "$line" | awk '{print $3}') µs CPU/call  ($(grep -h 'spans exported' "$OUT/subject.log" || true))"
+            echo "round $round  $mode  $rate calls/s  $(echo "$line" | awk '{print $3}') µs CPU/call  (CPU use of the other program: $peer; $(grep -h 'spans exported' "$OUT/subject.log" || true))"
         done
     done
 }
 
-# The medians of load_window_rounds: calls/s, ratio to `plain`, the subject's CPU use (of one
-# CPU: below 1 the subject was not the bottleneck), CPU µs per call (all threads, over plain,
-# and by role; roles no mode used are left out).
+# The medians of load_window_rounds: calls/s, ratio to `plain`, the subject's and the other
+# program's CPU use (of one CPU: the subject below 1 means it was not the bottleneck), CPU µs
+# per call (all threads, over plain, and by role; roles no mode used are left out).
 load_window_table() {
     local mode base basecpu rate cpu col i used=() header sep row role
     echo "load average after: $(loadavg)"
@@ -274,8 +278,8 @@ load_window_table() {
         [ "$(awk -v c=$i '$c > 0' "$OUT/windows" | wc -l)" -gt 0 ] && used+=("$i:$role")
         i=$((i + 1))
     done
-    header="| mode | median calls/s | ratio to plain | CPU use | CPU µs/call, all threads | over plain |"
-    sep="|---|---:|---:|---:|---:|---:|"
+    header="| mode | median calls/s | ratio to plain | CPU use | other program's CPU use | CPU µs/call, all threads | over plain |"
+    sep="|---|---:|---:|---:|---:|---:|---:|"
     for col in "${used[@]}"; do header="$header $(role_title "${col#*:}") |"; sep="$sep---:|"; done
     echo "$header"
     echo "$sep"
@@ -283,7 +287,7 @@ load_window_table() {
     base=$(med plain 2) basecpu=$(med plain 3)
     for mode in $MODES; do
         rate=$(med "$mode" 2) cpu=$(med "$mode" 3)
-        row="| $mode | $rate | $(ratio "$rate" "$base") | $(awk -v r="$rate" -v c="$cpu" 'BEGIN {printf "%.2f", r * c / 1e6}') | $cpu | $(awk -v a="$cpu" -v b="${basecpu:-0}" 'BEGIN {printf "%+.2f", a - b}') |"
+        row="| $mode | $rate | $(ratio "$rate" "$base") | $(awk -v r="$rate" -v c="$cpu" 'BEGIN {printf "%.2f", r * c / 1e6}') | $(awk -v m="$mode" '$1 == m {print $2}' "$OUT/peer_use" | median) | $cpu | $(awk -v a="$cpu" -v b="${basecpu:-0}" 'BEGIN {printf "%+.2f", a - b}') |"
         for col in "${used[@]}"; do row="$row $(med "$mode" "${col%%:*}") |"; done
         echo "$row"
     done
@@ -303,7 +307,7 @@ export worker: mapping|export|tracewire_export::map::Mapper::map \[
 export worker: encoding (incl. sizing)|export|tracewire_export::encode::encode_request \[
 export worker: mapping and encoding, straight from the spans|export|tracewire_export::encode::DirectEncoder::encode \[
 export worker: splitting by size|export|tracewire_export::pipeline::Worker::split \[
-OTel batch thread: export (group, convert, encode)|otel|tracewire_benches::otel::Counting as opentelemetry_sdk::trace::export::SpanExporter>::export \[
+OTel batch thread: export (group, convert, encode)|otel|opentelemetry_sdk::trace::span_processor::BatchSpanProcessor::export_batch_sync \[
 "
 
 # The role of one thread's profile: what it runs.

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! grpc_load server <mode> [addr] [control]   # the server under load (127.0.0.1:50061, :50062)
-//! grpc_load client [addr] [connections] [in flight per connection]   # the load (4 x 8)
+//! grpc_load client [addr] [connections] [in flight per connection]   # the load (4 x 32)
 //! bash benches/grpc_load.sh                  # every mode, interleaved rounds
 //! bash benches/grpc_load.sh callgrind        # instructions per call, per thread, per mode
 //! ```
@@ -31,7 +31,8 @@
 //! many calls it made and how many failed. It speaks gRPC at the wire level — hyper's HTTP/2
 //! client posting one pre-encoded `EchoRequest`, reading the reply and checking `grpc-status: 0`
 //! in its trailers — because a tonic client spends about twice the server's CPU per call and
-//! could not keep one server CPU busy from the other CPU.
+//! could not keep one server CPU busy from the other CPU. With 4 x 32 calls in flight it spends
+//! about 8–9 µs of CPU per call, the untraced server 11–13 µs (loaded machine, 2026-12-02).
 #![allow(missing_docs, clippy::print_stdout, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -161,7 +162,7 @@ fn client(mut args: impl Iterator<Item = String>) -> Result<(), Error> {
 
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:50061".to_owned());
     let connections: usize = args.next().map_or(Ok(4), |n| n.parse())?;
-    let in_flight: usize = args.next().map_or(Ok(8), |n| n.parse())?;
+    let in_flight: usize = args.next().map_or(Ok(32), |n| n.parse())?;
     let uri: http::Uri = format!("http://{addr}/tracewire.test.v1.Echo/Unary").parse()?;
     // One gRPC message: uncompressed, its length, the encoded request.
     let message = EchoRequest {

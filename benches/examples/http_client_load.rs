@@ -101,7 +101,7 @@ fn main() -> Result<(), Error> {
                         "tracewire-ratio10" => Sampler::parent_based(Sampler::trace_id_ratio(0.1)),
                         _ => Sampler::AlwaysOff,
                     });
-                    let client = middleware().with(tracewire_reqwest::Tracing::new().tracer(tracer.clone())).build();
+                    let client = middleware().with(tracewire_reqwest::Tracing::with_config(tracewire_reqwest::Config::new().tracer(tracer.clone()))).build();
                     calls(done, failed, move || {
                         let (client, url) = (client.clone(), url.clone());
                         tracer
