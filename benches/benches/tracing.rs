@@ -25,12 +25,14 @@
 //! its own** (this binary, started again with `TRACING_BENCH_ROW=<row>:<n>`): one global
 //! subscriber and one set of background threads per row, as in a service. The child measures
 //! its **process CPU time** (`CLOCK_PROCESS_CPUTIME_ID`: the request thread, fastrace's
-//! collector, the export worker, the SDK's batch thread) over `n` requests, handing what was
-//! produced to the stack's own flush every [`DRAIN_EVERY`] requests (below every queue's
-//! bound, so nothing is dropped) and flushing and shutting the pipeline down at the end, all
-//! inside the measurement. It checks that every span was exported (sampled) or none
-//! (unsampled). The parent runs every row [`ROUNDS`] times, interleaved, and prints the medians
-//! and the ratios.
+//! collector, the export worker, the SDK's batch thread) over `n` requests, and flushes and
+//! shuts the pipeline down at the end, inside the measurement. The background threads work on
+//! their own schedule (fastrace's collector every 10 ms, as `tracewire::init` sets it; full
+//! batches exported as they fill); every [`DRAIN_EVERY`] requests the request thread sleeps
+//! until they have caught up, so that no queue overflows (nothing is flushed by hand and no
+//! thread is started: `fastrace::flush` starts one per call). It checks that every span was
+//! exported or reported (sampled) and none dropped, or none recorded (unsampled). The parent
+//! runs every row [`ROUNDS`] times, interleaved, and prints the medians and the ratios.
 //!
 //! Run: `cargo bench -p tracewire-benches --bench tracing`. Instructions (callgrind, all
 //! threads, load-independent): `bash benches/tracing_callgrind.sh`, which runs one row of this
@@ -50,7 +52,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue};
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::TracerProvider as _;
-use tracewire_benches::export::{Discard, counting_pipeline, report_to};
+use tracewire_benches::export::counting_pipeline;
 use tracewire_benches::otel;
 use tracewire_core::SpanKind;
 use tracing::Instrument as _;
@@ -59,13 +61,19 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 /// Nested `#[instrument]` functions per request.
 const DEPTH: u64 = 3;
-/// Requests between two drains of the stack's queues: 500 requests of 4 spans stay below the
-/// 2048 spans of tracewire's and the SDK's queues.
-const DRAIN_EVERY: u64 = 500;
+/// Requests between two waits for the background threads: 384 requests of 4 spans, plus a
+/// partial batch (< 512) waiting for its delay, stay below the 2048 spans of tracewire's and
+/// the SDK's queues.
+const DRAIN_EVERY: u64 = 384;
+/// Spans per export batch (tracewire's and the SDK's default): a partial batch waits for the
+/// schedule (5 s), so a wait ends when less than this is left.
+const BATCH: u64 = 512;
+/// fastrace's collector interval, as `tracewire::init` configures it.
+const REPORT_INTERVAL: Duration = Duration::from_millis(10);
 /// Requests per row and round (`cargo bench`).
 const REQUESTS: u64 = 100_000;
 /// Rounds of every row (`cargo bench`), interleaved; the table gives the medians.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// The route every request span is named after.
 const ROUTE: &str = "GET /orders/{id}";
 
@@ -168,14 +176,6 @@ impl Stack {
     fn samples(self) -> bool {
         !matches!(self, Stack::NoSubscriber | Stack::Registry)
     }
-
-    /// Whether the stack exports its spans somewhere that counts them.
-    fn exports(self) -> bool {
-        matches!(
-            self,
-            Stack::Tracewire | Stack::TracingOpentelemetry | Stack::TracingOpentelemetryLean
-        )
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,12 +252,24 @@ impl Row {
     }
 }
 
-/// One row's stack, installed in this process: opens request spans and drains its queues.
+/// A fastrace reporter that counts the spans it is handed and drops them.
+struct Counted(Arc<AtomicU64>);
+
+impl fastrace::collector::Reporter for Counted {
+    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        self.0.fetch_add(spans.len() as u64, Ordering::Relaxed);
+        drop(black_box(spans));
+    }
+}
+
+/// One row's stack, installed in this process: opens request spans, and tells how far its
+/// background threads are.
 enum Installed {
-    /// `no-subscriber` and `registry`: nothing to drain.
+    /// `no-subscriber` and `registry`: no background work.
     Plain,
     Tracewire {
         tracer: tracewire_core::Tracer,
+        /// The export pipeline (`tracewire`), or none (`tracewire-discard`: `Counted`).
         pipeline: Option<tracewire_export::Pipeline>,
     },
     Otel {
@@ -268,10 +280,11 @@ enum Installed {
 }
 
 impl Installed {
-    /// Sets the row's global subscriber (and fastrace reporter); spans exported are counted
-    /// into `exported`.
-    fn install(row: Row, exported: &Arc<AtomicU64>) -> Installed {
-        let fastrace_config = fastrace::collector::Config::default();
+    /// Sets the row's global subscriber (and fastrace reporter); spans exported (or reported,
+    /// where they are dropped) are counted into `done`.
+    fn install(row: Row, done: &Arc<AtomicU64>) -> Installed {
+        let fastrace_config =
+            fastrace::collector::Config::default().report_interval(REPORT_INTERVAL);
         match row.stack {
             Stack::NoSubscriber => Installed::Plain,
             Stack::Registry => {
@@ -281,11 +294,11 @@ impl Installed {
             Stack::Tracewire | Stack::TracewireDiscard => {
                 let tracer = tracewire_benches::tracer(row.sampled);
                 let pipeline = if row.stack == Stack::Tracewire {
-                    let pipeline = counting_pipeline(exported.clone()).unwrap();
-                    report_to(&pipeline);
+                    let pipeline = counting_pipeline(done.clone()).unwrap();
+                    fastrace::set_reporter(pipeline.reporter(), fastrace_config);
                     Some(pipeline)
                 } else {
-                    fastrace::set_reporter(Discard, fastrace_config);
+                    fastrace::set_reporter(Counted(done.clone()), fastrace_config);
                     None
                 };
                 tracing::subscriber::set_global_default(
@@ -296,7 +309,7 @@ impl Installed {
                 Installed::Tracewire { tracer, pipeline }
             }
             Stack::TracingOpentelemetry | Stack::TracingOpentelemetryLean => {
-                let provider = otel::provider(row.sampled, exported.clone());
+                let provider = otel::provider(row.sampled, done.clone());
                 let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
                 let lean = row.stack == Stack::TracingOpentelemetryLean;
                 tracing::subscriber::set_global_default(
@@ -314,7 +327,7 @@ impl Installed {
                 }
             }
             Stack::FastraceTracing => {
-                fastrace::set_reporter(Discard, fastrace_config);
+                fastrace::set_reporter(Counted(done.clone()), fastrace_config);
                 tracing::subscriber::set_global_default(
                     tracing_subscriber::registry()
                         .with(fastrace_tracing::FastraceCompatLayer::new()),
@@ -358,20 +371,22 @@ impl Installed {
         }
     }
 
-    /// Hands everything produced so far to the stack's sink and waits until it is taken.
-    fn drain(&self) {
+    /// True when the background threads have taken what `produced` spans made: the
+    /// collector reported them all, and only a partial batch (waiting for its delay) is left
+    /// to export; `done` counts the spans exported (or reported, where they are dropped).
+    fn caught_up(&self, produced: u64, done: u64) -> bool {
         match self {
-            Installed::Plain => {}
-            Installed::Tracewire { pipeline, .. } => {
-                fastrace::flush();
-                if let Some(p) = pipeline {
-                    p.flush(Duration::from_secs(10));
-                }
+            Installed::Plain => true,
+            Installed::Tracewire {
+                pipeline: Some(p), ..
+            } => {
+                let c = p.counters();
+                c.queued + c.dropped >= produced && c.queue_len < BATCH
             }
-            Installed::Otel { provider, .. } => {
-                let _ = provider.force_flush();
+            Installed::Tracewire { pipeline: None, .. } | Installed::FastraceTracing => {
+                done >= produced
             }
-            Installed::FastraceTracing => fastrace::flush(),
+            Installed::Otel { .. } => done + BATCH > produced,
         }
     }
 
@@ -379,13 +394,16 @@ impl Installed {
     fn shutdown(self) -> u64 {
         match self {
             Installed::Plain => 0,
-            Installed::Tracewire { pipeline, .. } => {
-                fastrace::flush();
-                pipeline.map_or(0, |p| {
+            Installed::Tracewire { pipeline, .. } => match pipeline {
+                Some(p) => {
                     p.shutdown(Duration::from_secs(10));
                     p.counters().dropped
-                })
-            }
+                }
+                None => {
+                    fastrace::flush();
+                    0
+                }
+            },
             Installed::Otel { provider, .. } => {
                 let _ = provider.force_flush();
                 let _ = provider.shutdown();
@@ -401,46 +419,49 @@ impl Installed {
 
 /// The child: runs `row` `n` times (after a warm-up), prints its `RESULT` line.
 fn run_row(row: Row, n: u64) {
-    let exported = Arc::new(AtomicU64::new(0));
-    let installed = Installed::install(row, &exported);
+    let done = Arc::new(AtomicU64::new(0));
+    let installed = Installed::install(row, &done);
     let mut headers = HeaderMap::new();
     headers.insert(
         "traceparent",
         HeaderValue::from_static(tracewire_benches::traceparent(row.sampled)),
     );
+    // Spans each request makes that reach the collector.
+    let per_request = if row.stack.samples() && row.sampled {
+        row.spans_per_request()
+    } else {
+        0
+    };
+    let wait = |requests: u64| {
+        while !installed.caught_up(requests * per_request, done.load(Ordering::Relaxed)) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
     let warm_up = DRAIN_EVERY.min(n);
     for i in 0..warm_up {
         black_box(installed.request(&headers, row.nested, i));
     }
-    installed.drain();
-    let before = exported.load(Ordering::Relaxed);
+    wait(warm_up);
 
     let start = cpu_time::ProcessTime::now();
     for i in 0..n {
         black_box(installed.request(&headers, row.nested, i));
         if (i + 1) % DRAIN_EVERY == 0 {
-            installed.drain();
+            wait(warm_up + i + 1);
         }
     }
     let dropped = installed.shutdown();
     let cpu = start.elapsed();
 
-    let exported = exported.load(Ordering::Relaxed) - before;
-    if row.stack.exports() {
-        let expected = if row.sampled {
-            n * row.spans_per_request()
-        } else {
-            0
-        };
-        assert_eq!(
-            (exported, dropped),
-            (expected, 0),
-            "{}: spans exported and dropped",
-            row.id()
-        );
-    }
+    let done = done.load(Ordering::Relaxed);
+    assert_eq!(
+        (done, dropped),
+        ((warm_up + n) * per_request, 0),
+        "{}: spans exported (or reported) and dropped",
+        row.id()
+    );
     println!(
-        "RESULT row={} n={n} cpu_ns={} exported={exported}",
+        "RESULT row={} n={n} cpu_ns={} spans={done}",
         row.id(),
         cpu.as_nanos()
     );
