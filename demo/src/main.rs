@@ -111,8 +111,8 @@ mod inventory {
     use axum::http::{HeaderName, StatusCode};
     use axum::routing::get;
     use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-    use tracewire_reqwest::{Tracing, UrlTemplate};
-    use tracewire_tower::TraceLayer;
+    use tracewire_reqwest::{Config, Tracing, UrlTemplate};
+    use tracewire_tower::{ServerConfig, TraceLayer};
 
     #[derive(Clone)]
     struct App {
@@ -158,9 +158,7 @@ mod inventory {
         pricing: SocketAddr,
     ) -> std::io::Result<()> {
         let client = ClientBuilder::new(reqwest::Client::new())
-            .with(Tracing::with_config(
-                tracewire_reqwest::Config::new().tracer(super::jaeger()),
-            ))
+            .with(Tracing::with_config(Config::new().tracer(super::jaeger())))
             .build();
         let app = Router::new()
             .route("/stock/{item}", get(stock))
@@ -168,7 +166,7 @@ mod inventory {
             // Record which header carried the context: `b3`, never `traceparent`.
             .layer(
                 TraceLayer::with_config(
-                    tracewire_tower::ServerConfig::new()
+                    ServerConfig::new()
                         .tracer(super::b3())
                         .capture_request_headers(
                             super::CONTEXT_HEADERS.map(HeaderName::from_static),
@@ -200,7 +198,7 @@ mod backend {
     use tonic::transport::Server;
     use tonic::transport::server::TcpIncoming;
     use tonic::{Request, Response, Status};
-    use tracewire_reqwest::{Tracing, UrlTemplate};
+    use tracewire_reqwest::{Config, Tracing, UrlTemplate};
     use tracewire_tonic::GrpcServerLayer;
 
     struct Backend {
@@ -238,9 +236,7 @@ mod backend {
         inventory: SocketAddr,
     ) -> Result<(), tonic::transport::Error> {
         let client = ClientBuilder::new(reqwest::Client::new())
-            .with(Tracing::with_config(
-                tracewire_reqwest::Config::new().tracer(super::b3()),
-            ))
+            .with(Tracing::with_config(Config::new().tracer(super::b3())))
             .build();
         Server::builder()
             .layer(GrpcServerLayer::new())

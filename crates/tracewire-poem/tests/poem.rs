@@ -11,7 +11,7 @@ use poem::listener::TcpAcceptor;
 use poem::web::Path;
 use poem::{Body, EndpointExt, Error, IntoEndpoint, Route, Server, get, handler};
 use tracewire_core::{Propagators, Sampler, Tracer};
-use tracewire_poem::Tracing;
+use tracewire_poem::{Config, Tracing};
 use tracewire_test::{Capture, Spans};
 
 const KEYS: &[&str] = &[
@@ -27,6 +27,11 @@ fn tracer() -> Tracer {
     Tracer::new()
         .with_propagators(Propagators::all())
         .with_sampler(Sampler::AlwaysOn)
+}
+
+/// The middleware of most tests: every propagator in, everything sampled.
+fn traced() -> Tracing {
+    Tracing::with_config(Config::new().tracer(tracer()))
 }
 
 #[fastrace::trace(short_name = true)]
@@ -153,10 +158,7 @@ async fn spans(cap: &Capture, n: usize) -> Spans {
 #[tokio::test]
 async fn per_route_spans_have_route_names_status_and_nested_handler_spans() {
     let cap = tracewire_test::capture();
-    let addr = serve(per_route(Tracing::with_config(
-        tracewire_poem::Config::new().tracer(tracer()),
-    )))
-    .await;
+    let addr = serve(per_route(traced())).await;
     let res = get_url(format!("http://{addr}/users/7"), &[]).await;
     assert_eq!(res.text().await.unwrap(), "user 7");
     let res = get_url(format!("http://{addr}/fail"), &[]).await;
@@ -180,11 +182,7 @@ async fn per_route_spans_have_route_names_status_and_nested_handler_spans() {
 #[tokio::test]
 async fn app_level_placement_traces_unmatched_routes_and_records_the_route() {
     let cap = tracewire_test::capture();
-    let app = Route::new()
-        .at("/users/:id", get(user))
-        .with(Tracing::with_config(
-            tracewire_poem::Config::new().tracer(tracer()),
-        ));
+    let app = Route::new().at("/users/:id", get(user)).with(traced());
     let addr = serve(app).await;
     get_url(format!("http://{addr}/users/9"), &[]).await;
     let res = get_url(format!("http://{addr}/nowhere"), &[]).await;
@@ -202,7 +200,7 @@ async fn app_level_placement_traces_unmatched_routes_and_records_the_route() {
 #[tokio::test]
 async fn streamed_body_other_method_and_stacking() {
     let cap = tracewire_test::capture();
-    let t = Tracing::with_config(tracewire_poem::Config::new().tracer(tracer()));
+    let t = traced();
     // Stacked: app level around per-route; the outer one makes the only span.
     let addr = serve(per_route(t.clone()).with(t)).await;
     let res = get_url(format!("http://{addr}/stream"), &[]).await;
@@ -231,10 +229,7 @@ async fn streamed_body_other_method_and_stacking() {
 #[tokio::test]
 async fn inbound_formats_force_new_trace_and_response_headers() {
     let cap = tracewire_test::capture();
-    let addr = serve(per_route(Tracing::with_config(
-        tracewire_poem::Config::new().tracer(tracer()),
-    )))
-    .await;
+    let addr = serve(per_route(traced())).await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
     let w3c = format!("00-{trace}-{parent}-01");
@@ -265,7 +260,7 @@ async fn inbound_formats_force_new_trace_and_response_headers() {
     );
 
     let addr = serve(per_route(Tracing::with_config(
-        tracewire_poem::Config::new()
+        Config::new()
             .tracer(tracer())
             .force_new_trace(true)
             .inject_response_headers(true),
@@ -295,7 +290,7 @@ async fn inbound_formats_force_new_trace_and_response_headers() {
 async fn excluded_and_unsampled_requests_make_no_spans() {
     let cap = tracewire_test::capture();
     let addr = serve(per_route(Tracing::with_config(
-        tracewire_poem::Config::new()
+        Config::new()
             .tracer(tracer())
             .exclude(|head| head.uri.path() == "/health"),
     )))
@@ -305,7 +300,7 @@ async fn excluded_and_unsampled_requests_make_no_spans() {
         200
     );
     let addr = serve(per_route(Tracing::with_config(
-        tracewire_poem::Config::new()
+        Config::new()
             .tracer(Tracer::new().with_sampler(Sampler::AlwaysOff))
             .inject_response_headers(true),
     )))
@@ -330,7 +325,7 @@ async fn gone() -> poem::Result<&'static str> {
 async fn traced_route_names_routes_traces_misses_once() {
     use tracewire_poem::TracedRoute;
     let cap = tracewire_test::capture();
-    let t = Tracing::with_config(tracewire_poem::Config::new().tracer(tracer()));
+    let t = traced();
     let api = TracedRoute::new(t.clone()).at("/users/:id", get(user));
     let app = TracedRoute::new(t).at("/gone", get(gone)).nest("/api", api);
     let addr = serve(app).await;

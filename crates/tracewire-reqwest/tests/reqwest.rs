@@ -16,7 +16,7 @@ use reqwest_retry::policies::ExponentialBackoff;
 use tracewire_core::{Pairs, Propagators, Sampler, SpanKind, Tracer};
 use tracewire_reqwest::{Tracing, UrlTemplate};
 use tracewire_test::{Capture, Spans};
-use tracewire_tower::TraceLayer;
+use tracewire_tower::{ServerConfig, TraceLayer};
 
 fn tracer() -> Tracer {
     Tracer::new()
@@ -24,11 +24,14 @@ fn tracer() -> Tracer {
         .with_sampler(Sampler::AlwaysOn)
 }
 
+/// The client middleware of most tests: every propagator out, everything sampled.
+fn traced() -> Tracing {
+    Tracing::with_config(tracewire_reqwest::Config::new().tracer(tracer()))
+}
+
 fn client() -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
-        .with(Tracing::with_config(
-            tracewire_reqwest::Config::new().tracer(tracer()),
-        ))
+        .with(traced())
         .build()
 }
 
@@ -151,9 +154,7 @@ async fn each_retry_attempt_gets_a_span_with_resend_count() {
     );
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(retry)
-        .with(Tracing::with_config(
-            tracewire_reqwest::Config::new().tracer(tracer()),
-        ))
+        .with(traced())
         .build();
     let root = tracer().start_root("job", SpanKind::Internal, &Pairs::new());
     let status = root
@@ -201,7 +202,7 @@ async fn connection_failure_and_plain_helper() {
             // The plain helper, no reqwest-middleware.
             let plain = reqwest::Client::new();
             let req = plain.get(format!("http://{b}/echo")).build().unwrap();
-            let seen = Tracing::with_config(tracewire_reqwest::Config::new().tracer(tracer()))
+            let seen = traced()
                 .execute(&plain, req)
                 .await
                 .unwrap()
@@ -261,9 +262,11 @@ async fn call_b(poem::web::Data(b): poem::web::Data<&SocketAddr>) -> String {
 async fn client_to_poem_a_to_axum_b_is_one_trace() {
     use poem::EndpointExt;
     let cap = tracewire_test::capture();
-    let b = serve_axum(Router::new().route("/echo", get(echo)).layer(
-        TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer())).for_axum(),
-    ))
+    let b = serve_axum(
+        Router::new()
+            .route("/echo", get(echo))
+            .layer(TraceLayer::with_config(ServerConfig::new().tracer(tracer())).for_axum()),
+    )
     .await;
     let a_app = poem::Route::new()
         .at(

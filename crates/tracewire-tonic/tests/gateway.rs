@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use tracewire_core::{SpanId, TraceId};
 use tracewire_tonic::{GrpcClientLayer, GrpcServerLayer};
-use tracewire_tower::TraceLayer;
+use tracewire_tower::{ServerConfig, TraceLayer};
 
 #[tokio::test]
 async fn gateway_to_backend_is_one_trace() {
@@ -34,7 +34,7 @@ async fn gateway_to_backend_is_one_trace() {
     .unwrap();
     let app = gateway::gateway(
         backend,
-        TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer)).for_axum(),
+        TraceLayer::with_config(ServerConfig::new().tracer(tracer)).for_axum(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -22,7 +22,7 @@ use tower::{Layer, ServiceExt};
 use tracewire_core::{Propagators, Sampler, Tracer};
 use tracewire_test::{Capture, Spans};
 use tracewire_tower::server::Axum;
-use tracewire_tower::{ClientLayer, TraceLayer, UrlTemplate};
+use tracewire_tower::{ClientConfig, ClientLayer, ServerConfig, TraceLayer, UrlTemplate};
 
 const KEYS: &[&str] = &[
     "http.request.method",
@@ -40,6 +40,16 @@ fn tracer() -> Tracer {
     Tracer::new()
         .with_propagators(Propagators::all())
         .with_sampler(Sampler::AlwaysOn)
+}
+
+/// The server options of most tests: every propagator in, everything sampled.
+fn config() -> ServerConfig {
+    ServerConfig::new().tracer(tracer())
+}
+
+/// The layer for axum, recording what `config` says.
+fn axum_layer(config: ServerConfig) -> TraceLayer<Axum> {
+    TraceLayer::with_config(config).for_axum()
 }
 
 #[fastrace::trace(short_name = true)]
@@ -165,11 +175,7 @@ async fn spans(cap: &Capture, n: usize) -> Spans {
 #[tokio::test]
 async fn routed_request_names_span_by_route_and_nests_handler() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::with_config(
-        tracewire_tower::ServerConfig::new().tracer(tracer()),
-    )
-    .for_axum()))
-    .await;
+    let addr = serve(app(axum_layer(config()))).await;
     let (status, _, body) = send(
         Method::GET,
         format!("http://{addr}/users/7?sig=secret&page=2"),
@@ -196,11 +202,7 @@ async fn routed_request_names_span_by_route_and_nests_handler() {
 #[tokio::test]
 async fn unmatched_500_404_and_other_method() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::with_config(
-        tracewire_tower::ServerConfig::new().tracer(tracer()),
-    )
-    .for_axum()))
-    .await;
+    let addr = serve(app(axum_layer(config()))).await;
     assert_eq!(
         send(Method::GET, format!("http://{addr}/nowhere"), &[])
             .await
@@ -241,13 +243,7 @@ async fn unmatched_500_404_and_other_method() {
 #[tokio::test]
 async fn streamed_response_span_covers_the_body() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::with_config(
-        tracewire_tower::ServerConfig::new()
-            .tracer(tracer())
-            .body_sizes(true),
-    )
-    .for_axum()))
-    .await;
+    let addr = serve(app(axum_layer(config().body_sizes(true)))).await;
     let (_, _, body) = send(Method::GET, format!("http://{addr}/stream"), &[]).await;
     assert_eq!(&body[..], b"first last");
     let spans = spans(&cap, 1).await;
@@ -268,11 +264,7 @@ async fn streamed_response_span_covers_the_body() {
 #[tokio::test]
 async fn every_inbound_format_continues_the_trace() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::with_config(
-        tracewire_tower::ServerConfig::new().tracer(tracer()),
-    )
-    .for_axum()))
-    .await;
+    let addr = serve(app(axum_layer(config()))).await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
     let w3c = format!("00-{trace}-{parent}-01");
@@ -311,13 +303,9 @@ async fn every_inbound_format_continues_the_trace() {
 #[tokio::test]
 async fn force_new_trace_links_and_response_headers_are_injected() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::with_config(
-        tracewire_tower::ServerConfig::new()
-            .tracer(tracer())
-            .force_new_trace(true)
-            .inject_response_headers(true),
-    )
-    .for_axum()))
+    let addr = serve(app(axum_layer(
+        config().force_new_trace(true).inject_response_headers(true),
+    )))
     .await;
     let inbound = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let (_, headers, _) = send(
@@ -350,12 +338,7 @@ async fn force_new_trace_links_and_response_headers_are_injected() {
 #[tokio::test]
 async fn excluded_path_makes_no_span_and_stacked_layers_make_one() {
     let cap = tracewire_test::capture();
-    let layer = TraceLayer::with_config(
-        tracewire_tower::ServerConfig::new()
-            .tracer(tracer())
-            .exclude(|head| head.uri.path() == "/health"),
-    )
-    .for_axum();
+    let layer = axum_layer(config().exclude(|head| head.uri.path() == "/health"));
     // The same layer twice around every route.
     let addr = serve(app(layer.clone()).layer(layer)).await;
     send(Method::GET, format!("http://{addr}/health"), &[]).await;
@@ -380,9 +363,8 @@ async fn echo(headers: HeaderMap) -> String {
 /// Service A: calls B through a traced hyper client, returns what B saw.
 fn service_a(b: SocketAddr, layer: TraceLayer<Axum>) -> Router {
     let call_b = move || async move {
-        let client =
-            ClientLayer::with_config(tracewire_tower::ClientConfig::new().tracer(tracer()))
-                .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+        let client = ClientLayer::with_config(ClientConfig::new().tracer(tracer()))
+            .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
         let mut req = Request::get(format!("http://{b}/echo"))
             .body(Full::default())
             .unwrap();
@@ -398,17 +380,12 @@ async fn unsampled_requests_record_nothing_but_propagate() {
     let cap = tracewire_test::capture();
     let off = Tracer::new().with_sampler(Sampler::AlwaysOff);
     let b = serve(
-        Router::new().route("/echo", get(echo)).layer(
-            TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(off.clone()))
-                .for_axum(),
-        ),
+        Router::new()
+            .route("/echo", get(echo))
+            .layer(axum_layer(ServerConfig::new().tracer(off.clone()))),
     )
     .await;
-    let a = serve(service_a(
-        b,
-        TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(off)).for_axum(),
-    ))
-    .await;
+    let a = serve(service_a(b, axum_layer(ServerConfig::new().tracer(off)))).await;
     let (_, _, seen) = send(Method::GET, format!("http://{a}/call"), &[]).await;
     let seen = String::from_utf8(seen.to_vec()).unwrap();
     let flags = u8::from_str_radix(&seen[seen.len() - 2..], 16).unwrap();
@@ -420,15 +397,13 @@ async fn unsampled_requests_record_nothing_but_propagate() {
 #[tokio::test]
 async fn client_server_chain_across_two_hops() {
     let cap = tracewire_test::capture();
-    let b = serve(Router::new().route("/echo", get(echo)).layer(
-        TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer())).for_axum(),
-    ))
+    let b = serve(
+        Router::new()
+            .route("/echo", get(echo))
+            .layer(axum_layer(config())),
+    )
     .await;
-    let a = serve(service_a(
-        b,
-        TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer())).for_axum(),
-    ))
-    .await;
+    let a = serve(service_a(b, axum_layer(config()))).await;
     let (_, _, seen) = send(Method::GET, format!("http://{a}/call"), &[]).await;
     let spans = spans(&cap, 3).await;
     assert_eq!(spans.trace_ids().len(), 1, "{}", spans.tree(&[]));
@@ -460,7 +435,7 @@ async fn client_connection_failure_is_an_error() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let client = ClientLayer::with_config(tracewire_tower::ClientConfig::new().tracer(tracer()))
+    let client = ClientLayer::with_config(ClientConfig::new().tracer(tracer()))
         .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
     let root = tracer().start_root(
         "job",
@@ -486,11 +461,11 @@ async fn client_connection_failure_is_an_error() {
 #[tokio::test]
 async fn service_error_is_recorded() {
     let cap = tracewire_test::capture();
-    let svc = TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer())).layer(
-        tower::service_fn(|_req: Request<Full<Bytes>>| async {
+    let svc = TraceLayer::with_config(config()).layer(tower::service_fn(
+        |_req: Request<Full<Bytes>>| async {
             Err::<http::Response<Full<Bytes>>, _>(std::io::Error::other("backend down"))
-        }),
-    );
+        },
+    ));
     let req = Request::post("/jobs").body(Full::default()).unwrap();
     assert!(svc.oneshot(req).await.is_err());
     let spans = cap.finish();
@@ -504,11 +479,7 @@ async fn service_error_is_recorded() {
 #[tokio::test]
 async fn head_request_is_not_an_abort() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::with_config(
-        tracewire_tower::ServerConfig::new().tracer(tracer()),
-    )
-    .for_axum()))
-    .await;
+    let addr = serve(app(axum_layer(config()))).await;
     let (status, _, body) = send(Method::HEAD, format!("http://{addr}/users/7"), &[]).await;
     assert_eq!((status, body.len()), (StatusCode::OK, 0));
     let spans = spans(&cap, 2).await;
@@ -522,11 +493,7 @@ async fn head_request_is_not_an_abort() {
 #[tokio::test]
 async fn client_going_away_mid_body_is_recorded() {
     let cap = tracewire_test::capture();
-    let addr = serve(app(TraceLayer::with_config(
-        tracewire_tower::ServerConfig::new().tracer(tracer()),
-    )
-    .for_axum()))
-    .await;
+    let addr = serve(app(axum_layer(config()))).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let res = client
         .request(
@@ -558,11 +525,7 @@ async fn generic_layer_on_an_axum_router_traces_the_same() {
     // `TraceLayer::new()` (responses carry `TracedBody`, which axum boxes again) still works
     // on a router: same spans, the span still ends with the body.
     let cap = tracewire_test::capture();
-    let layer = TraceLayer::with_config(
-        tracewire_tower::ServerConfig::new()
-            .tracer(tracer())
-            .body_sizes(true),
-    );
+    let layer = TraceLayer::with_config(config().body_sizes(true));
     let addr = serve(routes().layer(layer)).await;
     let (status, _, body) = send(Method::GET, format!("http://{addr}/users/7"), &[]).await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"user"[..]));
@@ -584,12 +547,11 @@ async fn generic_layer_on_an_axum_router_traces_the_same() {
 #[tokio::test]
 async fn axum_layer_passes_unsampled_bodies_through_and_records_nothing() {
     let cap = tracewire_test::capture();
-    let layer = TraceLayer::with_config(
-        tracewire_tower::ServerConfig::new()
+    let layer = axum_layer(
+        ServerConfig::new()
             .tracer(Tracer::new().with_sampler(Sampler::AlwaysOff))
             .inject_response_headers(true),
-    )
-    .for_axum();
+    );
     let res = routes()
         .layer(layer)
         .oneshot(Request::get("/stream").body(Body::empty()).unwrap())
@@ -609,11 +571,8 @@ async fn a_layer_around_the_router_and_one_inside_make_one_span() {
     // The outer (generic) layer wraps the whole router, so it runs before routing: its span
     // is named by the method alone, and the route layer inside sees it and adds none.
     let cap = tracewire_test::capture();
-    let inner = routes().layer(
-        TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer())).for_axum(),
-    );
-    let svc =
-        TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer())).layer(inner);
+    let inner = routes().layer(axum_layer(config()));
+    let svc = TraceLayer::with_config(config()).layer(inner);
     let res = svc
         .oneshot(Request::get("/users/7").body(Body::empty()).unwrap())
         .await
@@ -630,12 +589,8 @@ async fn directly_stacked_axum_layers_make_one_span() {
     // The inner layer's `call` runs synchronously inside the outer one's (the axum kind only
     // marks the request there): still one span.
     let cap = tracewire_test::capture();
-    let inner = TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer()))
-        .for_axum()
-        .layer(routes());
-    let svc = TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer()))
-        .for_axum()
-        .layer(inner);
+    let inner = axum_layer(config()).layer(routes());
+    let svc = axum_layer(config()).layer(inner);
     let res = svc
         .oneshot(Request::get("/any").body(Body::empty()).unwrap())
         .await
@@ -670,10 +625,8 @@ impl tower::Service<Request<Full<Bytes>>> for EagerService {
 #[tokio::test]
 async fn generic_layer_runs_the_inner_call_in_the_span_and_stacks_once() {
     let cap = tracewire_test::capture();
-    let svc = TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer())).layer(
-        TraceLayer::with_config(tracewire_tower::ServerConfig::new().tracer(tracer()))
-            .layer(EagerService),
-    );
+    let svc = TraceLayer::with_config(config())
+        .layer(TraceLayer::with_config(config()).layer(EagerService));
     let inbound = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let req = Request::post("/jobs")
         .header("traceparent", inbound)

@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
 use tracewire_core::{Sampler, Tracer};
-use tracewire_tower::TraceLayer;
+use tracewire_tower::{ServerConfig, TraceLayer};
 
 async fn hello(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(b"hello"))))
@@ -35,8 +35,7 @@ async fn plain_hyper_service_is_traced_with_peer_address() {
                     req
                 })
                 .layer(TraceLayer::with_config(
-                    tracewire_tower::ServerConfig::new()
-                        .tracer(Tracer::new().with_sampler(Sampler::AlwaysOn)),
+                    ServerConfig::new().tracer(Tracer::new().with_sampler(Sampler::AlwaysOn)),
                 ))
                 .service_fn(hello);
             tokio::spawn(
