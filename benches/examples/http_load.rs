@@ -84,7 +84,12 @@ fn main() -> std::io::Result<()> {
             async { "Hello, world!" }
         }),
     );
-    let layer = |sampler| TraceLayer::axum().tracer(Tracer::new().with_sampler(sampler));
+    let layer = |sampler| {
+        TraceLayer::with_config(
+            tracewire_tower::ServerConfig::new().tracer(Tracer::new().with_sampler(sampler)),
+        )
+        .for_axum()
+    };
     let mut pipeline = None;
     let mut otel = None;
     let app = match mode.as_str() {
