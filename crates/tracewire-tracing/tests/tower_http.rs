@@ -1,9 +1,12 @@
 //! A real third-party crate's `tracing` spans in a tracewire trace: tower-http's `TraceLayer`
 //! inside tracewire-tower's server layer, around an axum router whose handler is
-//! `#[tracing::instrument]`ed, served by hyper on 127.0.0.1:0 and called over HTTP.
-//! One test: the subscriber is the process's global default.
+//! `#[tracing::instrument]`ed, served on 127.0.0.1:0 and called over HTTP — as a tower stack
+//! served by hyper, and as axum route layers served by `axum::serve`.
+//! The subscriber is the process's global default (installed once for both tests).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
 use tracewire_core::{Sampler, Tracer};
+use tracewire_tower::{ServerConfig, TraceLayer};
 use tracewire_tracing::Level;
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -32,39 +36,28 @@ async fn load_profile() {
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tower_http_request_span_is_a_child_of_the_tracewire_server_span() {
-    let tracer = Tracer::new().with_sampler(Sampler::AlwaysOn);
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(
-            tracewire_tracing::layer()
-                .with_tracer(tracer.clone())
-                .event_level(Level::DEBUG),
-        ),
-    )
-    .unwrap();
-    let cap = tracewire_test::capture();
+/// The tracer of the servers, and the global subscriber with tracewire's layer (DEBUG events:
+/// tower-http logs at DEBUG).
+fn tracer() -> Tracer {
+    static TRACER: OnceLock<Tracer> = OnceLock::new();
+    TRACER
+        .get_or_init(|| {
+            let tracer = Tracer::new().with_sampler(Sampler::AlwaysOn);
+            tracing::subscriber::set_global_default(
+                tracing_subscriber::registry().with(
+                    tracewire_tracing::layer()
+                        .with_tracer(tracer.clone())
+                        .event_level(Level::DEBUG),
+                ),
+            )
+            .unwrap();
+            tracer
+        })
+        .clone()
+}
 
-    let router = Router::new().route("/users/{id}", get(get_user));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            // tracewire's layer outside tower-http's: the `request` span has a trace to join.
-            let svc = ServiceBuilder::new()
-                .layer(tracewire_tower::TraceLayer::with_config(
-                    tracewire_tower::ServerConfig::new().tracer(tracer.clone()),
-                ))
-                .layer(tower_http::trace::TraceLayer::new_for_http())
-                .service(router.clone());
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc)),
-            );
-        }
-    });
-
+/// Calls `GET /users/7` with a sampled `traceparent` and returns the spans of the request.
+async fn call(addr: SocketAddr, cap: &tracewire_test::Capture) -> tracewire_test::Spans {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let res = client
         .request(
@@ -82,18 +75,23 @@ async fn tower_http_request_span_is_a_child_of_the_tracewire_server_span() {
         res.into_body().collect().await.unwrap().to_bytes(),
         "user 7"
     );
-
     let mut spans = cap.take();
     for _ in 0..200 {
-        if spans.named("GET").is_some() {
+        if spans.records.iter().any(|r| r.name.starts_with("GET")) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
         spans.records.extend(cap.take().records);
     }
+    spans
+}
+
+fn assert_nested(spans: &tracewire_test::Spans, server: &str) {
     assert_eq!(
         spans.tree(&["method", "uri", "user.id:int"]),
-        "GET [server] (parent: 00f067aa0ba902b7)\n  request [internal] method=GET uri=/users/7\n    get_user [internal] user.id:int=7\n      load_profile [internal]\n"
+        format!(
+            "{server} [server] (parent: 00f067aa0ba902b7)\n  request [internal] method=GET uri=/users/7\n    get_user [internal] user.id:int=7\n      load_profile [internal]\n"
+        )
     );
     let request = spans.expect("request");
     assert_eq!(
@@ -115,5 +113,50 @@ async fn tower_http_request_span_is_a_child_of_the_tracewire_server_span() {
         "{finished:?}"
     );
     assert_eq!(spans.expect("get_user").events[0].name, "profile loaded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tower_stack_served_by_hyper() {
+    let tracer = tracer();
+    let cap = tracewire_test::capture();
+    let router = Router::new().route("/users/{id}", get(get_user));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            // tracewire's layer outside tower-http's: the `request` span has a trace to join.
+            let svc = ServiceBuilder::new()
+                .layer(TraceLayer::with_config(
+                    ServerConfig::new().tracer(tracer.clone()),
+                ))
+                .layer(tower_http::trace::TraceLayer::new_for_http())
+                .service(router.clone());
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc)),
+            );
+        }
+    });
+    let spans = call(addr, &cap).await;
+    // No `MatchedPath` outside the router: the span is named by the method.
+    assert_nested(&spans, "GET");
+    cap.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_route_layers_served_by_axum() {
+    let tracer = tracer();
+    let cap = tracewire_test::capture();
+    // Route layers: the last added is the outermost, so tracewire's wraps tower-http's.
+    let router = Router::new()
+        .route("/users/{id}", get(get_user))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(TraceLayer::with_config(ServerConfig::new().tracer(tracer)).for_axum());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let spans = call(addr, &cap).await;
+    assert_nested(&spans, "GET /users/{id}");
     cap.finish();
 }
