@@ -321,6 +321,45 @@ cg_role() {
     fi
 }
 
+# cg_by_code <profile>: a thread's exclusive instructions (read from the profile itself: each
+# function's own cost lines, not those of the calls it makes) by whose code ran them:
+# "tracewire", "fastrace", "otel" (opentelemetry*, tracing-opentelemetry, tracing-subscriber,
+# the peers built on them), "tracing" (the `tracing` facade: the peers' spans, and the spans and
+# events of h2, hyper, tonic and tower themselves),
+# "alloc" (malloc/free and Rust's alloc), "mem" (memcpy/memmove/memset/memcmp), "rest" (the
+# runtime, the protocol stack, the client or server library, the program). A function is its
+# outermost crate's (`<tokio::X<tracewire_y::Z>>::poll` is tokio's; `drop_in_place<T>` is T's).
+# Prints "group instructions" lines.
+cg_by_code() {
+    awk 'function def(s,   id) {
+            if (match(s, /^\([0-9]+\)/)) {
+                id = substr(s, 1, RLENGTH)
+                if (length(s) > RLENGTH) names[id] = substr(s, RLENGTH + 2)
+                return names[id]
+            }
+            return s
+        }
+        /^fn=/ { cur = def(substr($0, 4)); next }
+        /^cfn=/ { def(substr($0, 5)); next }
+        /^calls=/ { skip = 1; next }
+        /^[0-9+*-]/ { if (skip) { skip = 0; next } cost[cur] += $2; next }
+        END {
+            for (fn in cost) {
+                f = fn; sub(/^core::ptr::drop_in_place</, "", f); sub(/^<+/, "", f)
+                crate = f; sub(/(::|<| ).*/, "", crate)
+                if (crate ~ /^tracewire/) g = "tracewire"
+                else if (crate ~ /^fastrace/) g = "fastrace"
+                else if (crate == "tracing" || crate == "tracing_core") g = "tracing"
+                else if (crate ~ /^(opentelemetry|tracing_|reqwest_tracing|tonic_tracing_opentelemetry)/) g = "otel"
+                else if (crate == "alloc" || f ~ /^(_int_)?(malloc|free|cfree|realloc|calloc|memalign|posix_memalign|tcache|malloc_consolidate|unlink_chunk)/) g = "alloc"
+                else if (f ~ /^(__)?mem(cpy|move|set|cmp)/) g = "mem"
+                else g = "rest"
+                s[g] += cost[fn]
+            }
+            for (g in s) print g, s[g]
+        }' "$1"
+}
+
 # cg_account <mode> <calls> <profile...>: each thread's instructions by role and its stages,
 # per call: a line "mode n role... all" to $OUT/cg.results, the stages to $OUT/$mode.stages.
 cg_account() {
@@ -328,11 +367,13 @@ cg_account() {
     shift 2
     : >"$OUT/$mode.roles"
     : >"$OUT/$mode.stages"
+    : >"$OUT/$mode.code"
     for f in "$@"; do
         r=$(cg_role "$f")
         total=$(awk '/^totals:/ {print $2}' "$f")
         echo "$r ${total:-0}" >>"$OUT/$mode.roles"
         callgrind_annotate --inclusive=yes "$f" 2>/dev/null >"$f.annotated"
+        [ "$r" = request ] && cg_by_code "$f" >>"$OUT/$mode.code"
         while IFS='|' read -r label thread fn; do
             [ -n "$label" ] && [ "$thread" = "$r" ] || continue
             ir=$(grep -m1 -E "$fn" "$f.annotated" | awk '{gsub(",", "", $1); print $1}' || true)
@@ -399,6 +440,18 @@ cg_tables() {
         all=${rest##* }
         echo "$row $all | $([ -n "$plain" ] && printf '%+d' $((all - plain))) |"
     done <"$OUT/cg.results"
+    echo
+    echo "The request thread's instructions per call by whose code ran them (exclusive; see cg_by_code):"
+    echo
+    echo "| mode | tracewire | fastrace | OpenTelemetry SDK, tracing-opentelemetry, subscriber | \`tracing\` facade | allocator | memcpy & co | the rest (runtime, protocol, library, program) | request thread |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for mode in $MODES; do
+        [ -f "$OUT/$mode.code" ] || continue
+        n=$(awk -v m="$mode" '$1 == m {print $2}' "$OUT/cg.results")
+        awk -v n="$n" -v m="$mode" '{s[$1] += $2; t += $2}
+            END {printf "| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", m, s["tracewire"] / n, s["fastrace"] / n,
+                s["otel"] / n, s["tracing"] / n, s["alloc"] / n, s["mem"] / n, s["rest"] / n, t / n}' "$OUT/$mode.code"
+    done
     echo
     echo "Stages (instructions per call, inclusive, on the thread named):"
     echo

@@ -18,8 +18,10 @@
 //! | mode | the job's span | the call's span and headers | where the spans go |
 //! |---|---|---|---|
 //! | `plain` | | reqwest alone | |
+//! | `reqwest-middleware` | | reqwest through `reqwest_middleware::ClientWithMiddleware` with no middleware: the floor of every middleware-based mode | |
 //! | `tracewire` | `Tracer::start_root` + `Root::instrument`, 100 % sampled | `tracewire_reqwest::Tracing` in reqwest-middleware (W3C `traceparent`) | `tracewire-export`'s pipeline (OTLP mapping, batching) into a sink that takes the OTLP protobuf and counts the spans |
 //! | `tracewire-ratio10` | the same, `parentbased(traceidratio 0.1)`: 10 % sampled, the rest propagated | the same | the same |
+//! | `tracewire-execute` | as `tracewire` | the same span without reqwest-middleware: `tracewire_reqwest::Tracing::execute` on the plain client | as `tracewire` |
 //! | `tracewire-unsampled` | the same, `Sampler::AlwaysOff` (contexts still propagated, `-00`) | the same | the same pipeline (idle) |
 //! | `reqwest-tracing` | `tracing::info_span!` + `Instrument` | `reqwest_tracing::TracingMiddleware` (its span), then the injection its `opentelemetry_0_x` features do (global W3C propagator, `Span::current().context()`) written against OpenTelemetry 0.33 — its features stop at 0.32 | `tracing-opentelemetry` into the OpenTelemetry SDK, whose batch processor exports into an exporter that does what `opentelemetry-otlp` does (group, convert, prost-encode), counting the spans |
 //! | `fastrace-reqwest` | `fastrace::Span::root` + `in_span` | a `#[fastrace::trace]` function sending with `fastrace_reqwest::traceparent_headers()`, as its docs show (no attributes) | `fastrace-opentelemetry`'s reporter into that same encoding exporter |
@@ -63,10 +65,19 @@ fn main() -> Result<(), Error> {
 
     let client = reqwest::Client::new();
     let middleware = || reqwest_middleware::ClientBuilder::new(client.clone());
-    let tracer = |sampler| Tracer::new().with_sampler(sampler);
+    // tracewire's tracer of a mode: 100 %, 10 % (the rest propagated) or none sampled.
+    let tracer = |mode: &str| {
+        Tracer::new().with_sampler(match mode {
+            "tracewire-ratio10" => Sampler::parent_based(Sampler::trace_id_ratio(0.1)),
+            "tracewire-unsampled" => Sampler::AlwaysOff,
+            _ => Sampler::AlwaysOn,
+        })
+    };
     let exporting = match mode.as_str() {
-        "plain" => Exporting::none(),
-        "tracewire" | "tracewire-ratio10" | "tracewire-unsampled" => Exporting::tracewire()?,
+        "plain" | "reqwest-middleware" => Exporting::none(),
+        "tracewire" | "tracewire-ratio10" | "tracewire-unsampled" | "tracewire-execute" => {
+            Exporting::tracewire()?
+        }
         "reqwest-tracing" => Exporting::tracing_otel("http_client_load")?,
         "fastrace-reqwest" => Exporting::fastrace_otel("fastrace-reqwest"),
         other => return Err(format!("unknown mode {other}").into()),
@@ -95,19 +106,41 @@ fn main() -> Result<(), Error> {
                         async move { Ok(client.get(url).send().await?.bytes().await?.len()) }
                     })
                 }
+                "reqwest-middleware" => {
+                    let client = middleware().build();
+                    calls(done, failed, move || {
+                        let (client, url) = (client.clone(), url.clone());
+                        async move { Ok(client.get(url).send().await?.bytes().await?.len()) }
+                    })
+                }
                 "tracewire" | "tracewire-ratio10" | "tracewire-unsampled" => {
-                    let tracer = tracer(match mode.as_str() {
-                        "tracewire" => Sampler::AlwaysOn,
-                        "tracewire-ratio10" => Sampler::parent_based(Sampler::trace_id_ratio(0.1)),
-                        _ => Sampler::AlwaysOff,
-                    });
-                    let client = middleware().with(tracewire_reqwest::Tracing::with_config(tracewire_reqwest::Config::new().tracer(tracer.clone()))).build();
+                    let tracer = tracer(&mode);
+                    let tracing = tracewire_reqwest::Tracing::with_config(
+                        tracewire_reqwest::Config::new().tracer(tracer.clone()),
+                    );
+                    let client = middleware().with(tracing).build();
                     calls(done, failed, move || {
                         let (client, url) = (client.clone(), url.clone());
                         tracer
                             .start_root("job", SpanKind::Internal, &Pairs::new())
                             .instrument(async move {
                                 Ok(client.get(url).send().await?.bytes().await?.len())
+                            })
+                    })
+                }
+                "tracewire-execute" => {
+                    let tracer = tracer(&mode);
+                    let tracing = tracewire_reqwest::Tracing::with_config(
+                        tracewire_reqwest::Config::new().tracer(tracer.clone()),
+                    );
+                    let client = client.clone();
+                    calls(done, failed, move || {
+                        let (client, url, tracing) = (client.clone(), url.clone(), tracing.clone());
+                        tracer
+                            .start_root("job", SpanKind::Internal, &Pairs::new())
+                            .instrument(async move {
+                                let request = client.get(url).build()?;
+                                Ok(tracing.execute(&client, request).await?.bytes().await?.len())
                             })
                     })
                 }
