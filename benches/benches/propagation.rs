@@ -21,7 +21,19 @@
 //! OpenTelemetry SDK doing the same job (extract + start a server span under the parent).
 //!
 //! After criterion finishes, `main` reads the medians criterion wrote and prints one table of
-//! medians and peer/tracewire ratios.
+//! medians and peer/tracewire ratios, then the carrier floor (see `carrier_floor`).
+//!
+//! Instruction counts (repeatable on a shared machine): `PROPAGATION_COUNT=group/function:calls`
+//! runs only that function (or `floor/{format}/{extract|inject|inject-made}`), `calls` times,
+//! and exits; under callgrind, count only the calls:
+//!
+//! ```sh
+//! PROPAGATION_COUNT=jaeger/inject/tracewire:1000 valgrind --tool=callgrind \
+//!     --toggle-collect='propagation::counted' target/release/deps/propagation-<hash> --bench
+//! ```
+//!
+//! (Two runs with different `calls` and the difference divided by the difference of calls
+//! gives the instructions of one call; BENCHMARKS.md, "Propagation".)
 
 // OpenTelemetry marks its Zipkin (B3) and Jaeger propagators deprecated (the formats, not the
 // code); they are still the peers for those formats.
@@ -226,6 +238,19 @@ fn pair<A, B>(
     (tw_name, mut tw): (&str, impl FnMut(&mut HeaderMap) -> A),
     (peer_name, mut peer): (&str, impl FnMut(&mut HeaderMap) -> B),
 ) {
+    if let Some(only) = COUNT_ONLY.get_or_init(count_only) {
+        // The first pair that has the function (the peer's plain function recurs in pairs
+        // with tracewire variants), then the process ends.
+        if only.0 == format!("{group}/{tw_name}") {
+            count_calls(only.1, &mut |h| drop(tw(h)));
+            std::process::exit(0);
+        }
+        if only.0 == format!("{group}/{peer_name}") {
+            count_calls(only.1, &mut |h| drop(peer(h)));
+            std::process::exit(0);
+        }
+        return;
+    }
     let mut g = c.benchmark_group(group);
     g.bench_function(tw_name, |b| {
         b.iter_batched_ref(outgoing, &mut tw, BatchSize::NumIterations(CHUNK))
@@ -252,6 +277,39 @@ fn pair<A, B>(
             paired: (t, p, ratio),
         });
     }
+}
+
+/// Instruction counting (`PROPAGATION_COUNT=group/function:calls`): instead of timing, each
+/// `pair` runs only that function, `calls` times on fresh [`outgoing`] maps, through
+/// [`counted`], and nothing else. Under
+/// `valgrind --tool=callgrind --toggle-collect='*counted*'` the total is the instructions of
+/// `calls` calls, map creation and drop excluded (see BENCHMARKS.md, "Propagation").
+static COUNT_ONLY: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
+
+fn count_only() -> Option<(String, u64)> {
+    let v = std::env::var("PROPAGATION_COUNT").ok()?;
+    let (name, calls) = v.rsplit_once(':')?;
+    Some((name.to_owned(), calls.parse().ok()?))
+}
+
+fn count_calls(calls: u64, f: &mut dyn FnMut(&mut HeaderMap)) {
+    let mut maps: Vec<HeaderMap> = Vec::with_capacity(CHUNK as usize);
+    let mut done = 0;
+    while done < calls {
+        let n = CHUNK.min(calls - done);
+        maps.extend((0..n).map(|_| outgoing()));
+        for map in &mut maps {
+            counted(f, map);
+        }
+        maps.clear();
+        done += n;
+    }
+}
+
+/// One call of a measured function: what callgrind's `--toggle-collect` counts.
+#[inline(never)]
+fn counted(f: &mut dyn FnMut(&mut HeaderMap), map: &mut HeaderMap) {
+    f(black_box(map));
 }
 
 /// A summary row: the criterion functions to read medians from and the interleaved result.
@@ -389,6 +447,41 @@ fn bench_case<C>(c: &mut Criterion<ThreadCpu>, case: Case<C>) {
                     tracewire_inject(tw, black_box(&bare), out);
                 }),
                 ("opentelemetry", |out| peer_inject(black_box(&peer_cx), out)),
+            );
+            // Like for like with baggage: OpenTelemetry's Jaeger propagator never writes
+            // `uberctx-*`, so this peer writes them after it, through the same injector, one
+            // per member: the name with `format!`, the value percent-encoded as tracewire
+            // encodes it (what any `Injector` user would do). Both then write the same headers.
+            let members: Vec<(String, String)> = tw_cx
+                .baggage
+                .iter()
+                .map(|m| (m.key().to_owned(), m.value().to_owned()))
+                .collect();
+            let members = &members;
+            let peer_with_uberctx = |out: &mut HeaderMap| {
+                peer_inject(black_box(&peer_cx), out);
+                jaeger::inject_uberctx(black_box(members), out);
+            };
+            let mut same = outgoing();
+            peer_with_uberctx(&mut same);
+            let tw_out = tracewire_inject(tw, &tw_cx, &mut outgoing()).clone();
+            assert_eq!(
+                same.iter()
+                    .filter(|(k, _)| k.as_str() != "uber-trace-id")
+                    .collect::<Vec<_>>(),
+                tw_out
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "uber-trace-id")
+                    .collect::<Vec<_>>(),
+                "jaeger: the same uberctx-* headers written"
+            );
+            pair(
+                c,
+                "jaeger/inject",
+                ("tracewire-same-headers", |out| {
+                    tracewire_inject(tw, black_box(&tw_cx), out);
+                }),
+                ("opentelemetry-plus-uberctx", peer_with_uberctx),
             );
             // Like for like: both read everything (tracewire decodes `uberctx-*` into baggage,
             // OTel copies them into its tracestate), both write `uber-trace-id` alone.
@@ -550,6 +643,29 @@ mod jaeger {
         }
     }
 
+    /// What a Jaeger `uberctx-*` writer on OpenTelemetry's carrier API would do: one header
+    /// per member through the injector, the name made with `format!`, the value
+    /// percent-encoded (the set tracewire encodes: controls, space, `"`, `,`, `;`, `\`, `%`,
+    /// `+`).
+    pub(super) fn inject_uberctx(members: &[(String, String)], out: &mut HeaderMap) {
+        use opentelemetry_0_32::propagation::Injector as _;
+        const SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+            .add(b' ')
+            .add(b'"')
+            .add(b',')
+            .add(b';')
+            .add(b'\\')
+            .add(b'%')
+            .add(b'+');
+        let mut injector = Injector(out);
+        for (key, value) in members {
+            injector.set(
+                &format!("uberctx-{key}"),
+                percent_encoding::utf8_percent_encode(value, SET).to_string(),
+            );
+        }
+    }
+
     pub(super) fn ids(cx: &Context) -> Option<super::Ids> {
         let span = cx.span();
         let sc = span.span_context();
@@ -630,30 +746,63 @@ fn start_root(c: &mut Criterion<ThreadCpu>) {
     fastrace::flush();
 }
 
+/// How much of a written header a propagator makes at run time (see [`carrier_floor`]).
+#[derive(Clone, Copy)]
+enum Made {
+    /// Nothing: a static value (`X-B3-Sampled: 1`).
+    Nothing,
+    /// The value (ids, baggage): `http::HeaderValue` owns its bytes, so one allocation.
+    Value,
+    /// The name too (Jaeger's `uberctx-{key}`): validated and copied into a `HeaderName`.
+    NameAndValue,
+}
+
 /// The carrier's share: the `HeaderMap` work tracewire cannot skip for each format — the same
-/// lookups of the format's headers by pre-built names, and, for inject, the same headers
-/// inserted into an [`outgoing`] map from static names and values (no formatting, no
-/// allocation per value). Printed next to the results, it bounds the ratio any propagator
-/// could reach over this carrier. Not criterion benches: `batch` medians over 101 rounds.
-fn carrier_floor() -> Vec<(&'static str, f64, f64)> {
-    let formats: [(&str, HeaderMap, &[&str], &[&str]); 5] = [
+/// lookups of the format's headers by pre-built names; for inject, the same headers inserted
+/// into an [`outgoing`] map from static names and values (no formatting, no allocation), and
+/// again with what any propagator must make at run time (see [`Made`]). Printed next to the
+/// results, they bound the ratio any propagator could reach over this carrier. Not criterion
+/// benches: `batch` medians over 101 rounds. Returns (format, lookups, inserts, inserts with
+/// run-time names and values).
+fn carrier_floor() -> Vec<(&'static str, f64, f64, f64)> {
+    use Made::{NameAndValue, Nothing, Value};
+    let jaeger_inbound = || {
+        carrier(&[
+            ("uber-trace-id", UBER_TRACE_ID),
+            ("uberctx-user-id", "alice"),
+            ("uberctx-tenant", "acme%20corp"),
+        ])
+    };
+    /// A format: its name, the inbound headers, the names it looks up, what it writes.
+    type Floor = (
+        &'static str,
+        HeaderMap,
+        &'static [&'static str],
+        &'static [(&'static str, Made)],
+    );
+    let formats: [Floor; 6] = [
         (
             "tracecontext",
             carrier(&[("traceparent", TRACEPARENT), ("tracestate", TRACESTATE)]),
             &["traceparent", "tracestate"],
-            &["traceparent", "tracestate"],
+            &[("traceparent", Value), ("tracestate", Value)],
         ),
         (
             "baggage",
             carrier(&[("baggage", BAGGAGE)]),
             &["baggage"],
-            &["baggage"],
+            &[("baggage", Value)],
         ),
         (
             "b3-single",
             carrier(&[("b3", B3_SINGLE)]),
             &["b3"],
-            &["b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled"],
+            &[
+                ("b3", Value),
+                ("x-b3-traceid", Value),
+                ("x-b3-spanid", Value),
+                ("x-b3-sampled", Nothing),
+            ],
         ),
         (
             "b3-multi",
@@ -670,17 +819,27 @@ fn carrier_floor() -> Vec<(&'static str, f64, f64)> {
                 "x-b3-flags",
                 "x-b3-sampled",
             ],
-            &["x-b3-traceid", "x-b3-spanid", "x-b3-sampled"],
+            &[
+                ("x-b3-traceid", Value),
+                ("x-b3-spanid", Value),
+                ("x-b3-sampled", Nothing),
+            ],
         ),
         (
             "jaeger",
-            carrier(&[
-                ("uber-trace-id", UBER_TRACE_ID),
-                ("uberctx-user-id", "alice"),
-                ("uberctx-tenant", "acme%20corp"),
-            ]),
+            jaeger_inbound(),
             &["uber-trace-id", "uberctx-user-id", "uberctx-tenant"],
-            &["uber-trace-id", "uberctx-user-id", "uberctx-tenant"],
+            &[
+                ("uber-trace-id", Value),
+                ("uberctx-user-id", NameAndValue),
+                ("uberctx-tenant", NameAndValue),
+            ],
+        ),
+        (
+            "jaeger (`uber-trace-id` only)",
+            jaeger_inbound(),
+            &["uber-trace-id"],
+            &[("uber-trace-id", Value)],
         ),
     ];
     let mut out = Vec::new();
@@ -693,22 +852,59 @@ fn carrier_floor() -> Vec<(&'static str, f64, f64)> {
             }
             n
         };
-        let writes: Vec<HeaderName> = writes.iter().map(|w| HeaderName::from_static(w)).collect();
+        let names: Vec<HeaderName> = writes
+            .iter()
+            .map(|(w, _)| HeaderName::from_static(w))
+            .collect();
         // Names and the value built once: inside the loop only the inserts (clones of static
         // names and values copy two pointers).
-        let value = HeaderValue::from_static("0123456789abcdef");
+        const VALUE: &str = "0123456789abcdef";
+        let value = HeaderValue::from_static(VALUE);
         let mut inject = |h: &mut HeaderMap| {
-            for w in &writes {
-                h.insert(w.clone(), value.clone());
+            for n in &names {
+                h.insert(n.clone(), value.clone());
             }
         };
+        let mut inject_made = |h: &mut HeaderMap| {
+            for ((w, made), n) in writes.iter().zip(&names) {
+                let (name, value) = match made {
+                    Nothing => (n.clone(), value.clone()),
+                    Value => (n.clone(), HeaderValue::from_str(black_box(VALUE)).ok()?),
+                    NameAndValue => (
+                        HeaderName::from_bytes(black_box(w).as_bytes()).ok()?,
+                        HeaderValue::from_str(black_box(VALUE)).ok()?,
+                    ),
+                };
+                h.insert(name, value);
+            }
+            Some(())
+        };
+        if let Some(only) = COUNT_ONLY.get_or_init(count_only) {
+            let calls = only.1;
+            match only
+                .0
+                .strip_prefix("floor/")
+                .and_then(|f| f.rsplit_once('/'))
+            {
+                Some((f, "extract")) if f == name => count_calls(calls, &mut |h| {
+                    black_box(extract(h));
+                }),
+                Some((f, "inject")) if f == name => count_calls(calls, &mut inject),
+                Some((f, "inject-made")) if f == name => count_calls(calls, &mut |h| {
+                    black_box(inject_made(h));
+                }),
+                _ => continue,
+            }
+            std::process::exit(0);
+        }
         let rounds = |f: &mut dyn FnMut() -> f64| {
             let mut v: Vec<f64> = (0..101).map(|_| f()).collect();
             median(&mut v)
         };
         let e = rounds(&mut || batch(5_000, &mut extract));
         let i = rounds(&mut || batch(5_000, &mut inject));
-        out.push((name, e, i));
+        let m = rounds(&mut || batch(5_000, &mut inject_made));
+        out.push((name, e, i, m));
     }
     out
 }
@@ -741,11 +937,12 @@ fn print_summary() {
     }
     eprintln!();
     eprintln!(
-        "| carrier floor | HeaderMap lookups by pre-built name (ns) | inserts into an outgoing map (ns) |"
+        "| carrier floor | HeaderMap lookups by pre-built name (ns) | inserts into an outgoing map \
+         (ns) | inserts, with the names and values made at run time (ns) |"
     );
-    eprintln!("|---|---:|---:|");
-    for (name, e, i) in carrier_floor() {
-        eprintln!("| {name} | {e:.0} | {i:.0} |");
+    eprintln!("|---|---:|---:|---:|");
+    for (name, e, i, m) in carrier_floor() {
+        eprintln!("| {name} | {e:.0} | {i:.0} | {m:.0} |");
     }
 }
 
@@ -756,6 +953,14 @@ fn main() {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_millis(1500))
         .configure_from_args();
+    if COUNT_ONLY
+        .get_or_init(count_only)
+        .as_ref()
+        .is_some_and(|(f, _)| f.starts_with("floor/"))
+    {
+        carrier_floor();
+        return;
+    }
     propagation(&mut c);
     start_root(&mut c);
     c.final_summary();
