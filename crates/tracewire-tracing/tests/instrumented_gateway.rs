@@ -67,7 +67,9 @@ fn run_once(endpoint: &str) -> String {
             cmd.env_remove(k);
         }
     }
-    cmd.env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint)
+    // The default filter (`info`): the spans hyper, h2 and tonic open at `debug` stay out.
+    cmd.env_remove("RUST_LOG")
+        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint)
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
