@@ -94,19 +94,19 @@ fn member_len(key: &str, encoded_value: usize, properties: &str) -> usize {
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Baggage(Option<Arc<Members>>);
 
-/// Every member in one buffer: the whole baggage costs three allocations (the `Arc`, the text,
-/// the ends) however many members it has.
+/// Every member in one buffer: the whole baggage costs two allocations (the `Arc`, the text)
+/// up to [`INLINE`] members, three beyond.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 struct Members {
     /// Each member's key, decoded value and canonical properties, back to back.
     text: String,
     /// Where each member's parts end in `text`; a member starts where the one before ended.
-    ends: Vec<Ends>,
+    ends: EndList,
     /// The length of the `baggage` header these members make (at most [`MAX_BYTES`]).
     header_len: usize,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 struct Ends {
     key: u32,
     value: u32,
@@ -115,11 +115,53 @@ struct Ends {
     encoded_value: u32,
 }
 
+/// Members kept in the `Members` allocation itself (most baggage has a few).
+const INLINE: usize = 4;
+
+/// The [`Ends`] of each member: the first [`INLINE`] in place, the rest in a `Vec`. Slots are
+/// only ever appended, so unused ones stay default and the derived comparisons hold.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+struct EndList {
+    len: usize,
+    inline: [Ends; INLINE],
+    more: Vec<Ends>,
+}
+
+impl EndList {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Room for `members` in all (allocates only past [`INLINE`]).
+    fn reserve(&mut self, members: usize) {
+        self.more
+            .reserve(members.saturating_sub(INLINE + self.more.len()));
+    }
+
+    fn push(&mut self, ends: Ends) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = ends,
+            None => self.more.push(ends),
+        }
+        self.len += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Ends> {
+        self.inline[..self.len.min(INLINE)].iter().chain(&self.more)
+    }
+}
+
 impl Members {
     fn with_capacity(text: usize, members: usize) -> Members {
+        let mut ends = EndList::default();
+        ends.reserve(members);
         Members {
             text: String::with_capacity(text),
-            ends: Vec::with_capacity(members),
+            ends,
             header_len: 0,
         }
     }
@@ -376,9 +418,44 @@ enum NotUtf8 {
     Drop,
 }
 
-/// Appends `value` percent-decoded to `out` (values up to 256 bytes are decoded on the stack).
-/// `None`: not UTF-8 and `policy` is [`NotUtf8::Drop`] (`out` unchanged).
+/// Appends `value` percent-decoded to `out` (as `percent_encoding::percent_decode_str` reads
+/// it: `%` and two hex digits make a byte, any other `%` stays). `None`: not UTF-8 and
+/// `policy` is [`NotUtf8::Drop`] (`out` unchanged). Escapes of ASCII bytes (`%20`, `%2C`) are
+/// appended as characters; the first escape of a byte above `0x7F` hands the whole value to
+/// [`push_decoded_bytes`] (the bytes may not be UTF-8).
 fn push_decoded(out: &mut String, value: &str, policy: NotUtf8) -> Option<()> {
+    let start = out.len();
+    let mut rest = value;
+    while let Some(i) = rest.find('%') {
+        // `%` is ASCII, and so are hex digits: every split below is at a boundary.
+        let (plain, tail) = rest.split_at(i);
+        out.push_str(plain);
+        match tail
+            .as_bytes()
+            .get(1..3)
+            .and_then(|d| crate::hex::parse_u8(d, true))
+        {
+            Some(byte) if byte.is_ascii() => {
+                out.push(char::from(byte));
+                rest = &tail[3..];
+            }
+            Some(_) => {
+                out.truncate(start);
+                return push_decoded_bytes(out, value, policy);
+            }
+            None => {
+                out.push('%');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Some(())
+}
+
+/// [`push_decoded`] for values with escapes of non-ASCII bytes (values up to 256 bytes are
+/// decoded on the stack).
+fn push_decoded_bytes(out: &mut String, value: &str, policy: NotUtf8) -> Option<()> {
     let mut stack = [0u8; 256];
     let heap: Vec<u8>;
     let decoded: &[u8] = if value.len() <= stack.len() {
@@ -874,6 +951,39 @@ mod tests {
             proptest::prop_assert_eq!(owned(&b), want);
             proptest::prop_assert_eq!(drops, want_drops);
         }
+    }
+
+    #[test]
+    fn encoded_pairs_are_decoded_and_undecodable_ones_dropped() {
+        let b = Baggage::from_encoded_pairs(
+            [
+                ("a", "x%20y%2c%"),
+                ("b", "%FF"),
+                ("c", "M%C3%BCnchen%2"),
+                ("d", "100%%41"),
+                ("bad key", "v"),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            owned(&b),
+            [
+                ("a".into(), "x y,%".into(), "".into()),
+                ("c".into(), "München%2".into(), "".into()),
+                ("d".into(), "100%A".into(), "".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn more_members_than_kept_in_place() {
+        let line: Vec<String> = (0..2 * INLINE + 1).map(|i| format!("k{i}=v{i}")).collect();
+        let b = Baggage::parse_lines([line.join(",").as_str()]);
+        assert_eq!(b.len(), 2 * INLINE + 1);
+        assert_eq!(b.get("k8"), Some("v8"));
+        assert_eq!(b.header_value().as_deref(), Some(line.join(",").as_str()));
+        assert_eq!(b.remove("k0").get("k8"), Some("v8"));
+        assert_eq!(b.remove("k0").len(), 2 * INLINE);
     }
 
     #[test]

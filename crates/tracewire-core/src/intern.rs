@@ -144,7 +144,10 @@ fn decimal(mut n: u64) -> String {
             break;
         }
     }
-    digits[i..].iter().map(|&d| char::from(d)).collect()
+    // ASCII digits: the conversion cannot fail.
+    std::str::from_utf8(&digits[i..])
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[cfg(test)]
