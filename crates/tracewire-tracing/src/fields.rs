@@ -43,6 +43,16 @@ fn int(name: &'static str, v: i64) -> Attribute {
     (keys::typed(name, ValueType::Int), value)
 }
 
+/// A `u64`: an int when it fits in `i64` (its text read from the small-number table or written
+/// digit by digit), else its decimal string.
+fn unsigned(name: &'static str, v: u64) -> Attribute {
+    if i64::try_from(v).is_ok() {
+        (keys::typed(name, ValueType::Int), intern::number(v))
+    } else {
+        (Cow::Borrowed(name), intern::number(v))
+    }
+}
+
 fn wide(name: &'static str, v: i128) -> Attribute {
     match i64::try_from(v) {
         Ok(v) => int(name, v),
@@ -51,10 +61,80 @@ fn wide(name: &'static str, v: i128) -> Attribute {
 }
 
 fn double(name: &'static str, v: f64) -> Attribute {
-    (
-        keys::typed(name, ValueType::Double),
-        Cow::Owned(v.to_string()),
-    )
+    let value = match short_decimal(v) {
+        Some(s) => s,
+        None => v.to_string(),
+    };
+    (keys::typed(name, ValueType::Double), Cow::Owned(value))
+}
+
+/// `10^k` for the fractional digits [`short_decimal`] tries, as `f64` and as `u64`.
+const POW10: [(f64, u64); 7] = [
+    (1.0, 1),
+    (1e1, 10),
+    (1e2, 100),
+    (1e3, 1_000),
+    (1e4, 10_000),
+    (1e5, 100_000),
+    (1e6, 1_000_000),
+];
+
+/// The text of `v` when it is a decimal with at most 6 fractional digits whose digits, as one
+/// integer, stay below 2^53 (`24.5`, `0.25`, `3.0`): written as two integers, without the
+/// shortest-digits search of `Display` (~900 instructions). `None` for anything else, which
+/// `Display` writes.
+///
+/// Exact: `n` and `10^k` are integers that `f64` holds exactly, so `n / 10^k` is the double
+/// nearest to the decimal `n / 10^k` — the one the text reads back as; it is returned only
+/// when that is `v` itself.
+fn short_decimal(v: f64) -> Option<String> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if !v.is_finite() || (v == 0.0 && v.is_sign_negative()) {
+        return None;
+    }
+    for (k, &(p, pi)) in POW10.iter().enumerate() {
+        let scaled = v * p;
+        if scaled.fract() != 0.0 || scaled.abs() >= LIMIT {
+            continue;
+        }
+        if scaled / p != v {
+            return None;
+        }
+        // An integer below 2^53: the conversion is exact.
+        #[allow(clippy::cast_possible_truncation)]
+        let n = scaled.abs() as u64;
+        let (int, frac) = (n / pi, n % pi);
+        let mut s = String::with_capacity(24);
+        if v < 0.0 {
+            s.push('-');
+        }
+        push_digits(&mut s, int, 0);
+        s.push('.');
+        if k == 0 {
+            s.push('0');
+        } else {
+            push_digits(&mut s, frac, k);
+        }
+        return Some(s);
+    }
+    None
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits.
+fn push_digits(s: &mut String, mut n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 && digits.len() - i >= width {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        s.push(char::from(d));
+    }
 }
 
 fn boolean(name: &'static str, v: bool) -> Attribute {
@@ -80,6 +160,15 @@ pub(crate) struct SpanFields {
 }
 
 impl SpanFields {
+    /// Room for `fields` attributes and `extra` more (the kind, the trace flags and
+    /// `tracestate` the layer adds), so the list is allocated once.
+    pub(crate) fn with_capacity(fields: usize, extra: usize) -> Self {
+        SpanFields {
+            attributes: Vec::with_capacity(fields + extra),
+            ..SpanFields::default()
+        }
+    }
+
     fn text(&mut self, name: &'static str, value: String) {
         match name {
             OTEL_NAME => self.name = Some(value),
@@ -119,7 +208,7 @@ impl Visit for SpanFields {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.attributes.push(wide(field.name(), i128::from(value)));
+        self.attributes.push(unsigned(field.name(), value));
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
@@ -182,7 +271,7 @@ impl Visit for EventFields {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.attributes.push(wide(field.name(), i128::from(value)));
+        self.attributes.push(unsigned(field.name(), value));
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
@@ -220,5 +309,56 @@ impl Visit for EventFields {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.text(field.name(), debug_string(value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_decimals_read_back_as_the_same_double() {
+        for (v, text) in [
+            (24.5, "24.5"),
+            (0.25, "0.25"),
+            (3.0, "3.0"),
+            (-19.5, "-19.5"),
+            (0.1, "0.1"),
+            (0.0, "0.0"),
+            (1_234.000_001, "1234.000001"),
+            (0.05, "0.05"),
+        ] {
+            assert_eq!(short_decimal(v).as_deref(), Some(text), "{v}");
+        }
+        // Not short decimals: `Display` writes them.
+        for v in [
+            f64::NAN,
+            f64::INFINITY,
+            -0.0,
+            1e300,
+            1e-7,
+            1.0 / 3.0,
+            2f64.powi(60),
+        ] {
+            assert_eq!(short_decimal(v), None, "{v}");
+        }
+        // Whatever is written reads back exactly.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 7) as i32;
+            let v = (x >> 20) as f64 % 1e9 / 10f64.powi(digits);
+            for v in [v, -v, f64::from_bits(x)] {
+                if let Some(s) = short_decimal(v) {
+                    assert_eq!(
+                        s.parse::<f64>().unwrap().to_bits(),
+                        v.to_bits(),
+                        "{v} as {s}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -65,7 +65,7 @@ fn suffix(ty: ValueType) -> &'static str {
 /// conventions already give `name` that type (`http.response.status_code` is an int), else
 /// `name` with the type's suffix.
 pub(crate) fn typed(name: &'static str, ty: ValueType) -> Cow<'static, str> {
-    if ty == ValueType::String || semconv::typed_key(name).1 == ty {
+    if ty == ValueType::String {
         return Cow::Borrowed(name);
     }
     let key = (name.as_ptr() as usize, name.len(), ty as u8);
@@ -73,7 +73,14 @@ pub(crate) fn typed(name: &'static str, ty: ValueType) -> Cow<'static, str> {
     if let Ok(Some(k)) = local {
         return Cow::Borrowed(k);
     }
-    match shared(key, name, ty) {
+    // First use on this thread: the name itself when the conventions already type it so, else
+    // the process-wide suffixed copy.
+    let found = if semconv::typed_key(name).1 == ty {
+        Some(name)
+    } else {
+        shared(key, name, ty)
+    };
+    match found {
         Some(k) => {
             let _ = LOCAL.try_with(|m| {
                 if let Ok(mut m) = m.try_borrow_mut() {

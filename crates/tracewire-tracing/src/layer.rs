@@ -3,11 +3,13 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fastrace::collector::{SpanContext, SpanId};
+use fastrace::collector::{SpanContext, SpanId, TraceId};
 use fastrace::local::LocalSpan;
 use fastrace::{Event as SpanEvent, Span};
 use tracewire_core::span::Attribute;
-use tracewire_core::{Extracted, Inbound, PendingSpan, SpanKind, TraceContext, Tracer, semconv};
+use tracewire_core::{
+    Extracted, Inbound, PendingSpan, SpanKind, TraceContext, Tracer, reserved, semconv,
+};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
@@ -135,23 +137,43 @@ impl TracewireLayer {
         let status = fields.status_attributes();
         let mut attributes = fields.attributes;
         attributes.extend(status);
-        // The attributes known now go into the span's own list in one piece (the kind with
-        // them, where the tracer does not write it); `record()` adds more at the end.
-        let local_attributes = |mut attributes: Vec<Attribute>| {
+        // The attributes known now go into the span's own list in one piece, with what the
+        // tracer writes on the spans it starts itself: the kind, and the trace's flags and
+        // `tracestate` (so the export need not look for them on an ancestor); `record()` adds
+        // more at the end.
+        let local_attributes = |mut attributes: Vec<Attribute>, cx: Option<&TraceContext>| {
             if kind != SpanKind::Internal {
                 let (k, v) = kind.property();
                 attributes.push((Cow::Borrowed(k), Cow::Borrowed(v)));
             }
+            if let Some(cx) = cx {
+                attributes.push((
+                    Cow::Borrowed(reserved::TRACE_FLAGS),
+                    Cow::Borrowed(reserved::flags_value(cx.flags())),
+                ));
+                if !cx.trace_state.is_empty() {
+                    attributes.push((
+                        Cow::Borrowed(reserved::TRACE_STATE),
+                        Cow::Owned(cx.trace_state.header_value().to_owned()),
+                    ));
+                }
+            }
             attributes
         };
         let (span, context) = match parent {
-            Parent::Local => {
-                let attributes = local_attributes(attributes);
+            Parent::Local(trace_id) => {
+                // This trace's context, when it is the one attached (else the fastrace span
+                // belongs to a trace tracewire did not start: no flags of its own, the export
+                // gives it its nearest ancestor's).
+                let context = TraceContext::with_attached(|cx| {
+                    cx.filter(|cx| cx.trace_id == trace_id).cloned()
+                });
+                let attributes = local_attributes(attributes, context.as_ref());
                 let span = with_attributes(Span::enter_with_local_parent(name), attributes);
-                (span, TraceContext::with_attached(|cx| cx.cloned()))
+                (span, context)
             }
             Parent::Span(p) => {
-                let attributes = local_attributes(attributes);
+                let attributes = local_attributes(attributes, p.context.as_ref());
                 let span = Span::enter_with_parent(name, p.span.span());
                 (with_attributes(span, attributes), p.context.clone())
             }
@@ -170,7 +192,11 @@ impl TracewireLayer {
                 if SpanContext::from_span(&root.span).is_none() {
                     // Unsampled: nothing recorded, but children must know there is a trace
                     // (its context propagates from inside the span).
-                    return Some(SpanData::new(PendingSpan::default(), Some(root.context)));
+                    return Some(SpanData::new(
+                        PendingSpan::default(),
+                        SpanId(0),
+                        Some(root.context),
+                    ));
                 }
                 (with_attributes(root.span, attributes), Some(root.context))
             }
@@ -184,7 +210,7 @@ impl TracewireLayer {
                 cx.remote = false;
                 cx
             });
-        Some(SpanData::new(PendingSpan::new(span), context))
+        Some(SpanData::new(PendingSpan::new(span), sc.span_id, context))
     }
 
     fn record_error<S>(span: &SpanRef<'_, S>, description: Option<&str>)
@@ -205,8 +231,8 @@ impl TracewireLayer {
 
 /// What a new span is the child of.
 enum Parent<'a> {
-    /// fastrace's local parent on this thread.
-    Local,
+    /// fastrace's local parent on this thread (a sampled span of this trace).
+    Local(TraceId),
     /// A recorded `tracing` span.
     Span(&'a SpanData),
     /// The attached context (no fastrace span on this thread).
@@ -231,25 +257,27 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 struct SpanData {
     /// The fastrace span; not recording for an unsampled root.
     span: PendingSpan,
+    /// Its id (`SpanId(0)` when not recording).
+    span_id: SpanId,
     /// The context to make current while the span is entered (this span's id), when the span
     /// belongs to a tracewire trace.
     context: Option<TraceContext>,
 }
 
 impl SpanData {
-    fn new(span: PendingSpan, context: Option<TraceContext>) -> Self {
+    fn new(span: PendingSpan, span_id: SpanId, context: Option<TraceContext>) -> Self {
         LIVE.fetch_add(1, Ordering::Relaxed);
-        SpanData { span, context }
+        SpanData {
+            span,
+            span_id,
+            context,
+        }
     }
 
     /// The span to link to.
     fn link(&self) -> Option<SpanContext> {
         SpanContext::from_span(self.span.span())
             .or_else(|| self.context.as_ref().map(SpanContext::from))
-    }
-
-    fn span_id(&self) -> SpanId {
-        SpanContext::from_span(self.span.span()).map_or(SpanId(0), |sc| sc.span_id)
     }
 }
 
@@ -276,7 +304,8 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         // Field values are read (user `Debug` code may run, and log) with no lock held.
         let fields = || {
-            let mut fields = SpanFields::default();
+            // Room for every field of the callsite, the kind, the flags and `tracestate`.
+            let mut fields = SpanFields::with_capacity(attrs.metadata().fields().len(), 3);
             attrs.record(&mut fields);
             fields
         };
@@ -308,7 +337,7 @@ where
             }
         } else if attrs.is_contextual() {
             let parent = match SpanContext::current_local_parent() {
-                Some(sc) if sc.sampled => Parent::Local,
+                Some(sc) if sc.sampled => Parent::Local(sc.trace_id),
                 Some(_) => return,
                 None => match TraceContext::with_attached(|cx| cx.map(TraceContext::is_sampled)) {
                     Some(true) => Parent::Attached,
@@ -460,20 +489,30 @@ where
         let Some(data) = ext.get::<SpanData>() else {
             return;
         };
-        let (parent, span_id) = if data.span.is_recording() {
-            (Some(data.span.span().set_local_parent()), data.span_id())
+        let recording = data.span.is_recording();
+        // The span is made fastrace's local parent, unless it is that already (entered again
+        // inside itself: `in_scope` or `enter` within its own `Instrument`): a guard costs a
+        // command to fastrace's collector when dropped, even with nothing collected. The
+        // entry is pushed either way, so that exits pair with enters. (Our own stack is
+        // asked first: fastrace's local parent is read only when this span is innermost.)
+        let entered_again = recording
+            && stack::innermost_is(id.into_u64())
+            && SpanContext::current_local_parent().is_some_and(|sc| sc.span_id == data.span_id);
+        let parent = if recording && !entered_again {
+            Some(data.span.span().set_local_parent())
         } else {
-            (None, SpanId(0))
+            None
         };
+        let span_id = data.span_id;
         // The context is attached unless this trace's is already (the local parent then names
         // the span); a span entered in another task or thread brings its own.
         let context = data.context.as_ref().filter(|cx| {
             !TraceContext::with_attached(|a| a.is_some_and(|a| a.trace_id == cx.trace_id))
         });
         let context_span_id = context.map_or(SpanId(0), |cx| cx.span_id);
-        let context = context.map(|cx| cx.clone().attach());
+        let context = context.map(|cx| Box::new(cx.clone().attach()));
         drop(ext);
-        if parent.is_none() && context.is_none() {
+        if !recording && context.is_none() {
             return;
         }
         stack::push(Entered {

@@ -27,7 +27,9 @@ pub(crate) struct Entered {
     pub(crate) context_span_id: SpanId,
     pub(crate) exited: bool,
     // Dropped in this order: the context, then the local parent (the reverse of entering).
-    pub(crate) context: Option<ContextGuard>,
+    // The context is rarely attached (a span entered away from its trace's task): boxed, so
+    // entries stay small to push and pop.
+    pub(crate) context: Option<Box<ContextGuard>>,
     pub(crate) parent: Option<LocalParentGuard>,
 }
 
@@ -86,6 +88,16 @@ pub(crate) fn exit(id: u64) {
         }
     });
     unwind();
+}
+
+/// True when the innermost entry on this thread's stack is span `id`, not exited.
+pub(crate) fn innermost_is(id: u64) -> bool {
+    ENTERED
+        .try_with(|s| {
+            s.try_borrow()
+                .is_ok_and(|s| s.0.last().is_some_and(|e| e.id == id && !e.exited))
+        })
+        .unwrap_or(false)
 }
 
 /// True when this thread has entered spans still on its stack.

@@ -543,7 +543,8 @@ fn outside_any_trace_nothing_unless_root_spans() {
     let spans = cap.finish();
     assert_eq!(
         spans.tree(&["tracewire.trace_flags"]),
-        "job [consumer] tracewire.trace_flags=03\n  outer [internal]\n    inner [internal]\n    traced [internal]\n      deep [internal]\n"
+        "job [consumer] tracewire.trace_flags=03\n  outer [internal] tracewire.trace_flags=03\n    inner [internal] tracewire.trace_flags=03\n    traced [internal]\n      deep [internal] tracewire.trace_flags=03\n",
+        "every `tracing` span carries the trace's flags (the fastrace span in between inherits them at export)"
     );
     let job = spans.expect("job");
     assert_eq!(
@@ -607,6 +608,75 @@ fn out_of_order_and_foreign_exits_never_panic_and_restore_the_parent() {
     assert_eq!(
         cap.finish().tree(&[]),
         "GET /x [server]\n  a [internal]\n  b [internal]\n    c [internal]\n  d [internal]\n"
+    );
+}
+
+/// Every span the layer records carries the trace's flags and `tracestate` itself, whichever
+/// way it found its parent (fastrace's local parent, an explicit parent, the attached context),
+/// so the export never has to look for them on an ancestor.
+#[test]
+fn recorded_spans_carry_their_own_trace_flags_and_tracestate() {
+    let t = tracer(Sampler::AlwaysOn);
+    let cap = tracewire_test::capture();
+    with_layer(layer(&t), || {
+        let root = t.start_root(
+            "GET /x",
+            SpanKind::Server,
+            &Pairs::from_pairs([("traceparent", TP), ("tracestate", "k=v")]),
+        );
+        let context = root.context.clone();
+        {
+            let _in = root.enter();
+            let local = tracing::info_span!("local");
+            let _explicit = tracing::info_span!(parent: &local, "explicit");
+        }
+        drop(root);
+        let _attached = context.attach();
+        let _from_context = tracing::info_span!("attached");
+    });
+    let spans = cap.finish();
+    for name in ["local", "explicit", "attached"] {
+        let r = spans
+            .records
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("{name} recorded"));
+        assert_eq!(prop(r, "tracewire.trace_flags"), Some("01"), "{name}");
+        assert_eq!(prop(r, "tracewire.tracestate"), Some("k=v"), "{name}");
+    }
+}
+
+/// A span entered again inside itself (`in_scope` within its own `enter`) stays fastrace's
+/// local parent throughout, and the outer exit still restores the parent before it.
+#[test]
+fn a_span_entered_again_inside_itself_keeps_its_children() {
+    let t = tracer(Sampler::AlwaysOn);
+    let cap = tracewire_test::capture();
+    with_layer(layer(&t), || {
+        let root = t.start_root("GET /x", SpanKind::Server, &Pairs::new());
+        let root_id = root.context.span_id;
+        {
+            let _in = root.enter();
+            let a = tracing::info_span!("a");
+            let ga = a.enter();
+            let a_id = SpanContext::current_local_parent().unwrap().span_id;
+            a.in_scope(|| {
+                assert_eq!(SpanContext::current_local_parent().unwrap().span_id, a_id);
+                traced();
+            });
+            assert_eq!(SpanContext::current_local_parent().unwrap().span_id, a_id);
+            inner();
+            drop(ga);
+            assert_eq!(
+                SpanContext::current_local_parent().unwrap().span_id,
+                root_id
+            );
+        }
+        assert!(SpanContext::current_local_parent().is_none());
+    });
+    assert_eq!(
+        cap.finish().tree(&[]),
+        "GET /x [server]\n  a [internal]\n    traced [internal]\n      deep [internal]\n    inner [internal]\n"
     );
 }
 
