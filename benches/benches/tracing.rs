@@ -17,6 +17,7 @@
 //! | `tracewire` | `Tracer::start_root` (the root rule, as tracewire-tower does) | fastrace spans, through `tracewire_tracing::layer()` | tracewire's export pipeline into a sink that encodes each OTLP request and drops it |
 //! | `tracewire-discard` | the same | the same | dropped by fastrace's reporter (no export) |
 //! | `tracing-opentelemetry` | `info_span!` + `set_parent(extracted)` (as axum-tracing-opentelemetry does) | SDK spans, through `tracing_opentelemetry::layer()` | the SDK's `BatchSpanProcessor` into an exporter that encodes as `opentelemetry-otlp` does and drops the bytes |
+//! | `tracing-opentelemetry-discard` | the same | the same layer (defaults) | the same `BatchSpanProcessor` into an exporter that counts the spans and drops them as they come (no conversion, no encoding): the peer's floor |
 //! | `tracing-opentelemetry-lean` | the same | the same layer without its default extras (`with_location(false)`, `with_threads(false)`, `with_tracked_inactivity(false)`): its best case | the same |
 //! | `fastrace-tracing` | a fastrace root span from the `traceparent` (as fastrace-axum does) | fastrace spans, through `FastraceCompatLayer` | dropped by fastrace's reporter (no export) |
 //!
@@ -34,7 +35,8 @@
 //! exported or reported (sampled) and none dropped, or none recorded (unsampled). The parent
 //! runs every row [`ROUNDS`] times, interleaved, and prints the medians and the ratios.
 //!
-//! Run: `cargo bench -p tracewire-benches --bench tracing`. Instructions (callgrind, all
+//! Run: `cargo bench -p tracewire-benches --bench tracing` (`TRACING_BENCH_REQUESTS`, default
+//! 100 000, and `TRACING_BENCH_ROUNDS`, default 5, shorten it). Instructions (callgrind, all
 //! threads, load-independent): `bash benches/tracing_callgrind.sh`, which runs one row of this
 //! binary under valgrind: `TRACING_BENCH_ROW=tracewire/sampled/3:20000 valgrind
 //! --tool=callgrind target/release/deps/tracing-<hash>`.
@@ -145,17 +147,19 @@ enum Stack {
     Tracewire,
     TracewireDiscard,
     TracingOpentelemetry,
+    TracingOpentelemetryDiscard,
     TracingOpentelemetryLean,
     FastraceTracing,
 }
 
 impl Stack {
-    const ALL: [Stack; 7] = [
+    const ALL: [Stack; 8] = [
         Stack::NoSubscriber,
         Stack::Registry,
         Stack::Tracewire,
         Stack::TracewireDiscard,
         Stack::TracingOpentelemetry,
+        Stack::TracingOpentelemetryDiscard,
         Stack::TracingOpentelemetryLean,
         Stack::FastraceTracing,
     ];
@@ -167,6 +171,7 @@ impl Stack {
             Stack::Tracewire => "tracewire",
             Stack::TracewireDiscard => "tracewire-discard",
             Stack::TracingOpentelemetry => "tracing-opentelemetry",
+            Stack::TracingOpentelemetryDiscard => "tracing-opentelemetry-discard",
             Stack::TracingOpentelemetryLean => "tracing-opentelemetry-lean",
             Stack::FastraceTracing => "fastrace-tracing",
         }
@@ -191,7 +196,9 @@ impl Row {
         for stack in Stack::ALL {
             let samplings: &[bool] = match stack {
                 Stack::NoSubscriber | Stack::Registry => &[true],
-                Stack::TracewireDiscard | Stack::TracingOpentelemetryLean => &[true],
+                Stack::TracewireDiscard
+                | Stack::TracingOpentelemetryDiscard
+                | Stack::TracingOpentelemetryLean => &[true],
                 _ => &[true, false],
             };
             for &sampled in samplings {
@@ -262,6 +269,39 @@ impl fastrace::collector::Reporter for Counted {
     }
 }
 
+/// An SDK exporter that counts the spans of each batch and drops them as they come: no
+/// conversion to OTLP, no encoding (`tracing-opentelemetry-discard`, the peer's floor).
+#[derive(Debug)]
+struct Discarding(Arc<AtomicU64>);
+
+impl opentelemetry_sdk::trace::SpanExporter for Discarding {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        drop(black_box(batch));
+        Ok(())
+    }
+}
+
+/// [`otel::provider`] with the [`Discarding`] exporter.
+fn discarding_provider(
+    sampled: bool,
+    exported: Arc<AtomicU64>,
+) -> opentelemetry_sdk::trace::SdkTracerProvider {
+    use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
+    let root = if sampled {
+        Sampler::AlwaysOn
+    } else {
+        Sampler::AlwaysOff
+    };
+    SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(root)))
+        .with_span_processor(BatchSpanProcessor::builder(Discarding(exported)).build())
+        .build()
+}
+
 /// One row's stack, installed in this process: opens request spans, and tells how far its
 /// background threads are.
 enum Installed {
@@ -308,8 +348,14 @@ impl Installed {
                 .unwrap();
                 Installed::Tracewire { tracer, pipeline }
             }
-            Stack::TracingOpentelemetry | Stack::TracingOpentelemetryLean => {
-                let provider = otel::provider(row.sampled, done.clone());
+            Stack::TracingOpentelemetry
+            | Stack::TracingOpentelemetryDiscard
+            | Stack::TracingOpentelemetryLean => {
+                let provider = if row.stack == Stack::TracingOpentelemetryDiscard {
+                    discarding_provider(row.sampled, done.clone())
+                } else {
+                    otel::provider(row.sampled, done.clone())
+                };
                 let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
                 let lean = row.stack == Stack::TracingOpentelemetryLean;
                 tracing::subscriber::set_global_default(
@@ -570,6 +616,7 @@ fn drive(n: u64, rounds: usize) {
     };
     let (tw, tw_req) = get(Stack::Tracewire, true);
     let (ot, ot_req) = get(Stack::TracingOpentelemetry, true);
+    let (otd, _) = get(Stack::TracingOpentelemetryDiscard, true);
     let (lean, _) = get(Stack::TracingOpentelemetryLean, true);
     let (ft, _) = get(Stack::FastraceTracing, true);
     let (twu, twu_req) = get(Stack::Tracewire, false);
@@ -578,9 +625,10 @@ fn drive(n: u64, rounds: usize) {
     let (bare, _) = get(Stack::NoSubscriber, true);
     println!("\nratios (per `#[instrument]` span unless said):");
     println!(
-        "  sampled: tracing-opentelemetry / tracewire = {:.2}x (target >= 3x); per request {:.2}x; tracing-opentelemetry-lean / tracewire = {:.2}x; fastrace-tracing / tracewire = {:.2}x",
+        "  sampled: tracing-opentelemetry / tracewire = {:.2}x (target >= 3x); per request {:.2}x; tracing-opentelemetry-discard / tracewire = {:.2}x; tracing-opentelemetry-lean / tracewire = {:.2}x; fastrace-tracing / tracewire = {:.2}x",
         ot / tw,
         ot_req / tw_req,
+        otd / tw,
         lean / tw,
         ft / tw
     );
@@ -606,7 +654,16 @@ fn main() {
             println!("{}", row.id());
         }
     } else if args.iter().any(|a| a == "--bench") {
-        drive(REQUESTS, ROUNDS);
+        let knob = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        drive(
+            knob("TRACING_BENCH_REQUESTS", REQUESTS),
+            knob("TRACING_BENCH_ROUNDS", ROUNDS as u64) as usize,
+        );
     } else {
         // `cargo test --benches`: every row once, briefly (its checks still apply).
         drive(DRAIN_EVERY * 2, 1);
