@@ -19,7 +19,7 @@ set -euo pipefail
 
 MEASURE=${1:-throughput}
 ROUNDS=${ROUNDS:-3}
-MODES=${MODES:-"plain tracewire tracewire-ratio10 tracewire-unsampled fastrace-tonic tonic-tracing-opentelemetry"}
+MODES=${MODES:-"plain tracewire tracewire-ratio10 tracewire-unsampled fastrace-tonic tonic-tracing-opentelemetry fastrace-floor"}
 ADDR=${ADDR:-127.0.0.1:50061}
 CONTROL=${CONTROL:-127.0.0.1:50062}
 CONNECTIONS=${CONNECTIONS:-4}

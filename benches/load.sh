@@ -17,7 +17,7 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-8}
 CONNS=${CONNS:-32}
-MODES=${MODES:-"plain tracewire tracewire-ratio10 tracewire-discard tracewire-unsampled fastrace-axum otel-instrumentation-tower"}
+MODES=${MODES:-"plain tracewire tracewire-ratio10 tracewire-discard tracewire-unsampled fastrace-axum otel-instrumentation-tower empty-layer fastrace-floor"}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 ADDR=127.0.0.1:18081

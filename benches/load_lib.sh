@@ -328,7 +328,8 @@ cg_role() {
 # events of h2, hyper, tonic and tower themselves),
 # "alloc" (malloc/free and Rust's alloc), "mem" (memcpy/memmove/memset/memcmp), "rest" (the
 # runtime, the protocol stack, the client or server library, the program). A function is its
-# outermost crate's (`<tokio::X<tracewire_y::Z>>::poll` is tokio's; `drop_in_place<T>` is T's).
+# outermost crate's (`<tokio::X<tracewire_y::Z>>::poll` is tokio's; `drop_in_place<T>` is T's;
+# the Echo service's generated code, `tracewire_tonic_testproto`, is the program's).
 # Prints "group instructions" lines.
 cg_by_code() {
     awk 'function def(s,   id) {
@@ -347,7 +348,7 @@ cg_by_code() {
             for (fn in cost) {
                 f = fn; sub(/^core::ptr::drop_in_place</, "", f); sub(/^<+/, "", f)
                 crate = f; sub(/(::|<| ).*/, "", crate)
-                if (crate ~ /^tracewire/) g = "tracewire"
+                if (crate ~ /^tracewire/ && crate != "tracewire_tonic_testproto") g = "tracewire"
                 else if (crate ~ /^fastrace/) g = "fastrace"
                 else if (crate == "tracing" || crate == "tracing_core") g = "tracing"
                 else if (crate ~ /^(opentelemetry|tracing_|reqwest_tracing|tonic_tracing_opentelemetry)/) g = "otel"

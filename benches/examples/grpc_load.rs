@@ -16,7 +16,11 @@
 //! | `tracewire-ratio10` | the same layer, `parentbased(traceidratio 0.1)`: 10 % sampled, the rest propagated | the same pipeline and sink |
 //! | `tracewire-unsampled` | the same layer, `Sampler::AlwaysOff` (context still propagated) | the same pipeline (idle) |
 //! | `fastrace-tonic` | `fastrace_tonic::FastraceServerLayer` (the engine's own tonic layer) | `fastrace-opentelemetry`'s reporter into an SDK exporter that does what `opentelemetry-otlp` does (group, convert, prost-encode), counting the spans |
+//! | `fastrace-floor` | a bare fastrace root span with two static properties around the call (`tracewire_benches::floor_span`): the least a fastrace-based layer does for a sampled call | the `tracewire` pipeline and sink |
 //! | `tonic-tracing-opentelemetry` | its `OtelGrpcLayer` (a `tracing` span per call, W3C extraction through the global propagator) | `tracing-opentelemetry` into the OpenTelemetry SDK, whose batch processor exports into that same encoding exporter |
+//!
+//! There is no "empty layer" floor as in `http_load`: tonic's `Server::layer` stacks layers
+//! statically (no boxing), so a layer that adds nothing is `plain`.
 //!
 //! The calls carry no trace context: each one starts a trace. The handler (the
 //! `tracewire.test.v1.Echo` service of `tracewire-tonic-testproto`, answered here) echoes the
@@ -89,6 +93,32 @@ fn main() -> Result<(), Error> {
     }
 }
 
+/// The `fastrace-floor` mode's service: the call in a bare fastrace root span.
+#[derive(Clone)]
+struct Floor<S>(S);
+
+impl<S: tower_service::Service<R>, R> tower_service::Service<R> for Floor<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = fastrace::future::InSpan<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        use fastrace::future::FutureExt as _;
+        let span = tracewire_benches::floor_span(
+            "tracewire.test.v1.Echo/Unary",
+            [("span.kind", "server"), ("rpc.system", "grpc")],
+        );
+        self.0.call(req).in_span(span)
+    }
+}
+
 /// Serves Echo on `$listener` behind `$layer` until SIGTERM.
 macro_rules! serve {
     ($listener:expr, $answer:expr, $layer:expr) => {
@@ -114,12 +144,17 @@ fn server(mut args: impl Iterator<Item = String>) -> Result<(), Error> {
         |sampler| GrpcServerLayer::new().with_tracer(Tracer::new().with_sampler(sampler));
     let exporting = match mode.as_str() {
         "plain" => Exporting::none(),
-        "tracewire" | "tracewire-ratio10" | "tracewire-unsampled" => Exporting::tracewire()?,
+        "tracewire" | "tracewire-ratio10" | "tracewire-unsampled" | "fastrace-floor" => {
+            Exporting::tracewire()?
+        }
         "fastrace-tonic" => Exporting::fastrace_otel("fastrace-tonic"),
         "tonic-tracing-opentelemetry" => Exporting::tracing_otel("grpc_load")?,
         other => return Err(format!("unknown mode {other}").into()),
     };
 
+    if mode != "tonic-tracing-opentelemetry" {
+        control::no_tracing_subscriber()?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -138,6 +173,7 @@ fn server(mut args: impl Iterator<Item = String>) -> Result<(), Error> {
                 tracewire(Sampler::parent_based(Sampler::trace_id_ratio(0.1)))
             ),
             "tracewire-unsampled" => serve!(listener, answer, tracewire(Sampler::AlwaysOff)),
+            "fastrace-floor" => serve!(listener, answer, tower::layer::layer_fn(Floor)),
             "fastrace-tonic" => serve!(
                 listener,
                 answer,

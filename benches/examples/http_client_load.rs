@@ -83,6 +83,9 @@ fn main() -> Result<(), Error> {
         other => return Err(format!("unknown mode {other}").into()),
     };
 
+    if mode != "reqwest-tracing" {
+        control::no_tracing_subscriber()?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()

@@ -148,6 +148,17 @@ impl Exporting {
     }
 }
 
+/// Sets a global `tracing` subscriber that wants nothing, for the modes that use no `tracing`
+/// subscriber of their own: the `tracing` spans and events of the libraries themselves (h2,
+/// hyper, tonic, tower) are then disabled once per callsite, as a service's own log subscriber
+/// disables their trace-level ones. With no subscriber at all, `tracing`'s `log` feature — on
+/// in this build (fastrace-axum → axum's default `tower-log`), as in any application that
+/// enables it — turns every such span into `log` checks: about 9 400 instructions per unary
+/// call on a tonic server, 13 % of an untraced call, in every mode alike.
+pub fn no_tracing_subscriber() -> Result<(), tracing::subscriber::SetGlobalDefaultError> {
+    tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default())
+}
+
 /// The control routes: `GET /_count` answers `done`'s value, `GET /_flush` runs
 /// [`Exporting::flush`] on a blocking thread and answers `flushed` when it is done. Merge them
 /// into a traced router *after* its tracing layer, so they are not traced.
