@@ -74,7 +74,23 @@ pub(crate) fn record_start(
             ),
             None => (None, None),
         };
-        let client = peer.filter(|_| side == Side::Server);
+        // The peer's address and port as text, each formatted once: on the server the peer is
+        // the client, recorded under both names.
+        let peer = peer.map(|p| (p.ip().to_string(), p.port().to_string()));
+        let (client_address, client_port) = match (&peer, side) {
+            (Some((ip, port)), Side::Server) => (
+                Some((semconv::CLIENT_ADDRESS, Cow::Owned(ip.clone()))),
+                Some((semconv::CLIENT_PORT, Cow::Owned(port.clone()))),
+            ),
+            _ => (None, None),
+        };
+        let (peer_address, peer_port) = match peer {
+            Some((ip, port)) => (
+                Some((semconv::NETWORK_PEER_ADDRESS, Cow::Owned(ip))),
+                Some((semconv::NETWORK_PEER_PORT, Cow::Owned(port))),
+            ),
+            None => (None, None),
+        };
         [
             conventions
                 .legacy()
@@ -88,15 +104,10 @@ pub(crate) fn record_start(
             method,
             server_address,
             server_port,
-            client.map(|p| (semconv::CLIENT_ADDRESS, Cow::Owned(p.ip().to_string()))),
-            client.map(|p| (semconv::CLIENT_PORT, Cow::Owned(p.port().to_string()))),
-            peer.map(|p| {
-                (
-                    semconv::NETWORK_PEER_ADDRESS,
-                    Cow::Owned(p.ip().to_string()),
-                )
-            }),
-            peer.map(|p| (semconv::NETWORK_PEER_PORT, Cow::Owned(p.port().to_string()))),
+            client_address,
+            client_port,
+            peer_address,
+            peer_port,
         ]
         .into_iter()
         .flatten()
