@@ -61,20 +61,21 @@ impl Tracing {
         template: Option<&str>,
         resend: Option<u32>,
     ) -> ClientSpan {
+        // The headers are taken out while the trace headers are written, so the URL and the
+        // method are read in place rather than copied (an empty `HeaderMap` allocates nothing).
+        let mut headers = std::mem::take(req.headers_mut());
         let url = req.url();
-        let full = url.as_str().to_owned();
-        let host = url.host_str().map(str::to_owned);
-        let port = url.port_or_known_default();
-        let method = req.method().clone();
-        self.config.start(
-            &method,
-            &full,
-            host.as_deref(),
-            port,
+        let span = self.config.start(
+            req.method(),
+            url.as_str(),
+            url.host_str(),
+            url.port_or_known_default(),
             template,
             resend,
-            req.headers_mut(),
-        )
+            &mut headers,
+        );
+        *req.headers_mut() = headers;
+        span
     }
 
     /// Sends `req` with `client` in a CLIENT span (the plain helper, without
