@@ -148,10 +148,24 @@ macro_rules! impl_extractor {
     };
 }
 
-/// Keeps the first entry of each key (ASCII case-insensitive), in order: O(n log n), no
-/// allocation for fewer than two entries.
+/// Keeps the first entry of each key (ASCII case-insensitive), in order: no allocation up to
+/// [`FEW`] entries (each compared with those before it), O(n log n) beyond.
 pub(crate) fn first_of_each_key(entries: &mut Vec<(&str, &str)>) {
     if entries.len() < 2 {
+        return;
+    }
+    if entries.len() <= FEW {
+        let mut i = 1;
+        while let Some(&(key, _)) = entries.get(i) {
+            if entries[..i]
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(key))
+            {
+                entries.remove(i);
+            } else {
+                i += 1;
+            }
+        }
         return;
     }
     let mut order: Vec<usize> = (0..entries.len()).collect();
@@ -173,6 +187,10 @@ pub(crate) fn first_of_each_key(entries: &mut Vec<(&str, &str)>) {
     });
 }
 
+/// Up to this many entries, [`first_of_each_key`] compares each key with the ones before it
+/// (at most 28 comparisons, no allocation) instead of sorting an index.
+const FEW: usize = 8;
+
 /// Write access to a carrier.
 pub trait Injector {
     /// Sets `key` (a lowercase `'static` header name from the propagators) to `value`,
@@ -181,6 +199,13 @@ pub trait Injector {
 
     /// Sets a key built at run time (Jaeger's `uberctx-{key}`).
     fn set_dynamic(&mut self, key: &str, value: String);
+
+    /// [`set`](Injector::set) with a value fixed at compile time (`X-B3-Sampled: 1`). The
+    /// default copies it into a `String`; a carrier that can hold a `'static` value as it is
+    /// (an `http::HeaderValue`) overrides this to skip the copy.
+    fn set_static(&mut self, key: &'static str, value: &'static str) {
+        self.set(key, value.to_owned());
+    }
 }
 
 /// A simple ordered carrier of `(key, value)` pairs, e.g. for message headers or tests.
@@ -367,6 +392,27 @@ mod tests {
         let mut v = vec![("b", "1"), ("A", "2"), ("a", "3"), ("B", "4"), ("c", "5")];
         first_of_each_key(&mut v);
         assert_eq!(v, [("b", "1"), ("A", "2"), ("c", "5")]);
+    }
+
+    proptest::proptest! {
+        /// Both ways (compare with the earlier entries up to `FEW`, sort beyond) keep what the
+        /// plain reading keeps: each entry whose key (ignoring ASCII case) no earlier one has.
+        #[test]
+        fn first_of_each_key_agrees_with_the_reference(
+            keys in proptest::collection::vec("[aAbBcCdDeE]{1,2}", 0..3 * FEW),
+        ) {
+            let values: Vec<String> = (0..keys.len()).map(|i| i.to_string()).collect();
+            let mut got: Vec<(&str, &str)> =
+                keys.iter().map(String::as_str).zip(values.iter().map(String::as_str)).collect();
+            let mut seen = std::collections::HashSet::new();
+            let want: Vec<(&str, &str)> = got
+                .iter()
+                .copied()
+                .filter(|(k, _)| seen.insert(k.to_ascii_lowercase()))
+                .collect();
+            first_of_each_key(&mut got);
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]

@@ -154,17 +154,17 @@ pub(crate) fn extract<E: Extractor + ?Sized>(carrier: &E) -> Option<B3Extract> {
 
 /// The single-header value for `cx`: `{trace}-{span}[-{1|0|d}]`.
 pub fn single_value(cx: &TraceContext) -> String {
-    let sampling: &[u8] = match cx.sampling {
-        Sampling::Deferred => b"",
-        Sampling::NotSampled => b"-0",
-        Sampling::Sampled => b"-1",
-        Sampling::Debug => b"-d",
+    let sampling = match cx.sampling {
+        Sampling::Deferred => "",
+        Sampling::NotSampled => "-0",
+        Sampling::Sampled => "-1",
+        Sampling::Debug => "-d",
     };
     hex::Ascii::<51>::new()
         .u128(cx.trace_id.0)
-        .bytes(b"-")
+        .text("-")
         .u64(cx.span_id.0)
-        .bytes(sampling)
+        .text(sampling)
         .finish()
 }
 
@@ -192,9 +192,9 @@ pub(crate) fn inject_multi<I: Injector + ?Sized>(cx: &TraceContext, carrier: &mu
     );
     match cx.sampling {
         Sampling::Deferred => {}
-        Sampling::NotSampled => carrier.set(X_B3_SAMPLED, "0".into()),
-        Sampling::Sampled => carrier.set(X_B3_SAMPLED, "1".into()),
-        Sampling::Debug => carrier.set(X_B3_FLAGS, "1".into()),
+        Sampling::NotSampled => carrier.set_static(X_B3_SAMPLED, "0"),
+        Sampling::Sampled => carrier.set_static(X_B3_SAMPLED, "1"),
+        Sampling::Debug => carrier.set_static(X_B3_FLAGS, "1"),
     }
 }
 

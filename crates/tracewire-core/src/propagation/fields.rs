@@ -363,14 +363,29 @@ impl<'a, E: Extractor + ?Sized> Extractor for Fields<'a, E> {
             .found
             .as_ref()
             .filter(|_| prefix == jaeger::UBERCTX_PREFIX && self.wanted & 1 << PREFIXED != 0);
-        let (from_pass, from_carrier) = match found {
-            Some(f) => (Some(f.prefixed.iter().copied()), None),
-            None => (None, Some(self.carrier.get_prefixed(prefix))),
-        };
-        from_pass
-            .into_iter()
-            .flatten()
-            .chain(from_carrier.into_iter().flatten())
+        match found {
+            Some(f) => Prefixed::Found(f.prefixed.iter()),
+            None => Prefixed::Carrier(self.carrier.get_prefixed(prefix)),
+        }
+    }
+}
+
+/// The `uberctx-*` entries: from the pass, or from the carrier. (An enum, not a chain of two
+/// optional iterators: each step is one `match`.)
+enum Prefixed<'a, I> {
+    Found(std::slice::Iter<'a, (&'a str, &'a str)>),
+    Carrier(I),
+}
+
+impl<'a, I: Iterator<Item = (&'a str, &'a str)>> Iterator for Prefixed<'a, I> {
+    type Item = (&'a str, &'a str);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        match self {
+            Prefixed::Found(it) => it.next().copied(),
+            Prefixed::Carrier(it) => it.next(),
+        }
     }
 }
 

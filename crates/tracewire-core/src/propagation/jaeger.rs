@@ -135,9 +135,9 @@ pub fn header_value(cx: &TraceContext) -> String {
     };
     hex::Ascii::<54>::new()
         .u128(cx.trace_id.0)
-        .bytes(b":")
+        .text(":")
         .u64(cx.span_id.0)
-        .bytes(b":0:")
+        .text(":0:")
         .u8(flags)
         .finish()
 }
@@ -153,22 +153,15 @@ pub(crate) fn inject<I: Injector + ?Sized>(cx: &TraceContext, carrier: &mut I) {
 /// Writes one `uberctx-{key}` header per baggage member (values percent-encoded).
 pub(crate) fn inject_baggage<I: Injector + ?Sized>(baggage: &Baggage, carrier: &mut I) {
     // The name is built on the stack (keys are short; a longer one takes a `String`).
-    const AT: usize = UBERCTX_PREFIX.len();
-    let mut stack = [0u8; 64];
-    stack[..AT].copy_from_slice(UBERCTX_PREFIX.as_bytes());
+    let mut name = hex::Ascii::<64>::new();
+    name.text(UBERCTX_PREFIX);
     for m in baggage.iter() {
         let value = m.encoded_value();
-        let key = m.key().as_bytes();
-        let end = AT + key.len();
-        match stack.get_mut(AT..end) {
-            Some(to) => {
-                to.copy_from_slice(key);
-                // Prefix and key are ASCII (keys are tokens), so this always succeeds.
-                if let Some(Ok(name)) = stack.get(..end).map(std::str::from_utf8) {
-                    carrier.set_dynamic(name, value);
-                }
-            }
-            None => carrier.set_dynamic(&format!("{UBERCTX_PREFIX}{}", m.key()), value),
+        if name.fits(m.key().len()) {
+            carrier.set_dynamic(name.text(m.key()).as_str(), value);
+            name.truncate(UBERCTX_PREFIX.len());
+        } else {
+            carrier.set_dynamic(&format!("{UBERCTX_PREFIX}{}", m.key()), value);
         }
     }
 }
@@ -295,5 +288,26 @@ mod tests {
         let mut out = Pairs::new();
         inject_baggage(&b, &mut out);
         assert_eq!(out.get("uberctx-user"), Some("alice%20b"));
+        assert_eq!(out.get("uberctx-Tier"), Some("gold"));
+        assert_eq!(out.0.len(), 2);
+    }
+
+    #[test]
+    fn uberctx_names_of_any_length() {
+        // 56 bytes fill the 64-byte name buffer after the prefix; 57 take a `String`.
+        let keys = ["k".repeat(56), "l".repeat(57), "m".to_owned()];
+        let b = Baggage::parse_lines([keys
+            .iter()
+            .map(|k| format!("{k}=v"))
+            .collect::<Vec<_>>()
+            .join(",")
+            .as_str()]);
+        let mut out = Pairs::new();
+        inject_baggage(&b, &mut out);
+        let names: Vec<String> = keys.iter().map(|k| format!("uberctx-{k}")).collect();
+        assert_eq!(
+            out.0.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            names.iter().map(String::as_str).collect::<Vec<_>>()
+        );
     }
 }

@@ -137,11 +137,11 @@ pub(crate) fn extract<E: Extractor + ?Sized>(carrier: &E) -> Option<TraceContext
 /// The `traceparent` value for `cx` (version `00`).
 pub fn traceparent(cx: &TraceContext) -> String {
     hex::Ascii::<55>::new()
-        .bytes(b"00-")
+        .text("00-")
         .u128(cx.trace_id.0)
-        .bytes(b"-")
+        .text("-")
         .u64(cx.span_id.0)
-        .bytes(b"-")
+        .text("-")
         .u8(cx.flags())
         .finish()
 }
