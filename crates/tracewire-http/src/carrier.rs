@@ -159,12 +159,17 @@ fn known_name(key: &str) -> Option<&'static HeaderName> {
 }
 
 impl HeaderInjector<'_> {
-    fn insert(&mut self, name: Option<HeaderName>, key: &str, value: String) {
+    fn insert(
+        &mut self,
+        name: Option<HeaderName>,
+        key: &str,
+        value: Result<HeaderValue, header::InvalidHeaderValue>,
+    ) {
         let Some(name) = name.or_else(|| HeaderName::from_bytes(key.as_bytes()).ok()) else {
             log::debug!("not a valid header name, not injected: {key:?}");
             return;
         };
-        match HeaderValue::try_from(value) {
+        match value {
             Ok(v) => {
                 self.0.insert(name, v);
             }
@@ -175,11 +180,17 @@ impl HeaderInjector<'_> {
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &'static str, value: String) {
-        self.insert(known_name(key).cloned(), key, value);
+        self.insert(known_name(key).cloned(), key, HeaderValue::try_from(value));
     }
 
     fn set_dynamic(&mut self, key: &str, value: String) {
-        self.insert(None, key, value);
+        self.insert(None, key, HeaderValue::try_from(value));
+    }
+
+    /// The value is checked and kept where it is: no allocation, no copy.
+    fn set_static(&mut self, key: &'static str, value: &'static str) {
+        let value = HeaderValue::from_maybe_shared(bytes::Bytes::from_static(value.as_bytes()));
+        self.insert(known_name(key).cloned(), key, value);
     }
 }
 
@@ -272,5 +283,17 @@ mod tests {
             "00-00000000000000000000000000000001-0000000000000002-01"
         );
         assert_eq!(h["uberctx-user"], "x");
+    }
+
+    #[test]
+    fn static_values_replace_and_invalid_ones_are_skipped() {
+        let mut h = HeaderMap::new();
+        h.insert("x-b3-sampled", HeaderValue::from_static("0"));
+        let mut inj = HeaderInjector(&mut h);
+        inj.set_static("x-b3-sampled", "1");
+        inj.set_static("x-b3-flags", "bad\nvalue");
+        inj.set_static("Not A Name", "1");
+        assert_eq!(h.get_all("x-b3-sampled").iter().collect::<Vec<_>>(), ["1"]);
+        assert_eq!(h.len(), 1);
     }
 }
