@@ -21,6 +21,7 @@ pub use body::TracedBody;
 pub use carrier::{HeaderExtractor, HeaderInjector, walk_headers};
 pub use client::{ClientConfig, ClientSpan, client_span_name};
 pub use config::ServerConfig;
+pub use format::{ip_string, u16_string};
 pub use head::RequestHead;
 pub use headers::{HeaderCapture, protocol_version};
 pub use method::{KnownMethods, Normalized, OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS, OTHER};

@@ -70,13 +70,23 @@ pub(crate) fn record_start(
         let (server_address, server_port) = match server {
             Some((host, port)) => (
                 Some((semconv::SERVER_ADDRESS, host)),
-                port.map(|p| (semconv::SERVER_PORT, Cow::Owned(p.to_string()))),
+                port.map(|p| {
+                    (
+                        semconv::SERVER_PORT,
+                        Cow::Owned(tracewire_http::u16_string(p)),
+                    )
+                }),
             ),
             None => (None, None),
         };
         // The peer's address and port as text, each formatted once: on the server the peer is
         // the client, recorded under both names.
-        let peer = peer.map(|p| (p.ip().to_string(), p.port().to_string()));
+        let peer = peer.map(|p| {
+            (
+                tracewire_http::ip_string(p.ip()),
+                tracewire_http::u16_string(p.port()),
+            )
+        });
         let (client_address, client_port) = match (&peer, side) {
             (Some((ip, port)), Side::Server) => (
                 Some((semconv::CLIENT_ADDRESS, Cow::Owned(ip.clone()))),
