@@ -154,6 +154,11 @@ pub(crate) fn extract<E: Extractor + ?Sized>(carrier: &E) -> Option<B3Extract> {
 
 /// The single-header value for `cx`: `{trace}-{span}[-{1|0|d}]`.
 pub fn single_value(cx: &TraceContext) -> String {
+    single_value_with(cx, &hex::IdDigits::new(cx.trace_id.0, cx.span_id.0))
+}
+
+/// [`single_value`] with the ids' digits made already.
+fn single_value_with(cx: &TraceContext, ids: &hex::IdDigits) -> String {
     let sampling = match cx.sampling {
         Sampling::Deferred => "",
         Sampling::NotSampled => "-0",
@@ -161,9 +166,9 @@ pub fn single_value(cx: &TraceContext) -> String {
         Sampling::Debug => "-d",
     };
     hex::Ascii::<51>::new()
-        .u128(cx.trace_id.0)
+        .trace_id(ids)
         .text("-")
-        .u64(cx.span_id.0)
+        .span_id(ids)
         .text(sampling)
         .finish()
 }
@@ -172,8 +177,12 @@ pub fn single_value(cx: &TraceContext) -> String {
 // Not inlined: `Propagators::inject` is instantiated in every caller, and inlining a
 // format that is not configured made its (common) path ~190 instructions longer.
 #[inline(never)]
-pub(crate) fn inject_single<I: Injector + ?Sized>(cx: &TraceContext, carrier: &mut I) {
-    carrier.set(B3, single_value(cx));
+pub(crate) fn inject_single<I: Injector + ?Sized>(
+    cx: &TraceContext,
+    ids: &hex::IdDigits,
+    carrier: &mut I,
+) {
+    carrier.set(B3, single_value_with(cx, ids));
 }
 
 /// Writes `X-B3-TraceId`, `X-B3-SpanId` and `X-B3-Sampled` (or `X-B3-Flags: 1` for debug,
@@ -181,15 +190,16 @@ pub(crate) fn inject_single<I: Injector + ?Sized>(cx: &TraceContext, carrier: &m
 // Not inlined: `Propagators::inject` is instantiated in every caller, and inlining a
 // format that is not configured made its (common) path ~190 instructions longer.
 #[inline(never)]
-pub(crate) fn inject_multi<I: Injector + ?Sized>(cx: &TraceContext, carrier: &mut I) {
+pub(crate) fn inject_multi<I: Injector + ?Sized>(
+    cx: &TraceContext,
+    ids: &hex::IdDigits,
+    carrier: &mut I,
+) {
     carrier.set(
         X_B3_TRACE_ID,
-        hex::Ascii::<32>::new().u128(cx.trace_id.0).finish(),
+        hex::Ascii::<32>::new().trace_id(ids).finish(),
     );
-    carrier.set(
-        X_B3_SPAN_ID,
-        hex::Ascii::<16>::new().u64(cx.span_id.0).finish(),
-    );
+    carrier.set(X_B3_SPAN_ID, hex::Ascii::<16>::new().span_id(ids).finish());
     match cx.sampling {
         Sampling::Deferred => {}
         Sampling::NotSampled => carrier.set_static(X_B3_SAMPLED, "0"),
@@ -201,6 +211,10 @@ pub(crate) fn inject_multi<I: Injector + ?Sized>(cx: &TraceContext, carrier: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ids(cx: &TraceContext) -> hex::IdDigits {
+        hex::IdDigits::new(cx.trace_id.0, cx.span_id.0)
+    }
     use crate::carrier::Pairs;
 
     const T: &str = "80f198ee56343ba864fe8b2a57d3eff7";
@@ -360,11 +374,11 @@ mod tests {
     fn inject_forms() {
         let mut cx = ctx(parse_single(&format!("{T}-{S}-1")));
         let mut out = Pairs::new();
-        inject_single(&cx, &mut out);
+        inject_single(&cx, &ids(&cx), &mut out);
         assert_eq!(out.get(B3), Some(&*format!("{T}-{S}-1")));
         cx.sampling = Sampling::Debug;
         let mut out = Pairs::new();
-        inject_multi(&cx, &mut out);
+        inject_multi(&cx, &ids(&cx), &mut out);
         assert_eq!(out.get(X_B3_FLAGS), Some("1"));
         assert_eq!(out.get(X_B3_SAMPLED), None, "debug is sent as flags only");
         cx.sampling = Sampling::Deferred;

@@ -128,15 +128,20 @@ pub(crate) fn extract_baggage<E: Extractor + ?Sized>(carrier: &E) -> Baggage {
 
 /// The `uber-trace-id` value: `{32 hex}:{16 hex}:0:{2 hex flags}`.
 pub fn header_value(cx: &TraceContext) -> String {
+    header_value_with(cx, &hex::IdDigits::new(cx.trace_id.0, cx.span_id.0))
+}
+
+/// [`header_value`] with the ids' digits made already.
+fn header_value_with(cx: &TraceContext, ids: &hex::IdDigits) -> String {
     let flags = match cx.sampling {
         Sampling::Debug => FLAG_SAMPLED | FLAG_DEBUG,
         Sampling::Sampled => FLAG_SAMPLED,
         Sampling::NotSampled | Sampling::Deferred => 0,
     };
     hex::Ascii::<54>::new()
-        .u128(cx.trace_id.0)
+        .trace_id(ids)
         .text(":")
-        .u64(cx.span_id.0)
+        .span_id(ids)
         .text(":0:")
         .u8(flags)
         .finish()
@@ -146,8 +151,12 @@ pub fn header_value(cx: &TraceContext) -> String {
 // Not inlined: `Propagators::inject` is instantiated in every caller, and inlining a
 // format that is not configured made its (common) path ~190 instructions longer.
 #[inline(never)]
-pub(crate) fn inject<I: Injector + ?Sized>(cx: &TraceContext, carrier: &mut I) {
-    carrier.set(UBER_TRACE_ID, header_value(cx));
+pub(crate) fn inject<I: Injector + ?Sized>(
+    cx: &TraceContext,
+    ids: &hex::IdDigits,
+    carrier: &mut I,
+) {
+    carrier.set(UBER_TRACE_ID, header_value_with(cx, ids));
 }
 
 /// Writes one `uberctx-{key}` header per baggage member (values percent-encoded).

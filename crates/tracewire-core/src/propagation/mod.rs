@@ -23,6 +23,7 @@ use crate::baggage::Baggage;
 use crate::carrier::{Extractor, Injector};
 use crate::context::{Sampling, TraceContext};
 use crate::env::Warning;
+use crate::hex::IdDigits;
 
 /// One propagation format, named as in `OTEL_PROPAGATORS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -256,20 +257,22 @@ impl Propagators {
     /// span id ([`TraceContext::is_valid`] false) writes no trace headers — receivers would
     /// reject them — only its baggage.
     pub fn inject<I: Injector + ?Sized>(&self, cx: &TraceContext, carrier: &mut I) {
-        let valid = cx.is_valid();
+        // The ids in hex, made once for every format that writes them (all but baggage).
+        let ids = (cx.is_valid() && self.formats.iter().any(|f| *f != Format::Baggage))
+            .then(|| IdDigits::new(cx.trace_id.0, cx.span_id.0));
         for &format in &self.formats {
-            match format {
-                Format::TraceContext if valid => w3c::inject(cx, carrier),
-                Format::Baggage => w3c::inject_baggage(&cx.baggage, carrier),
-                Format::B3 if valid => b3::inject_single(cx, carrier),
-                Format::B3Multi if valid => b3::inject_multi(cx, carrier),
-                Format::Jaeger => {
-                    if valid {
-                        jaeger::inject(cx, carrier);
+            match (format, &ids) {
+                (Format::TraceContext, Some(ids)) => w3c::inject(cx, ids, carrier),
+                (Format::Baggage, _) => w3c::inject_baggage(&cx.baggage, carrier),
+                (Format::B3, Some(ids)) => b3::inject_single(cx, ids, carrier),
+                (Format::B3Multi, Some(ids)) => b3::inject_multi(cx, ids, carrier),
+                (Format::Jaeger, ids) => {
+                    if let Some(ids) = ids {
+                        jaeger::inject(cx, ids, carrier);
                     }
                     jaeger::inject_baggage(&cx.baggage, carrier);
                 }
-                Format::TraceContext | Format::B3 | Format::B3Multi => {}
+                (Format::TraceContext | Format::B3 | Format::B3Multi, None) => {}
             }
         }
     }

@@ -136,19 +136,28 @@ pub(crate) fn extract<E: Extractor + ?Sized>(carrier: &E) -> Option<TraceContext
 
 /// The `traceparent` value for `cx` (version `00`).
 pub fn traceparent(cx: &TraceContext) -> String {
+    traceparent_with(cx, &hex::IdDigits::new(cx.trace_id.0, cx.span_id.0))
+}
+
+/// [`traceparent`] with the ids' digits made already.
+fn traceparent_with(cx: &TraceContext, ids: &hex::IdDigits) -> String {
     hex::Ascii::<55>::new()
         .text("00-")
-        .u128(cx.trace_id.0)
+        .trace_id(ids)
         .text("-")
-        .u64(cx.span_id.0)
+        .span_id(ids)
         .text("-")
         .u8(cx.flags())
         .finish()
 }
 
 /// Writes `traceparent`, and `tracestate` when it is not empty.
-pub(crate) fn inject<I: Injector + ?Sized>(cx: &TraceContext, carrier: &mut I) {
-    carrier.set(TRACEPARENT, traceparent(cx));
+pub(crate) fn inject<I: Injector + ?Sized>(
+    cx: &TraceContext,
+    ids: &hex::IdDigits,
+    carrier: &mut I,
+) {
+    carrier.set(TRACEPARENT, traceparent_with(cx, ids));
     if !cx.trace_state.is_empty() {
         carrier.set(TRACESTATE, cx.trace_state.header_value().to_owned());
     }
@@ -169,6 +178,10 @@ pub(crate) fn inject_baggage<I: Injector + ?Sized>(baggage: &Baggage, carrier: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ids(cx: &TraceContext) -> hex::IdDigits {
+        hex::IdDigits::new(cx.trace_id.0, cx.span_id.0)
+    }
     use crate::carrier::Pairs;
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -309,7 +322,7 @@ mod tests {
         let cx = extract(&c).unwrap();
         assert!(cx.trace_state.is_empty());
         let mut out = Pairs::new();
-        inject(&cx, &mut out);
+        inject(&cx, &ids(&cx), &mut out);
         assert_eq!(
             out.get(TRACESTATE),
             None,
@@ -328,7 +341,7 @@ mod tests {
         ]);
         let cx = extract(&c).unwrap();
         let mut out = Pairs::new();
-        inject(&cx, &mut out);
+        inject(&cx, &ids(&cx), &mut out);
         assert_eq!(
             out.get(TRACEPARENT),
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03")
