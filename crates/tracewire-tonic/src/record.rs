@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use fastrace::Span;
+use tracewire_core::intern::Interner;
 use tracewire_core::semconv;
 use tracewire_core::{PendingSpan, TraceContext};
 
@@ -13,6 +14,15 @@ use crate::status::{self, Side, WireStatus};
 
 /// Span name for a path that is not `/package.Service/Method`.
 pub(crate) const OTHER: &str = "_OTHER";
+
+/// `package.Service/Method`, `package.Service` and `Method` as `&'static str`: the same few
+/// recur on every call of a service, and a span holding a static string is not copied again
+/// on fastrace's collector. Bounded: past it (a peer sending endless method names) they are
+/// copied as before.
+static NAMES: Interner = Interner::new(1024);
+
+/// `server.address` values, interned like [`NAMES`].
+static HOSTS: Interner = Interner::new(256);
 
 /// Splits a gRPC path `/package.Service/Method` into `("package.Service", "Method")`.
 pub(crate) fn parse_path(path: &str) -> Option<(&str, &str)> {
@@ -25,7 +35,7 @@ pub(crate) fn parse_path(path: &str) -> Option<(&str, &str)> {
 /// peer sending garbage paths cannot create unbounded span names).
 pub(crate) fn span_name(path: &str) -> Cow<'static, str> {
     match parse_path(path) {
-        Some(_) => Cow::Owned(path[1..].to_owned()),
+        Some(_) => NAMES.cow(&path[1..]),
         None => Cow::Borrowed(OTHER),
     }
 }
@@ -49,7 +59,7 @@ pub(crate) fn record_start(
 ) -> Span {
     span.with_properties(|| {
         let parsed = parse_path(path);
-        let owned = |v: &str| Cow::Owned(v.to_owned());
+        let name = |v: &str| NAMES.cow(v);
         let grpc = Cow::Borrowed(semconv::RPC_SYSTEM_GRPC);
         let method = parsed.map(|(_, method)| {
             let value = if conventions.stable() {
@@ -57,7 +67,7 @@ pub(crate) fn record_start(
             } else {
                 method
             };
-            (semconv::RPC_METHOD, owned(value))
+            (semconv::RPC_METHOD, name(value))
         });
         let server = server();
         let peer = match side {
@@ -110,7 +120,7 @@ pub(crate) fn record_start(
                 .then(|| (semconv::RPC_SYSTEM_NAME, grpc.clone())),
             parsed
                 .filter(|_| conventions.legacy())
-                .map(|(service, _)| (semconv::RPC_SERVICE, owned(service))),
+                .map(|(service, _)| (semconv::RPC_SERVICE, name(service))),
             method,
             server_address,
             server_port,
@@ -134,7 +144,7 @@ pub(crate) fn authority_of<B>(req: &http::Request<B>) -> Option<(Cow<'static, st
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
-        (Cow::Owned(host.to_owned()), a.port_u16())
+        (HOSTS.cow(host), a.port_u16())
     };
     if let Some(a) = req.uri().authority() {
         return Some(split(a));
