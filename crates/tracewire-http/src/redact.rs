@@ -60,6 +60,10 @@ pub fn redact_query(query: &str) -> Cow<'_, str> {
 /// assert_eq!(redact_url("http://127.0.0.1/ping"), "http://127.0.0.1/ping");
 /// ```
 pub fn redact_url(url: &str) -> Cow<'_, str> {
+    // Neither credentials nor a query: nothing to redact (one byte scan; the common case).
+    if !url.bytes().any(|b| b == b'@' || b == b'?') {
+        return Cow::Borrowed(url);
+    }
     let authority_start = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[authority_start..];
     let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -143,9 +147,21 @@ mod tests {
                 "http://REDACTED:REDACTED@h:1/p?AWSAccessKeyId=REDACTED",
             ),
             ("/relative?sig=1", "/relative?sig=REDACTED"),
+            ("http://h/p#top", "http://h/p#top"),
         ];
         for (input, want) in cases {
             assert_eq!(redact_url(input), want, "{input}");
+        }
+        for nothing_to_redact in [
+            "http://h/p",
+            "http://h/p#top",
+            "http://h/a@b",
+            "http://h?a=1",
+        ] {
+            assert!(
+                matches!(redact_url(nothing_to_redact), Cow::Borrowed(_)),
+                "{nothing_to_redact}"
+            );
         }
     }
 }
