@@ -578,9 +578,14 @@ impl Baggage {
     pub fn parse_lines_counted<'a, I: IntoIterator<Item = &'a str>>(
         lines: I,
     ) -> (Baggage, BaggageDrops) {
-        let mut b = Builder::new(0, 0);
         let mut drops = BaggageDrops::default();
-        for line in lines {
+        let mut lines = lines.into_iter();
+        // Most requests carry no `baggage` header: no builder for them.
+        let Some(first) = lines.next() else {
+            return (Baggage::empty(), drops);
+        };
+        let mut b = Builder::new(0, 0);
+        for line in std::iter::once(first).chain(lines) {
             // Decoding never lengthens, and at most one member per comma.
             b.members.text.reserve(line.len().min(MAX_BYTES));
             if b.members.ends.is_empty() {
@@ -967,6 +972,16 @@ mod tests {
                 ("d".into(), "100%A".into(), "".into()),
             ]
         );
+    }
+
+    #[test]
+    fn no_lines_and_empty_lines_are_empty_baggage() {
+        for lines in [&[][..], &[""][..], &[" , ", ""][..]] {
+            let (b, drops) = Baggage::parse_lines_counted(lines.iter().copied());
+            assert!(b.is_empty(), "{lines:?}");
+            assert_eq!(b, Baggage::empty());
+            assert_eq!((drops.invalid, drops.over_limit), (0, 0), "{lines:?}");
+        }
     }
 
     #[test]
