@@ -687,9 +687,13 @@ EOF
         -Dorg.slf4j.simpleLogger.logFile="$d/kafka.log" -Dorg.slf4j.simpleLogger.showDateTime=true
         -cp "$home/libs/*")
     if [ ! -f "$d/data/meta.properties" ]; then
-        # A cluster id is 16 random bytes, base64url without padding (what random-uuid prints).
-        local id
-        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+        # A cluster id is 16 random bytes, base64url without padding (what random-uuid prints),
+        # never starting with '-' (the tool would read it as an option; Kafka's own
+        # Uuid.randomUuid draws again then too).
+        local id=-
+        while [ "${id#-}" != "$id" ]; do
+            id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+        done
         "${java[@]}" kafka.tools.StorageTool format -t "$id" -c "$d/server.properties" \
             </dev/null >>"$d/kafka.out" 2>&1 9>&- || return 1
     fi
