@@ -148,6 +148,47 @@ fn debug_string(value: &dyn fmt::Debug) -> String {
     s
 }
 
+/// The `Visit` methods both field readers share: typed values become typed attributes, text
+/// goes through the reader's own `text` (which picks out the fields it treats apart).
+macro_rules! typed_visits {
+    () => {
+        fn record_i64(&mut self, field: &Field, value: i64) {
+            self.attributes.push(int(field.name(), value));
+        }
+
+        fn record_u64(&mut self, field: &Field, value: u64) {
+            self.attributes.push(unsigned(field.name(), value));
+        }
+
+        fn record_i128(&mut self, field: &Field, value: i128) {
+            self.attributes.push(wide(field.name(), value));
+        }
+
+        fn record_u128(&mut self, field: &Field, value: u128) {
+            match i128::try_from(value) {
+                Ok(v) => self.attributes.push(wide(field.name(), v)),
+                Err(_) => self.text(field.name(), value.to_string()),
+            }
+        }
+
+        fn record_f64(&mut self, field: &Field, value: f64) {
+            self.attributes.push(double(field.name(), value));
+        }
+
+        fn record_bool(&mut self, field: &Field, value: bool) {
+            self.attributes.push(boolean(field.name(), value));
+        }
+
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.text(field.name(), value.to_owned());
+        }
+
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            self.text(field.name(), debug_string(value));
+        }
+    };
+}
+
 /// What a span's fields say: attributes, and the `otel.*` fields.
 #[derive(Debug, Default)]
 pub(crate) struct SpanFields {
@@ -203,43 +244,10 @@ impl SpanFields {
 }
 
 impl Visit for SpanFields {
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.attributes.push(int(field.name(), value));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.attributes.push(unsigned(field.name(), value));
-    }
-
-    fn record_i128(&mut self, field: &Field, value: i128) {
-        self.attributes.push(wide(field.name(), value));
-    }
-
-    fn record_u128(&mut self, field: &Field, value: u128) {
-        match i128::try_from(value) {
-            Ok(v) => self.attributes.push(wide(field.name(), v)),
-            Err(_) => self.text(field.name(), value.to_string()),
-        }
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.attributes.push(double(field.name(), value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.attributes.push(boolean(field.name(), value));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field.name(), value.to_owned());
-    }
+    typed_visits!();
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.text(field.name(), value.to_string());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.text(field.name(), debug_string(value));
     }
 }
 
@@ -266,36 +274,7 @@ impl EventFields {
 }
 
 impl Visit for EventFields {
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.attributes.push(int(field.name(), value));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.attributes.push(unsigned(field.name(), value));
-    }
-
-    fn record_i128(&mut self, field: &Field, value: i128) {
-        self.attributes.push(wide(field.name(), value));
-    }
-
-    fn record_u128(&mut self, field: &Field, value: u128) {
-        match i128::try_from(value) {
-            Ok(v) => self.attributes.push(wide(field.name(), v)),
-            Err(_) => self.text(field.name(), value.to_string()),
-        }
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.attributes.push(double(field.name(), value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.attributes.push(boolean(field.name(), value));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field.name(), value.to_owned());
-    }
+    typed_visits!();
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         if self.error.is_none() {
@@ -305,10 +284,6 @@ impl Visit for EventFields {
             }
         }
         self.text(field.name(), value.to_string());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.text(field.name(), debug_string(value));
     }
 }
 
