@@ -133,26 +133,76 @@ pub fn number(n: u64) -> Cow<'static, str> {
 }
 
 /// `n` in decimal.
-fn decimal(mut n: u64) -> String {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+fn decimal(n: u64) -> String {
+    Decimal::new(n, 1).as_str().to_owned()
+}
+
+/// A number's decimal digits on the stack, without `fmt`'s machinery: what [`number`] and
+/// the integrations' value writers (IP addresses, ports, decimal fractions) push.
+///
+/// ```
+/// use tracewire_core::intern::Decimal;
+/// assert_eq!(Decimal::new(50051, 1).as_str(), "50051");
+/// assert_eq!(Decimal::new(25, 6).as_str(), "000025");
+/// ```
+#[derive(Clone, Copy)]
+pub struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    /// `n` with at least `width` digits, zero-padded (at most 20, `u64::MAX`'s).
+    pub fn new(mut n: u64, width: usize) -> Decimal {
+        let mut digits = [b'0'; 20];
+        let mut start = digits.len();
+        let min_start = digits.len().saturating_sub(width.max(1));
+        while start > 0 && (n != 0 || start > min_start) {
+            start -= 1;
+            if let Some(d) = digits.get_mut(start) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
         }
+        Decimal { digits, start }
     }
-    // ASCII digits: the conversion cannot fail.
-    std::str::from_utf8(&digits[i..])
-        .unwrap_or_default()
-        .to_owned()
+
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        // ASCII digits: the conversion cannot fail.
+        std::str::from_utf8(self.digits.get(self.start..).unwrap_or_default()).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_is_to_string_zero_padded_to_its_width() {
+        let numbers = [
+            0u64,
+            1,
+            9,
+            10,
+            99,
+            100,
+            255,
+            4222,
+            65_535,
+            1 << 53,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for n in numbers {
+            for width in [0, 1, 2, 5, 6, 19, 20, 21, 64] {
+                let plain = n.to_string();
+                let expected = format!("{n:0width$}", width = width.min(20));
+                assert_eq!(Decimal::new(n, width).as_str(), expected, "{n} {width}");
+                assert_eq!(Decimal::new(n, 1).as_str(), plain);
+            }
+        }
+    }
 
     #[test]
     fn small_numbers_are_borrowed_and_right() {

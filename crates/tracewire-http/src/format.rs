@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use http::StatusCode;
+use tracewire_core::intern::Decimal;
 
 /// The standard method names (and `http`, `https`) as `&'static str` (no allocation), others
 /// owned.
@@ -77,20 +78,7 @@ pub fn u16_string(n: u16) -> String {
 }
 
 fn push_u16(s: &mut String, n: u16) {
-    let mut buf = [0u8; 5];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &b in &buf[i..] {
-        s.push(char::from(b));
-    }
+    s.push_str(Decimal::new(n.into(), 1).as_str());
 }
 
 /// A server port as a string, without allocating for the common ones.

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
 use tracewire_core::SpanKind;
-use tracewire_core::intern;
+use tracewire_core::intern::{self, Decimal};
 use tracewire_core::semconv::{self, ValueType};
 use tracewire_core::span::Attribute;
 use tracing_core::field::{Field, Visit};
@@ -108,33 +108,16 @@ fn short_decimal(v: f64) -> Option<String> {
         if v < 0.0 {
             s.push('-');
         }
-        push_digits(&mut s, int, 0);
+        s.push_str(Decimal::new(int, 1).as_str());
         s.push('.');
         if k == 0 {
             s.push('0');
         } else {
-            push_digits(&mut s, frac, k);
+            s.push_str(Decimal::new(frac, k).as_str());
         }
         return Some(s);
     }
     None
-}
-
-/// Appends `n` in decimal, zero-padded to `width` digits.
-fn push_digits(s: &mut String, mut n: u64, width: usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 && digits.len() - i >= width {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        s.push(char::from(d));
-    }
 }
 
 fn boolean(name: &'static str, v: bool) -> Attribute {
