@@ -67,16 +67,10 @@ impl fmt::Debug for Member<'_> {
     }
 }
 
-/// `key=value[;properties]` in a header, given the encoded value's length.
-fn member_len(key: &str, encoded_value: usize, properties: &str) -> usize {
-    key.len()
-        + 1
-        + encoded_value
-        + if properties.is_empty() {
-            0
-        } else {
-            1 + properties.len()
-        }
+/// The length of `key=value[;properties]` in a header, from the lengths of the key, the
+/// encoded value and the properties.
+fn member_len(key: usize, encoded_value: usize, properties: usize) -> usize {
+    key + 1 + encoded_value + if properties == 0 { 0 } else { 1 + properties }
 }
 
 /// W3C Baggage: an ordered set of members, cheap to clone (shared behind an `Arc`), empty
@@ -94,12 +88,12 @@ fn member_len(key: &str, encoded_value: usize, properties: &str) -> usize {
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Baggage(Option<Arc<Members>>);
 
-/// Every member in one buffer: the whole baggage costs two allocations (the `Arc`, the text)
-/// up to [`INLINE`] members, three beyond.
+/// Every member in one buffer: the whole baggage is one allocation (the `Arc`) up to
+/// [`INLINE`] members and [`INLINE_TEXT`] bytes of text, two or three beyond.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 struct Members {
     /// Each member's key, decoded value and canonical properties, back to back.
-    text: String,
+    text: Text,
     /// Where each member's parts end in `text`; a member starts where the one before ended.
     ends: EndList,
     /// The length of the `baggage` header these members make (at most [`MAX_BYTES`]).
@@ -117,6 +111,156 @@ struct Ends {
 
 /// Members kept in the `Members` allocation itself (most baggage has a few).
 const INLINE: usize = 4;
+
+/// Bytes of text kept in the `Members` allocation itself (most baggage is short).
+const INLINE_TEXT: usize = 128;
+
+/// The members' text: in place up to [`INLINE_TEXT`] bytes, then a `String`. Compared and
+/// hashed as the `str` it holds, whichever way it is kept.
+#[derive(Clone)]
+enum Text {
+    /// `bytes[..len]` is always UTF-8: only whole `str`s are appended, and it is only cut at
+    /// a `str` boundary.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_TEXT],
+    },
+    Heap(String),
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text::Inline {
+            len: 0,
+            bytes: [0; INLINE_TEXT],
+        }
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl Text {
+    fn with_capacity(capacity: usize) -> Text {
+        if capacity <= INLINE_TEXT {
+            Text::default()
+        } else {
+            Text::Heap(String::with_capacity(capacity))
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            Text::Inline { len, .. } => usize::from(*len),
+            Text::Heap(s) => s.len(),
+        }
+    }
+
+    #[inline]
+    fn as_str(&self) -> &str {
+        match self {
+            Text::Inline { len, bytes } => {
+                let bytes = bytes.get(..usize::from(*len)).unwrap_or_default();
+                // SAFETY: `bytes[..len]` is UTF-8 (the invariant of `Inline`, kept by
+                // `push_str` and `truncate`, the only writers). (`str::from_utf8` here would
+                // check the text again on every read of the baggage.)
+                #[allow(unsafe_code)]
+                unsafe {
+                    std::str::from_utf8_unchecked(bytes)
+                }
+            }
+            Text::Heap(s) => s,
+        }
+    }
+
+    #[inline]
+    fn get(&self, range: impl std::slice::SliceIndex<str, Output = str>) -> Option<&str> {
+        self.as_str().get(range)
+    }
+
+    /// Moves the text to the heap, with room for `additional` bytes more.
+    #[cold]
+    fn spill(&mut self, additional: usize) {
+        let mut s = String::with_capacity((self.len() + additional).max(2 * INLINE_TEXT));
+        s.push_str(self.as_str());
+        *self = Text::Heap(s);
+    }
+
+    /// Room for `additional` bytes more.
+    fn reserve(&mut self, additional: usize) {
+        match self {
+            Text::Inline { len, .. } if usize::from(*len) + additional <= INLINE_TEXT => {}
+            Text::Inline { .. } => {
+                self.spill(additional);
+            }
+            Text::Heap(s) => s.reserve(additional),
+        }
+    }
+
+    #[inline]
+    fn push_str(&mut self, s: &str) {
+        match self {
+            Text::Inline { len, bytes } => {
+                let at = usize::from(*len);
+                match bytes.get_mut(at..at + s.len()) {
+                    Some(to) => {
+                        to.copy_from_slice(s.as_bytes());
+                        // At most `INLINE_TEXT` (the slice fit), which fits a `u8`.
+                        *len = (at + s.len()) as u8;
+                    }
+                    None => {
+                        self.spill(s.len());
+                        if let Text::Heap(h) = self {
+                            h.push_str(s);
+                        }
+                    }
+                }
+            }
+            Text::Heap(h) => h.push_str(s),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, c: char) {
+        self.push_str(c.encode_utf8(&mut [0; 4]));
+    }
+
+    /// Cuts the text to `new_len` bytes, a `str` boundary: a length the text had before.
+    #[inline]
+    fn truncate(&mut self, new_len: usize) {
+        match self {
+            Text::Inline { len, .. } => {
+                // A cut inside a character would break the invariant: it is not made (callers
+                // only cut back to a length they read before appending).
+                let ok = new_len < usize::from(*len) && self.as_str().is_char_boundary(new_len);
+                debug_assert!(ok || new_len >= self.len(), "not a boundary");
+                if let (true, Text::Inline { len, .. }) = (ok, self) {
+                    // Below the old length, so it fits a `u8`.
+                    *len = new_len as u8;
+                }
+            }
+            Text::Heap(s) => s.truncate(new_len),
+        }
+    }
+}
 
 /// The [`Ends`] of each member: the first [`INLINE`] in place, the rest in a `Vec`. Slots are
 /// only ever appended, so unused ones stay default and the derived comparisons hold.
@@ -151,7 +295,17 @@ impl EndList {
     }
 
     fn iter(&self) -> impl Iterator<Item = &Ends> {
-        self.inline[..self.len.min(INLINE)].iter().chain(&self.more)
+        let (inline, more) = self.as_slices();
+        inline.iter().chain(more)
+    }
+
+    /// The ends kept in place, then the rest.
+    #[inline]
+    fn as_slices(&self) -> (&[Ends], &[Ends]) {
+        (
+            self.inline.get(..self.len).unwrap_or(&self.inline),
+            &self.more,
+        )
     }
 }
 
@@ -160,31 +314,39 @@ impl Members {
         let mut ends = EndList::default();
         ends.reserve(members);
         Members {
-            text: String::with_capacity(text),
+            text: Text::with_capacity(text),
             ends,
             header_len: 0,
         }
     }
 
     /// True when a member has exactly this key (compared as bytes, no `Member` views).
-    fn has_key(&self, key: &str) -> bool {
-        let (text, key) = (self.text.as_bytes(), key.as_bytes());
+    fn has_key(&self, key: &[u8]) -> bool {
+        let text = self.text.as_str().as_bytes();
         let mut start = 0;
-        self.ends.iter().any(|e| {
-            let k = text.get(start..e.key as usize);
-            start = e.properties as usize;
-            k == Some(key)
-        })
+        // Two plain slice loops (a `Chain` costs a state check per step); a key of another
+        // length is passed over without slicing.
+        let mut found = |ends: &[Ends]| {
+            ends.iter().any(|e| {
+                let end = e.key as usize;
+                let same =
+                    end.wrapping_sub(start) == key.len() && text.get(start..end) == Some(key);
+                start = e.properties as usize;
+                same
+            })
+        };
+        let (inline, more) = self.ends.as_slices();
+        found(inline) || found(more)
     }
 
     fn iter(&self) -> impl Iterator<Item = Member<'_>> {
         let mut start = 0;
+        // Where the text is kept is decided once, not per part.
+        let text = self.text.as_str();
         self.ends.iter().map(move |e| {
             let part = |from: u32, to: u32| {
                 // Every end is a `str` boundary (parts are appended whole): never empty here.
-                self.text
-                    .get(from as usize..to as usize)
-                    .unwrap_or_default()
+                text.get(from as usize..to as usize).unwrap_or_default()
             };
             let m = Member {
                 key: part(start, e.key),
@@ -236,11 +398,12 @@ impl Builder {
     /// key; the value ends at `value_end`) unless it is over a limit or its key is already
     /// there. `encoded_value` is the value's percent-encoded length.
     fn commit(&mut self, value_end: usize, encoded_value: usize) -> Result<(), OverLimit> {
-        let text = &self.members.text;
+        let text = self.members.text.as_str().as_bytes();
+        // Lengths, and the key as bytes: no `str` boundary checks.
         let key = text.get(self.start..self.key_end).unwrap_or_default();
-        let properties = text.get(value_end..).unwrap_or_default();
-        let extra =
-            member_len(key, encoded_value, properties) + usize::from(!self.members.ends.is_empty());
+        let properties = text.len().saturating_sub(value_end);
+        let extra = member_len(key.len(), encoded_value, properties)
+            + usize::from(!self.members.ends.is_empty());
         if self.members.ends.len() == MAX_MEMBERS
             || self.members.header_len + extra > MAX_BYTES
             || self.members.has_key(key)
@@ -361,6 +524,7 @@ fn class(b: u8) -> u8 {
 }
 
 /// True when `key` is an RFC 7230 token, as baggage keys must be.
+#[inline]
 pub fn is_valid_key(key: &str) -> bool {
     !key.is_empty() && key.bytes().all(|b| class(b) & TOKEN != 0)
 }
@@ -423,7 +587,7 @@ enum NotUtf8 {
 /// `policy` is [`NotUtf8::Drop`] (`out` unchanged). Escapes of ASCII bytes (`%20`, `%2C`) are
 /// appended as characters; the first escape of a byte above `0x7F` hands the whole value to
 /// [`push_decoded_bytes`] (the bytes may not be UTF-8).
-fn push_decoded(out: &mut String, value: &str, policy: NotUtf8) -> Option<()> {
+fn push_decoded(out: &mut Text, value: &str, policy: NotUtf8) -> Option<()> {
     let start = out.len();
     let mut rest = value;
     // A byte loop, not `str::find`: values are short, and `memchr`'s set-up costs more than
@@ -455,9 +619,51 @@ fn push_decoded(out: &mut String, value: &str, policy: NotUtf8) -> Option<()> {
     Some(())
 }
 
+/// [`push_decoded`] and [`encoded_value_len`] of what it appended, in one pass over `value`:
+/// the decoded value's length percent-encoded. `None` as for [`push_decoded`].
+fn push_decoded_counted(out: &mut Text, value: &str, policy: NotUtf8) -> Option<usize> {
+    let start = out.len();
+    let bytes = value.as_bytes();
+    // Two per byte that is encoded on the way out (`%XX` for one byte).
+    let mut extra = 0;
+    // Where the run of bytes not yet appended starts.
+    let mut plain = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let k = class(b);
+        if k & PERCENT != 0 {
+            match bytes
+                .get(i + 1..i + 3)
+                .and_then(|d| crate::hex::parse_u8(d, true))
+            {
+                Some(byte) if byte.is_ascii() => {
+                    // `%` and hex digits are ASCII: `plain..i` is a run of whole characters.
+                    out.push_str(value.get(plain..i).unwrap_or_default());
+                    out.push(char::from(byte));
+                    extra += 2 * usize::from(class(byte) & ENCODED != 0);
+                    i += 3;
+                    plain = i;
+                    continue;
+                }
+                Some(_) => {
+                    out.truncate(start);
+                    push_decoded_bytes(out, value, policy)?;
+                    return Some(encoded_value_len(out.get(start..).unwrap_or_default()));
+                }
+                // A `%` that starts no escape stays, and is encoded on the way out (below).
+                None => {}
+            }
+        }
+        extra += 2 * usize::from(k & ENCODED != 0);
+        i += 1;
+    }
+    out.push_str(value.get(plain..).unwrap_or_default());
+    Some(out.len() - start + extra)
+}
+
 /// [`push_decoded`] for values with escapes of non-ASCII bytes (values up to 256 bytes are
 /// decoded on the stack).
-fn push_decoded_bytes(out: &mut String, value: &str, policy: NotUtf8) -> Option<()> {
+fn push_decoded_bytes(out: &mut Text, value: &str, policy: NotUtf8) -> Option<()> {
     let mut stack = [0u8; 256];
     let heap: Vec<u8>;
     let decoded: &[u8] = if value.len() <= stack.len() {
@@ -604,13 +810,12 @@ impl Baggage {
                     rest = next;
                     b.key(key);
                     let text = &mut b.members.text;
-                    let value_start = text.len();
                     let encoded = if flags & PERCENT == 0 {
                         text.push_str(value);
                         value.len() + 2 * encoded
                     } else {
-                        push_decoded(text, value, NotUtf8::Replace);
-                        encoded_value_len(text.get(value_start..).unwrap_or_default())
+                        // `Replace` keeps every value.
+                        push_decoded_counted(text, value, NotUtf8::Replace).unwrap_or_default()
                     };
                     let value_end = text.len();
                     b.commit(value_end, encoded).map(|()| true)
@@ -770,14 +975,11 @@ impl Baggage {
             }
             b.key(key);
             let text = &mut b.members.text;
-            let value_start = text.len();
-            // Without a `%`, the value is appended as it is.
-            if push_decoded(text, value, NotUtf8::Drop).is_none() {
+            let Some(encoded) = push_decoded_counted(text, value, NotUtf8::Drop) else {
                 b.roll_back();
                 continue;
-            }
+            };
             let value_end = text.len();
-            let encoded = encoded_value_len(text.get(value_start..).unwrap_or_default());
             let _ = b.commit(value_end, encoded);
         }
         b.finish()
@@ -950,6 +1152,92 @@ mod tests {
             proptest::prop_assert_eq!(owned(&b), want);
             proptest::prop_assert_eq!(drops, want_drops);
         }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// The one-pass decoder appends what `push_decoded` appends, and counts what
+        /// `encoded_value_len` counts of it, under both policies.
+        #[test]
+        fn counted_decoding_agrees_with_decode_then_count(
+            prefix in "[a-z]{0,3}",
+            value in "([a-zA-Z0-9 +,;\"\\=é]|%[0-9A-Fa-fxz]{0,2}|%C3%BC|%E2%86%92|%FF|%C3){0,12}",
+        ) {
+            for policy in [NotUtf8::Replace, NotUtf8::Drop] {
+                let mut want = Text::default();
+                want.push_str(&prefix);
+                let ok = push_decoded(&mut want, &value, policy).is_some();
+                let mut got = Text::default();
+                got.push_str(&prefix);
+                let encoded = push_decoded_counted(&mut got, &value, policy);
+                proptest::prop_assert_eq!(got.as_str(), want.as_str());
+                let want_encoded =
+                    ok.then(|| encoded_value_len(want.get(prefix.len()..).unwrap_or_default()));
+                proptest::prop_assert_eq!(encoded, want_encoded, "{:?}", value);
+            }
+        }
+    }
+
+    #[test]
+    fn text_in_place_and_on_the_heap_is_the_same_text() {
+        use std::hash::BuildHasher;
+        let mut inline = Text::default();
+        let mut heap = Text::with_capacity(INLINE_TEXT + 1);
+        assert!(matches!(heap, Text::Heap(_)));
+        for t in [&mut inline, &mut heap] {
+            t.push_str("ab");
+            t.push('é');
+            t.push_str("c");
+        }
+        assert!(matches!(inline, Text::Inline { .. }));
+        assert_eq!(inline.as_str(), "abéc");
+        assert_eq!(inline, heap);
+        let state = std::collections::hash_map::RandomState::new();
+        assert_eq!(state.hash_one(&inline), state.hash_one(&heap));
+        inline.truncate(2);
+        assert_eq!(inline.as_str(), "ab");
+        inline.truncate(5);
+        assert_eq!(inline.as_str(), "ab", "no longer");
+        // Past the place: the text moves to the heap, whole.
+        let long = "x".repeat(INLINE_TEXT);
+        inline.push_str(&long);
+        assert!(matches!(inline, Text::Heap(_)));
+        assert_eq!(inline.as_str(), format!("ab{long}"));
+        // Exactly full stays in place.
+        let mut full = Text::default();
+        full.push_str(&long);
+        assert!(matches!(full, Text::Inline { .. }));
+        assert_eq!(full.len(), INLINE_TEXT);
+        full.reserve(1);
+        assert!(matches!(full, Text::Heap(_)));
+        assert_eq!(full.as_str(), long);
+    }
+
+    #[test]
+    fn baggage_is_send_and_sync() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Baggage>();
+    }
+
+    #[test]
+    fn baggage_equality_does_not_depend_on_where_the_text_is() {
+        use std::hash::BuildHasher;
+        // A long line reserves heap text; its one valid member makes the same baggage as a
+        // short line, whose text stays in place.
+        let long = format!("k=v,{}", "bad key=x,".repeat(20));
+        let (a, b) = (
+            Baggage::parse_lines([long.as_str()]),
+            Baggage::parse_lines(["k=v"]),
+        );
+        assert!(matches!(a.members().map(|m| &m.text), Some(Text::Heap(_))));
+        assert!(matches!(
+            b.members().map(|m| &m.text),
+            Some(Text::Inline { .. })
+        ));
+        assert_eq!(a, b);
+        let state = std::collections::hash_map::RandomState::new();
+        assert_eq!(state.hash_one(&a), state.hash_one(&b));
     }
 
     #[test]

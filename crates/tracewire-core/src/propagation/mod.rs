@@ -282,7 +282,10 @@ impl Propagators {
 /// are one key (Jaeger's come lowercased through HTTP: `userId` sent as W3C baggage and as
 /// `uberctx-userId` must not come back as two keys).
 fn merge(into: &mut Baggage, more: Baggage) {
-    if !more.is_empty() {
+    if into.is_empty() {
+        // What the merge would return, without a clone of `more` and a drop.
+        *into = more;
+    } else if !more.is_empty() {
         *into = into.merge_ignoring_key_case(&more);
     }
 }
