@@ -89,6 +89,20 @@ fn swar8(word: u64, upper: bool) -> Option<u32> {
     Some((n | (n >> 16)) as u32)
 }
 
+/// Parses exactly 16 hex digits (two [`swar8`] steps, no length arithmetic).
+#[inline]
+pub(crate) fn parse_16(s: &[u8; 16], upper: bool) -> Option<u64> {
+    let (hi, lo) = s.split_at(8);
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(b);
+        u64::from_be_bytes(w)
+    };
+    let hi = swar8(word(hi), upper)?;
+    let lo = swar8(word(lo), upper)?;
+    Some(u64::from(hi) << 32 | u64::from(lo))
+}
+
 /// Parses 1 to 32 hex digits into a `u128`.
 #[inline]
 pub(crate) fn parse_u128(s: &[u8], upper: bool) -> Option<u128> {
@@ -422,6 +436,9 @@ mod tests {
             proptest::prop_assert_eq!(parse_u64(&s, upper), want64);
             let want8 = want.filter(|_| s.len() == 2).map(|v| v as u8);
             proptest::prop_assert_eq!(parse_u8(&s, upper), want8);
+            if let Ok(exact) = <&[u8; 16]>::try_from(s.as_slice()) {
+                proptest::prop_assert_eq!(parse_16(exact, upper), want64);
+            }
         }
     }
 

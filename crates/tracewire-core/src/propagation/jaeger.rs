@@ -49,7 +49,7 @@ fn parse_fields(b: &[u8]) -> Option<TraceContext> {
     // Full-width ids (what tracewire and most tracers write) are read in place, without
     // looking for the separators between them; any other form is split.
     match (b.get(..32), b.get(32), b.get(33..49), b.get(49)) {
-        (Some(t), Some(b':'), Some(s), Some(b':')) => ids_and_rest(t, s, &b[50..]),
+        (Some(t), Some(b':'), Some(s), Some(b':')) => full_width(t, s, &b[50..]),
         _ => None,
     }
     .or_else(|| {
@@ -59,16 +59,36 @@ fn parse_fields(b: &[u8]) -> Option<TraceContext> {
     })
 }
 
+/// [`ids_and_rest`] for ids of exactly 32 and 16 digits, read as fixed-width words (`None`
+/// when they are not hex: the general reading then decides).
+fn full_width(t: &[u8], s: &[u8], rest: &[u8]) -> Option<TraceContext> {
+    let t = <&[u8; 32]>::try_from(t).ok()?;
+    let s = <&[u8; 16]>::try_from(s).ok()?;
+    let (hi, lo) = t.split_at(16);
+    let hi = hex::parse_16(hi.try_into().ok()?, true)?;
+    let lo = hex::parse_16(lo.try_into().ok()?, true)?;
+    let t = (u128::from(hi) << 64) | u128::from(lo);
+    let s = hex::parse_16(s, true)?;
+    if t == 0 || s == 0 {
+        return None;
+    }
+    context(t, s, rest)
+}
+
 /// The trace id, the span id, and `{parent-span-id}:{flags}`.
 fn ids_and_rest(t: &[u8], s: &[u8], rest: &[u8]) -> Option<TraceContext> {
     let t = hex::parse_u128(t, true).filter(|v| *v != 0)?;
     let s = hex::parse_u64(s, true).filter(|v| *v != 0)?;
-    let mut parts = rest.split(|&c| c == b':');
-    hex::parse_u64(parts.next()?, true)?;
-    let flags = parts.next()?;
-    if parts.next().is_some() {
-        return None;
-    }
+    context(t, s, rest)
+}
+
+/// The context of two valid ids and `{parent-span-id}:{flags}`.
+#[inline]
+fn context(t: u128, s: u64, rest: &[u8]) -> Option<TraceContext> {
+    // `{parent}:{flags}`: one `:` (a second one lands in `flags`, which then fails).
+    let colon = rest.iter().position(|&c| c == b':')?;
+    let (parent, flags) = (&rest[..colon], &rest[colon + 1..]);
+    hex::parse_u64(parent, true)?;
     // Hex digits only: `u8::from_str_radix` alone would accept a leading `+`.
     let flags = match flags {
         [one] => hex::parse_u8(&[b'0', *one], true)?,
