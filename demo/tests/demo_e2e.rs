@@ -2,8 +2,7 @@
 //! viewer. Each run is bounded (the demo is killed after [`TIMEOUT`]).
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
-use std::io::Read as _;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tracewire_viewer::store::StoredSpan;
@@ -49,18 +48,6 @@ gateway: GET /checkout/:item [server] http.response.status_code=502 ERROR
             pricing: GET /price/:item [server] http.request.header.uber-trace-id=… http.response.status_code=500 ERROR
 ";
 
-/// Kills the demo if the test fails before it exits (its own `Drop` stops its services).
-struct Demo(Option<Child>);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Runs the demo with `--once` and `env`; returns its exit success and stdout. Panics (after
 /// killing it) when it runs longer than [`TIMEOUT`].
 fn run_demo(env: &[(&str, &str)]) -> (bool, String) {
@@ -72,30 +59,8 @@ fn run_demo(env: &[(&str, &str)]) -> (bool, String) {
         .env_remove("OTEL_PROPAGATORS")
         .env_remove("OTEL_SDK_DISABLED")
         .env_remove("OTEL_TRACES_SAMPLER")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    let mut demo = Demo(Some(cmd.spawn().unwrap()));
-    let mut stdout = demo.0.as_mut().unwrap().stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out);
-        out
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = demo.0.as_mut().unwrap().try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the demo did not finish within {TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    demo.0 = None;
-    let out = reader.join().unwrap();
-    eprintln!("{out}");
+        .envs(env.iter().copied());
+    let (status, out) = tracewire_test::process::run_to_end(&mut cmd, TIMEOUT);
     (status.success(), out)
 }
 

@@ -10,6 +10,8 @@ pub mod faststream;
 pub mod jaeger;
 /// Interop peers: a Python script from `.venv` over a line protocol (std only).
 pub mod peer;
+/// A program of the workspace (an example, the demo) run to its end, bounded in time.
+pub mod process;
 /// Loud, recorded skips for tests whose interop peer or broker is missing (fail under `CI=true`).
 pub mod skip;
 

@@ -10,9 +10,8 @@
 #[allow(dead_code)]
 mod example;
 
-use std::io::Read as _;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use tracewire_test::faststream::{Receiver, render, typed};
 use tracewire_viewer::store::StoredSpan;
@@ -46,19 +45,6 @@ fn example_process() {
     }
 }
 
-/// Kills the gateway if the test fails before it exits (its backend exits when its stdin
-/// closes).
-struct Gateway(Option<Child>);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Runs the example's gateway with `--once`, exporting to `endpoint`; returns its stdout.
 fn run_once(endpoint: &str) -> String {
     let mut cmd = process("gateway");
@@ -70,30 +56,9 @@ fn run_once(endpoint: &str) -> String {
     // The default filter (`info`): the spans hyper, h2 and tonic open at `debug` stay out.
     cmd.env_remove("RUST_LOG")
         .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint)
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    let mut gateway = Gateway(Some(cmd.spawn().unwrap()));
-    let mut stdout = gateway.0.as_mut().unwrap().stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out);
-        out
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = gateway.0.as_mut().unwrap().try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the example ran longer than {TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    gateway.0 = None;
-    let out = reader.join().unwrap();
-    eprintln!("{out}");
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+    // Its backend exits when its stdin closes.
+    let (status, out) = tracewire_test::process::run_to_end(&mut cmd, TIMEOUT);
     assert!(status.success(), "the example failed: {status}");
     out
 }
