@@ -56,6 +56,7 @@ const state = {
   paused: false,
   pending: [],
   raw: false,
+  edge: null,         // the map edge whose traces the list shows ("a → b (calls)"), else null
 };
 
 // ---- search + list ------------------------------------------------------------------------
@@ -88,6 +89,7 @@ async function search() {
   try {
     const r = await getJSON('/tw/api/search?' + searchParams());
     state.traces = r.traces;
+    state.edge = null;
     renderList();
   } catch (e) {
     $('list-title').textContent = 'Search failed: ' + e.message;
@@ -116,7 +118,7 @@ function traceRow(t, fresh) {
 function renderList(freshIds) {
   const ul = $('trace-list');
   ul.replaceChildren(...state.traces.map((t) => traceRow(t, freshIds && freshIds.has(t.traceId))));
-  $('list-title').textContent = state.traces.length + ' traces';
+  $('list-title').textContent = state.traces.length + ' traces' + (state.edge ? ': ' + state.edge : '');
 }
 
 // ---- live ---------------------------------------------------------------------------------
@@ -126,7 +128,7 @@ function applyLive(events) {
     const t = ev.trace;
     const i = state.traces.findIndex((x) => x.traceId === t.traceId);
     if (i >= 0) state.traces[i] = t;
-    else if (!hasFilters()) { state.traces.unshift(t); fresh.add(t.traceId); }
+    else if (!hasFilters() && !state.edge) { state.traces.unshift(t); fresh.add(t.traceId); }
     if (t.traceId === state.selected) loadTrace(t.traceId, state.span, true);
   }
   if (state.traces.length > 500) state.traces.length = 500;
@@ -480,8 +482,9 @@ async function showEdgeTraces(e) {
   try {
     const r = await getJSON('/tw/api/map/traces?' + p);
     state.traces = r.traces;
+    // Kept in the state: a live update of one of these traces renders the list again.
+    state.edge = e.from + ' → ' + e.to + ' (' + e.kind + 's)';
     renderList();
-    $('list-title').textContent = r.traces.length + ' traces: ' + e.from + ' → ' + e.to + ' (' + e.kind + 's)';
   } catch (err) {
     $('list-title').textContent = 'Failed: ' + err.message;
   }

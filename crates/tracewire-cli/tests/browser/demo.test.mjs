@@ -3,6 +3,7 @@
 // edge's traces, distinct colours and the critical path of a real trace. Run with VIEWER_URL.
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 
 const UI = process.env.VIEWER_URL.replace(/\/$/, '');
 
@@ -39,8 +40,39 @@ try {
       ['backend', 'gateway', 'inventory', 'pricing']);
     assert.match(await page.textContent('#map-meta'), /from 4 traces/);
     await page.click('#map-edges .map-edge-row[data-from="gateway"][data-to="backend"]');
-    await page.waitForFunction(() => document.querySelectorAll('#trace-list .trace-row').length === 4);
+    // The unfiltered list has 4 rows too: wait for the edge's own list (its title), then count.
+    await page.waitForFunction(() => /→/.test(document.querySelector('#list-title')?.textContent || ''));
     assert.match(await page.textContent('#list-title'), /^4 traces: gateway → backend \(calls\)/);
+    assert.equal(await page.$$eval('#trace-list .trace-row', (rs) => rs.length), 4);
+  });
+
+  await check('an edge\'s list keeps its title and its traces when live updates arrive', async () => {
+    // A new trace elsewhere (not of this edge) and a late span of one listed trace (one that
+    // succeeded: the checks below read the broken one), in this order on the live stream.
+    const listed = await page.$$eval('#trace-list .trace-row', (rs) => rs.map((r) => r.dataset.traceId));
+    const ok = (await (await fetch(`${UI}/tw/api/search?service=gateway`)).json()).traces
+      .find((t) => listed.includes(t.traceId) && !t.errorCount);
+    const t = await (await fetch(`${UI}/tw/api/traces/${ok.traceId}`)).json();
+    const root = t.spans.find((s) => !s.parentSpanId);
+    const hex = (n) => randomBytes(n).toString('hex');
+    const str = (key, v) => ({ key, value: { stringValue: v } });
+    const send = async (service, span) => {
+      const body = { resourceSpans: [{ resource: { attributes: [str('service.name', service)] }, scopeSpans: [{ spans: [span] }] }] };
+      const r = await fetch(process.env.OTLP_URL, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      assert.equal(r.status, 200, await r.text());
+    };
+    const now = BigInt(Date.now()) * 1000000n;
+    const other = hex(16);
+    await send('elsewhere', { traceId: other, spanId: hex(8), name: 'GET /elsewhere', kind: 2,
+      startTimeUnixNano: String(now), endTimeUnixNano: String(now + 1000000n) });
+    const start = BigInt(t.startUs) * 1000n + 1000n;
+    await send('gateway', { traceId: ok.traceId, spanId: hex(8), parentSpanId: root.spanId, name: 'late', kind: 1,
+      startTimeUnixNano: String(start), endTimeUnixNano: String(start + 1000n) });
+    await page.waitForFunction(([id, n]) =>
+      document.querySelector(`#trace-list .trace-row[data-trace-id="${id}"]`)?.textContent.includes(`${n} spans`),
+      [ok.traceId, t.spans.length + 1]);
+    assert.match(await page.textContent('#list-title'), /^4 traces: gateway → backend \(calls\)/);
+    assert.deepEqual(await page.$$eval('#trace-list .trace-row', (rs) => rs.map((r) => r.dataset.traceId)), listed);
   });
 
   await check('the broken checkout: four colours, the critical path down to the failing price', async () => {
