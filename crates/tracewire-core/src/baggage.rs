@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use percent_encoding::percent_decode_str;
 
@@ -85,8 +85,83 @@ fn member_len(key: usize, encoded_value: usize, properties: usize) -> usize {
 ///   either limit are dropped whole, in order; a member is never cut. The same limits apply
 ///   when injecting, so a header tracewire writes is always within them.
 /// - A key that appears twice keeps its first value.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Baggage(Option<Arc<Members>>);
+///
+/// # Jaeger's `uberctx-*` headers are decoded when first read
+/// A few short `uberctx-*` pairs (up to 4 pairs and 128 bytes of keys and values, which is
+/// most of them) are kept as they came and decoded on the first read of the baggage (any
+/// method that looks at its members, comparison and hashing included), once for every clone:
+/// a request whose baggage nobody reads or forwards never pays for decoding it. What a read
+/// sees is exactly what decoding at extraction would have made, invalid pairs dropped.
+#[derive(Clone, Default)]
+pub struct Baggage(Option<Arc<Shared>>);
+
+/// What a non-empty [`Baggage`] shares between its clones.
+enum Shared {
+    /// Members decoded when the baggage was made (never empty).
+    Decoded(Members),
+    /// `uberctx-*` pairs as they came, decoded into members on the first read (`None`: no
+    /// pair was valid).
+    Encoded {
+        pairs: EncodedPairs,
+        decoded: OnceLock<Option<Members>>,
+    },
+}
+
+/// Up to [`INLINE`] `(key, value)` pairs, undecoded, back to back in place (at most
+/// [`INLINE_TEXT`] bytes in all).
+struct EncodedPairs {
+    /// Each pair's key and value.
+    text: Text,
+    /// Where each pair's key and value end in `text`; a pair starts where the one before ended.
+    ends: [(u8, u8); INLINE],
+    len: u8,
+}
+
+impl EncodedPairs {
+    fn new() -> EncodedPairs {
+        EncodedPairs {
+            text: Text::default(),
+            ends: [(0, 0); INLINE],
+            len: 0,
+        }
+    }
+
+    /// Appends a pair as it is; `false` (nothing appended) when it does not fit.
+    fn push(&mut self, key: &str, value: &str) -> bool {
+        let Some(slot) = self.ends.get_mut(usize::from(self.len)) else {
+            return false;
+        };
+        if self.text.len() + key.len() + value.len() > INLINE_TEXT {
+            return false;
+        }
+        self.text.push_str(key);
+        let key_end = self.text.len();
+        self.text.push_str(value);
+        // At most `INLINE_TEXT` (checked above), which fits a `u8`.
+        *slot = (key_end as u8, self.text.len() as u8);
+        self.len += 1;
+        true
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let text = self.text.as_str();
+        let mut start = 0;
+        self.ends
+            .get(..usize::from(self.len))
+            .unwrap_or_default()
+            .iter()
+            .map(move |&(key, value)| {
+                // Every end is where a whole `str` was appended: a boundary.
+                let part = |from: u8, to: u8| {
+                    text.get(usize::from(from)..usize::from(to))
+                        .unwrap_or_default()
+                };
+                let pair = (part(start, key), part(key, value));
+                start = value;
+                pair
+            })
+    }
+}
 
 /// Every member in one buffer: the whole baggage is one allocation (the `Arc`) up to
 /// [`INLINE`] members and [`INLINE_TEXT`] bytes of text, two or three beyond.
@@ -320,14 +395,25 @@ impl Members {
         }
     }
 
-    /// True when a member has exactly this key (compared as bytes, no `Member` views).
+    /// True when a member has exactly this key.
     fn has_key(&self, key: &[u8]) -> bool {
+        self.find(key).is_some()
+    }
+
+    /// The decoded value of the member with exactly this key.
+    fn get(&self, key: &str) -> Option<&str> {
+        let e = self.find(key.as_bytes())?;
+        self.text.get(e.key as usize..e.value as usize)
+    }
+
+    /// The ends of the member with exactly this key (compared as bytes, no `Member` views).
+    fn find<'s>(&'s self, key: &[u8]) -> Option<&'s Ends> {
         let text = self.text.as_str().as_bytes();
         let mut start = 0;
         // Two plain slice loops (a `Chain` costs a state check per step); a key of another
         // length is passed over without slicing.
-        let mut found = |ends: &[Ends]| {
-            ends.iter().any(|e| {
+        let mut found = |ends: &'s [Ends]| {
+            ends.iter().find(|e| {
                 let end = e.key as usize;
                 let same =
                     end.wrapping_sub(start) == key.len() && text.get(start..end) == Some(key);
@@ -336,7 +422,7 @@ impl Members {
             })
         };
         let (inline, more) = self.ends.as_slices();
-        found(inline) || found(more)
+        found(inline).or_else(|| found(more))
     }
 
     fn iter(&self) -> impl Iterator<Item = Member<'_>> {
@@ -433,11 +519,12 @@ impl Builder {
     }
 
     fn finish(self) -> Baggage {
-        if self.members.ends.is_empty() {
-            Baggage(None)
-        } else {
-            Baggage(Some(Arc::new(self.members)))
-        }
+        Baggage(self.into_members().map(|m| Arc::new(Shared::Decoded(m))))
+    }
+
+    /// The members, `None` when there are none.
+    fn into_members(self) -> Option<Members> {
+        (!self.members.ends.is_empty()).then_some(self.members)
     }
 }
 
@@ -686,6 +773,30 @@ fn push_decoded_bytes(out: &mut Text, value: &str, policy: NotUtf8) -> Option<()
     Some(())
 }
 
+/// Members from pairs whose values are percent-encoded (see [`Baggage::from_encoded_pairs`]).
+fn decode_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Builder {
+    let mut b = Builder::new(64, 4);
+    decode_pairs_into(&mut b, pairs);
+    b
+}
+
+/// [`decode_pairs`] into `b`, after what it holds.
+fn decode_pairs_into<'a>(b: &mut Builder, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    for (key, value) in pairs {
+        if !is_valid_key(key) {
+            continue;
+        }
+        b.key(key);
+        let text = &mut b.members.text;
+        let Some(encoded) = push_decoded_counted(text, value, NotUtf8::Drop) else {
+            b.roll_back();
+            continue;
+        };
+        let value_end = text.len();
+        let _ = b.commit(value_end, encoded);
+    }
+}
+
 /// Parses one list member into `b`; `false` (and nothing kept) when it breaks the grammar.
 /// `Err` when it is valid but over a limit. The general path: white space, properties.
 fn parse_member(b: &mut Builder, raw: &str) -> Result<bool, OverLimit> {
@@ -844,13 +955,19 @@ impl Baggage {
         (b.finish(), drops)
     }
 
+    /// The members (decoded now if they came undecoded), `None` when there are none.
     fn members(&self) -> Option<&Members> {
-        self.0.as_deref()
+        match self.0.as_deref()? {
+            Shared::Decoded(members) => Some(members),
+            Shared::Encoded { pairs, decoded } => decoded
+                .get_or_init(|| decode_pairs(pairs.iter()).into_members())
+                .as_ref(),
+        }
     }
 
     /// True when there are no members.
     pub fn is_empty(&self) -> bool {
-        self.0.is_none()
+        self.members().is_none()
     }
 
     /// Number of members.
@@ -865,7 +982,7 @@ impl Baggage {
 
     /// The decoded value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.iter().find(|m| m.key == key).map(Member::value)
+        self.members()?.get(key)
     }
 
     /// Rebuilds from `members` (each as it is, within the limits).
@@ -962,27 +1079,25 @@ impl Baggage {
     /// headers): values are decoded; a pair whose key is not a token, or whose value is not
     /// UTF-8 once decoded, is dropped, and so is anything over the limits.
     pub(crate) fn from_encoded_pairs<'a>(
-        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+        mut pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Baggage {
-        let mut pairs = pairs.peekable();
-        if pairs.peek().is_none() {
+        let mut kept = EncodedPairs::new();
+        for (key, value) in pairs.by_ref() {
+            if !kept.push(key, value) {
+                // More than fit in place: decoded now.
+                let mut b = decode_pairs(kept.iter());
+                decode_pairs_into(&mut b, [(key, value)].into_iter().chain(pairs));
+                return b.finish();
+            }
+        }
+        if kept.len == 0 {
             return Baggage::empty();
         }
-        let mut b = Builder::new(64, 4);
-        for (key, value) in pairs {
-            if !is_valid_key(key) {
-                continue;
-            }
-            b.key(key);
-            let text = &mut b.members.text;
-            let Some(encoded) = push_decoded_counted(text, value, NotUtf8::Drop) else {
-                b.roll_back();
-                continue;
-            };
-            let value_end = text.len();
-            let _ = b.commit(value_end, encoded);
-        }
-        b.finish()
+        // Decoded on the first read.
+        Baggage(Some(Arc::new(Shared::Encoded {
+            pairs: kept,
+            decoded: OnceLock::new(),
+        })))
     }
 
     /// The `baggage` header value: members percent-encoded, within [`MAX_BYTES`]; `None` when
@@ -1017,6 +1132,21 @@ impl fmt::Debug for Baggage {
         f.debug_map()
             .entries(self.iter().map(|m| (m.key, m.value)))
             .finish()
+    }
+}
+
+/// Equal when the members are (in order), however each side was made or kept.
+impl PartialEq for Baggage {
+    fn eq(&self, other: &Self) -> bool {
+        self.members() == other.members()
+    }
+}
+
+impl Eq for Baggage {}
+
+impl std::hash::Hash for Baggage {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.members().hash(state);
     }
 }
 
@@ -1238,6 +1368,52 @@ mod tests {
         assert_eq!(a, b);
         let state = std::collections::hash_map::RandomState::new();
         assert_eq!(state.hash_one(&a), state.hash_one(&b));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// `uberctx-*` pairs kept undecoded (few and short) read, compare and hash exactly as
+        /// the same pairs decoded at once; past what fits in place they are decoded at once.
+        #[test]
+        fn encoded_pairs_read_as_if_decoded_at_once(
+            pairs in proptest::collection::vec(
+                ("[a-cK-]{0,3}( )?", "([a-z+]{0,40}|%[0-9A-Fa-f]{0,2}|%C3%BC|%FF| ){0,3}"),
+                0..7,
+            ),
+        ) {
+            use std::hash::BuildHasher;
+            let pairs: Vec<(&str, &str)> =
+                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let lazy = Baggage::from_encoded_pairs(pairs.iter().copied());
+            let eager = decode_pairs(pairs.iter().copied()).finish();
+            let state = std::collections::hash_map::RandomState::new();
+            // Hashed and compared before any other read, then read.
+            proptest::prop_assert_eq!(state.hash_one(&lazy), state.hash_one(&eager));
+            proptest::prop_assert!(lazy == eager);
+            proptest::prop_assert_eq!(lazy.is_empty(), eager.is_empty());
+            proptest::prop_assert_eq!(owned(&lazy), owned(&eager));
+            proptest::prop_assert_eq!(lazy.header_value(), eager.header_value());
+            let fits = pairs.len() <= INLINE
+                && pairs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() <= INLINE_TEXT;
+            let kept_undecoded = matches!(lazy.0.as_deref(), Some(Shared::Encoded { .. }));
+            proptest::prop_assert_eq!(kept_undecoded, fits && !pairs.is_empty());
+        }
+    }
+
+    #[test]
+    fn encoded_pairs_none_valid_are_empty_baggage() {
+        use std::hash::BuildHasher;
+        let b = Baggage::from_encoded_pairs([("bad key", "v"), ("k", "%FF")].into_iter());
+        assert!(matches!(b.0.as_deref(), Some(Shared::Encoded { .. })));
+        let state = std::collections::hash_map::RandomState::new();
+        assert_eq!(state.hash_one(&b), state.hash_one(Baggage::empty()));
+        assert_eq!(b, Baggage::empty());
+        assert!(b.is_empty());
+        assert_eq!((b.len(), b.header_value()), (0, None));
+        // A clone decodes once for both.
+        let c = b.clone();
+        assert!(c.is_empty() && Arc::ptr_eq(b.0.as_ref().unwrap(), c.0.as_ref().unwrap()));
     }
 
     #[test]
