@@ -483,6 +483,20 @@ fn bench_case<C>(c: &mut Criterion<ThreadCpu>, case: Case<C>) {
                 }),
                 ("opentelemetry-plus-uberctx", peer_with_uberctx),
             );
+            // Extract, then read one `uberctx-*` value: tracewire decodes its baggage on this
+            // first read (the extract rows above never read it); OpenTelemetry reads the value
+            // it copied into its tracestate, undecoded.
+            pair(
+                c,
+                "jaeger/extract-read",
+                ("tracewire", |_| {
+                    let cx = tracewire_extract(tw, black_box(inbound));
+                    cx.baggage.get("tenant").map(str::len)
+                }),
+                ("opentelemetry", |_| {
+                    jaeger::uberctx_value(&jaeger::extract(black_box(inbound)), "uberctx-tenant")
+                }),
+            );
             // Like for like: both read everything (tracewire decodes `uberctx-*` into baggage,
             // OTel copies them into its tracestate), both write `uber-trace-id` alone.
             pair(
@@ -614,6 +628,15 @@ mod jaeger {
 
     pub(super) fn extract(h: &HeaderMap) -> Context {
         PROPAGATOR.with(|p| p.extract(&Extractor(h)))
+    }
+
+    /// The length of the `uberctx-*` value OpenTelemetry kept in the tracestate, if any.
+    pub(super) fn uberctx_value(cx: &Context, key: &str) -> Option<usize> {
+        cx.span()
+            .span_context()
+            .trace_state()
+            .get(key)
+            .map(str::len)
     }
 
     pub(super) fn inject(cx: &Context, out: &mut HeaderMap) {
