@@ -1081,17 +1081,20 @@ impl Baggage {
     pub(crate) fn from_encoded_pairs<'a>(
         mut pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Baggage {
+        // Most requests carry no `uberctx-*` header: nothing made for them.
+        let mut next = pairs.next();
+        if next.is_none() {
+            return Baggage::empty();
+        }
         let mut kept = EncodedPairs::new();
-        for (key, value) in pairs.by_ref() {
+        while let Some((key, value)) = next {
             if !kept.push(key, value) {
                 // More than fit in place: decoded now.
                 let mut b = decode_pairs(kept.iter());
                 decode_pairs_into(&mut b, [(key, value)].into_iter().chain(pairs));
                 return b.finish();
             }
-        }
-        if kept.len == 0 {
-            return Baggage::empty();
+            next = pairs.next();
         }
         // Decoded on the first read.
         Baggage(Some(Arc::new(Shared::Encoded {
