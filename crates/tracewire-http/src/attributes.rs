@@ -10,7 +10,7 @@ use tracewire_core::{PendingSpan, semconv};
 
 use crate::config::Inner;
 use crate::format::{ip_string, port_str, static_or_owned, status_str, u16_string};
-use crate::head::RequestHead;
+use crate::head::{RequestHead, ServerAuthority};
 use crate::headers::protocol_version;
 use crate::intern;
 use crate::method::Normalized;
@@ -58,19 +58,9 @@ pub(crate) fn request_attributes(
     if let Some(route) = route {
         put(semconv::HTTP_ROUTE, route);
     }
-    let host = head.uri.authority().map(|a| a.as_str()).or_else(|| {
-        head.headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-    });
-    // Interned whole and split once; past the interner's bound, split here.
-    let split = host.and_then(|h| match intern::host(h) {
-        Some(h) => Some((Cow::Borrowed(h.address), h.port, h.port_text)),
-        None => intern::split_host_port(h).map(|(a, p)| (Cow::Owned(a.to_owned()), p, None)),
-    });
-    if let Some((address, port, port_text)) = split {
-        put(semconv::SERVER_ADDRESS, address);
-        let port = port.or(match scheme.unwrap_or(config.scheme) {
+    if let Some(authority) = ServerAuthority::of(head.uri, head.headers) {
+        put(semconv::SERVER_ADDRESS, authority.address);
+        let port = authority.port.or(match scheme.unwrap_or(config.scheme) {
             "https" => Some(443),
             "http" => Some(80),
             _ => None,
@@ -78,7 +68,9 @@ pub(crate) fn request_attributes(
         if let Some(port) = port {
             put(
                 semconv::SERVER_PORT,
-                port_text.map_or_else(|| port_str(port), Cow::Borrowed),
+                authority
+                    .port_text
+                    .map_or_else(|| port_str(port), Cow::Borrowed),
             );
             // (other ports go through `u16_string`, no `fmt`)
         }

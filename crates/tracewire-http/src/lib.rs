@@ -22,7 +22,7 @@ pub use carrier::{HeaderExtractor, HeaderInjector, walk_headers};
 pub use client::{ClientConfig, ClientSpan, client_span_name};
 pub use config::ServerConfig;
 pub use format::{ip_string, u16_string};
-pub use head::RequestHead;
+pub use head::{RequestHead, ServerAuthority};
 pub use headers::{HeaderCapture, protocol_version};
 pub use method::{KnownMethods, Normalized, OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS, OTHER};
 pub use naming::server_span_name;

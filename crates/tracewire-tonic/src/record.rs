@@ -21,9 +21,6 @@ pub(crate) const OTHER: &str = "_OTHER";
 /// copied as before.
 static NAMES: Interner = Interner::new(1024);
 
-/// `server.address` values, interned like [`NAMES`].
-static HOSTS: Interner = Interner::new(256);
-
 /// Splits a gRPC path `/package.Service/Method` into `("package.Service", "Method")`.
 pub(crate) fn parse_path(path: &str) -> Option<(&str, &str)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
@@ -137,20 +134,7 @@ pub(crate) fn record_start(
 /// `server.address` and `server.port` from a request's URI authority (the HTTP/2
 /// `:authority`), else its `Host` header.
 pub(crate) fn authority_of<B>(req: &http::Request<B>) -> Option<(Cow<'static, str>, Option<u16>)> {
-    // IPv6 literals are recorded without their URI brackets.
-    let split = |a: &http::uri::Authority| {
-        let host = a.host();
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        (HOSTS.cow(host), a.port_u16())
-    };
-    if let Some(a) = req.uri().authority() {
-        return Some(split(a));
-    }
-    let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
-    Some(split(&http::uri::Authority::try_from(host).ok()?))
+    tracewire_http::ServerAuthority::of(req.uri(), req.headers()).map(|a| (a.address, a.port))
 }
 
 /// Tolerance when deciding whether a call dropped before its end ran out of time: tonic's
