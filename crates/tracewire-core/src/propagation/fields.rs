@@ -283,28 +283,51 @@ impl<'a> Walk<'a> {
 /// [`Extractor::walk`], else straight from the carrier.
 pub(super) struct Fields<'a, E: ?Sized> {
     carrier: &'a E,
-    wanted: u16,
-    found: Option<Found<'a>>,
+    /// The pass, made in place (what it found is read only when `walked`).
+    walk: Walk<'a>,
+    walked: bool,
 }
 
 impl<'a, E: Extractor + ?Sized> Fields<'a, E> {
-    /// Walks `carrier` once (if it can be walked) for the slots in `wanted`.
-    pub(super) fn read(carrier: &'a E, wanted: u16) -> Self {
-        let mut walk = Walk::new(wanted);
-        let walked = carrier.walk(&mut walk);
-        // Each key once, with its first value (a carrier may repeat a key, in any case).
-        crate::carrier::first_of_each_key(&mut walk.found.prefixed);
+    /// A carrier not read yet: [`read`](Fields::read) it once, before any lookup.
+    #[inline(always)]
+    pub(super) fn new(carrier: &'a E, wanted: u16) -> Self {
         Fields {
             carrier,
-            wanted,
-            found: walked.then_some(walk.found),
+            walk: Walk::new(wanted),
+            walked: false,
         }
     }
+
+    /// Walks the carrier once (if it can be walked) for the wanted slots. (In place: what the
+    /// pass found, ten values and a list, is not moved again.)
+    #[inline(always)]
+    pub(super) fn read(&mut self) {
+        self.walked = self.carrier.walk(&mut self.walk);
+        // Each key once, with its first value (a carrier may repeat a key, in any case).
+        let prefixed = &mut self.walk.found.prefixed;
+        if prefixed.len() > 1 {
+            crate::carrier::first_of_each_key(prefixed);
+        }
+    }
+
+    /// True when the carrier was walked and holds none of the headers the formats read:
+    /// then no format finds anything in it (every read is answered by the pass).
+    pub(super) fn holds_none(&self) -> bool {
+        let found = &self.walk.found;
+        self.walked && found.first.iter().all(Option::is_none) && found.prefixed.is_empty()
+    }
+
+    /// What the pass found, if the carrier was walked.
+    fn found(&self) -> Option<&Found<'a>> {
+        self.walked.then_some(&self.walk.found)
+    }
+
     /// What the pass found for `key`, if the pass covered it.
     fn found_slot(&self, key: &str) -> Option<(&Found<'a>, u8)> {
-        let found = self.found.as_ref()?;
+        let found = self.found()?;
         let s = slot(key)?;
-        (self.wanted & 1 << s != 0).then_some((found, s))
+        (self.walk.wanted & 1 << s != 0).then_some((found, s))
     }
 }
 
@@ -360,9 +383,8 @@ impl<'a, E: Extractor + ?Sized> Extractor for Fields<'a, E> {
         prefix: &'b str,
     ) -> impl Iterator<Item = (&'b str, &'b str)> + 'b {
         let found = self
-            .found
-            .as_ref()
-            .filter(|_| prefix == jaeger::UBERCTX_PREFIX && self.wanted & 1 << PREFIXED != 0);
+            .found()
+            .filter(|_| prefix == jaeger::UBERCTX_PREFIX && self.walk.wanted & 1 << PREFIXED != 0);
         match found {
             Some(f) => Prefixed::Found(f.prefixed.iter()),
             None => Prefixed::Carrier(self.carrier.get_prefixed(prefix)),

@@ -211,7 +211,14 @@ impl Propagators {
         if self.formats.is_empty() {
             return Extracted::default();
         }
-        let carrier = &fields::Fields::read(carrier, self.wanted);
+        let mut fields = fields::Fields::new(carrier, self.wanted);
+        fields.read();
+        let carrier = &fields;
+        // The common case of a request that starts a trace: none of the headers is there, so
+        // no format has anything to parse or merge.
+        if carrier.holds_none() {
+            return Extracted::default();
+        }
         let mut out = Extracted::default();
         for &format in &self.formats {
             match format {
@@ -315,6 +322,61 @@ mod tests {
         assert!(p.formats().is_empty());
         let (p, _) = Propagators::parse_env(Some("b3multi,"));
         assert_eq!(p.formats(), [Format::B3Multi]);
+    }
+
+    /// The same entries, never walked: every read goes to the carrier.
+    struct Unwalked(Pairs);
+
+    impl Extractor for Unwalked {
+        type Values<'a> = <Pairs as Extractor>::Values<'a>;
+        type Keys<'a> = <Pairs as Extractor>::Keys<'a>;
+
+        fn get_all(&self, key: &str) -> Self::Values<'_> {
+            self.0.get_all(key)
+        }
+
+        fn keys(&self) -> Self::Keys<'_> {
+            self.0.keys()
+        }
+    }
+
+    #[test]
+    fn a_carrier_without_propagation_headers_yields_nothing_and_one_header_is_enough() {
+        let every = Propagators::new([
+            Format::TraceContext,
+            Format::Baggage,
+            Format::B3Multi,
+            Format::Jaeger,
+        ]);
+        let unrelated = [
+            ("host", "api.example"),
+            ("user-agent", "curl/8"),
+            ("x-b3-parentspanid", "e457b5a2e4d86bd1"),
+            ("traceparents", TP),
+            ("uberctx", "no key"),
+        ];
+        for p in [every.clone(), Propagators::all(), Propagators::default()] {
+            let none = Pairs::from_pairs(unrelated);
+            assert_eq!(p.extract(&none), Extracted::default(), "{p:?}");
+            assert_eq!(p.extract(&Unwalked(none)), Extracted::default(), "{p:?}");
+        }
+        // Any one header read by a configured format is read, as when the carrier is not
+        // walked (each of these alone makes the extraction non-empty).
+        for one in [
+            ("traceparent", TP),
+            ("baggage", "k=v"),
+            ("b3", "0"),
+            ("x-b3-sampled", "1"),
+            ("x-b3-flags", "1"),
+            ("uber-trace-id", "1:2:0:1"),
+            ("jaeger-debug-id", "abc"),
+            ("uberctx-user", "alice"),
+        ] {
+            let pairs = || Pairs::from_pairs(unrelated.into_iter().chain([one]));
+            let walked = every.extract(&pairs());
+            assert_ne!(walked, Extracted::default(), "{one:?}");
+            assert_eq!(walked, every.extract(&Unwalked(pairs())), "{one:?}");
+        }
     }
 
     #[test]
