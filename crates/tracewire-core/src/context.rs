@@ -225,16 +225,23 @@ impl<F: Future> Future for WithContext<F> {
     }
 }
 
+/// Holds the slot of [`scope`] while its context is attached (the slot holding what was
+/// attached before), and swaps the two back when dropped.
 struct SwapBack<'a> {
     slot: &'a mut Option<TraceContext>,
-    prev: Option<TraceContext>,
 }
 
 impl Drop for SwapBack<'_> {
+    #[inline]
     fn drop(&mut self) {
-        let prev = self.prev.take();
-        if let Ok(cx) = CURRENT.try_with(|c| c.replace(prev)) {
-            *self.slot = cx;
+        // A swap, not a `replace` and an assignment: nothing is dropped, so no drop glue runs.
+        if CURRENT
+            .try_with(|c| std::mem::swap(&mut *c.borrow_mut(), self.slot))
+            .is_err()
+        {
+            // Thread teardown: the thread's slot is gone with the context it held; `slot`
+            // is left empty, as before the call it lent its context.
+            *self.slot = None;
         }
     }
 }
@@ -281,10 +288,12 @@ impl<F: Future> FutureExt for F {}
 /// for the call and back into `slot` after (what [`WithContext`] does on every poll). For code
 /// that keeps a context across many polls outside a future — a response body, a stream.
 /// `None` in `slot` runs `f` with no context attached.
+#[inline]
 pub fn scope<R>(slot: &mut Option<TraceContext>, f: impl FnOnce() -> R) -> R {
-    let prev = CURRENT.with(|c| c.replace(slot.take()));
-    // Swapped back in a guard, also on unwind (as in `WithContext::poll`).
-    let _restore = SwapBack { slot, prev };
+    // Swapped in (the slot keeps what was attached before) and swapped back in a guard, also
+    // on unwind (as in `WithContext::poll`): two swaps of the context, no clone, no drop.
+    CURRENT.with(|c| std::mem::swap(&mut *c.borrow_mut(), slot));
+    let _restore = SwapBack { slot };
     f()
 }
 
