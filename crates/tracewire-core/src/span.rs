@@ -162,6 +162,7 @@ impl PendingSpan {
     }
 
     /// True until the span ends, when it is recorded (sampled and fastrace enabled).
+    #[inline]
     pub fn is_recording(&self) -> bool {
         self.recording.is_some()
     }
@@ -236,11 +237,17 @@ impl PendingSpan {
 
     /// Hands the attributes to fastrace and ends the span. Later calls, and the drop, do
     /// nothing.
+    #[inline]
     pub fn end(&mut self) {
         self.ended = true;
-        let Some(r) = self.recording.take() else {
-            return;
-        };
+        // Inlined up to here: a span that records nothing (unsampled) ends without a call.
+        if let Some(r) = self.recording.take() {
+            Self::hand_over(r);
+        }
+    }
+
+    /// Ends a recorded span: its attributes handed to fastrace in one piece.
+    fn hand_over(r: Box<Recording>) {
         let Recording {
             span, attributes, ..
         } = *r;
@@ -260,7 +267,18 @@ impl PendingSpan {
 }
 
 impl Drop for PendingSpan {
+    #[inline]
     fn drop(&mut self) {
+        // Inlined: a span that records nothing (unsampled), or has ended, drops without a call.
+        if self.recording.is_some() {
+            self.abandon();
+        }
+    }
+}
+
+impl PendingSpan {
+    /// Dropped while recording: the [`Abort`] (if any) is recorded, then the span ends.
+    fn abandon(&mut self) {
         if let Some(abort) = self.recording.as_deref_mut().and_then(|r| r.abort.take()) {
             self.record_error(abort.error_type, abort.description);
         }

@@ -633,6 +633,7 @@ impl<F: FnOnce() -> Cow<'static, str>> LazyName<F> {
 }
 
 /// A new random, non-zero trace id (all 128 bits random, so the W3C random flag holds).
+#[inline]
 pub fn new_trace_id() -> TraceId {
     loop {
         let id = fastrand::u128(..);
@@ -643,6 +644,7 @@ pub fn new_trace_id() -> TraceId {
 }
 
 /// A new random, non-zero span id.
+#[inline]
 pub fn new_span_id() -> SpanId {
     SpanId(fastrand::u64(1..))
 }
