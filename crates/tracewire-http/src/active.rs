@@ -11,6 +11,7 @@ thread_local! {
 }
 
 /// Whether the flag is set on this thread.
+#[inline]
 pub(crate) fn active() -> bool {
     ACTIVE.try_with(Cell::get).unwrap_or(false)
 }
@@ -21,6 +22,7 @@ pub(crate) struct ActiveGuard {
 }
 
 impl ActiveGuard {
+    #[inline]
     pub(crate) fn enter() -> Self {
         ActiveGuard {
             prev: ACTIVE.try_with(|a| a.replace(true)).unwrap_or(false),
@@ -29,6 +31,7 @@ impl ActiveGuard {
 }
 
 impl Drop for ActiveGuard {
+    #[inline]
     fn drop(&mut self) {
         let _ = ACTIVE.try_with(|a| a.set(self.prev));
     }

@@ -209,6 +209,7 @@ impl ServerSpan {
     /// another task (spawns it) hides the outer span, and the inner layer traces the request
     /// again; a handler that calls another traced service in-process (`oneshot` on the same
     /// task) gets no second server span, its work nests under this one.
+    #[inline]
     pub fn active() -> bool {
         active::active()
     }
@@ -217,19 +218,23 @@ impl ServerSpan {
     /// its context attached (moved in for the call and back out: no clone), and
     /// [`ServerSpan::active`] set. Integrations call the inner service and poll its future in
     /// it; restored on return and on unwind.
+    #[inline]
     pub fn scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         let _active = ActiveGuard::enter();
-        let _parent = self
-            .span
-            .is_recording()
-            .then(|| self.span.span().set_local_parent());
-        context::scope(&mut self.context, f)
+        if self.span.is_recording() {
+            let _parent = self.span.span().set_local_parent();
+            context::scope(&mut self.context, f)
+        } else {
+            // No fastrace parent to set or restore (not even an empty guard to drop).
+            context::scope(&mut self.context, f)
+        }
     }
 
     /// Runs `f` with only [`ServerSpan::active`] set: neither the context nor the fastrace
     /// parent. For an integration whose inner service does no request work in its `call` (an
     /// axum route defers everything to its future), so that a tracewire layer reached
     /// synchronously from there still sees the request as traced.
+    #[inline]
     pub fn mark_active<R>(f: impl FnOnce() -> R) -> R {
         let _active = ActiveGuard::enter();
         f()
@@ -260,6 +265,7 @@ impl ServerSpan {
     /// Records the response head: `http.response.status_code`, status `ERROR` and
     /// `error.type` for 5xx (4xx is not a server error), captured response headers; and, when
     /// configured, writes the trace headers into `headers`.
+    #[inline]
     pub fn record_response(&mut self, status: StatusCode, headers: &mut HeaderMap) {
         if status.is_informational()
             || status == StatusCode::NO_CONTENT
@@ -267,6 +273,16 @@ impl ServerSpan {
         {
             self.bodiless = true;
         }
+        // Inlined up to here: an unsampled request without response trace headers has no
+        // configuration kept, and nothing to record.
+        if self.config.is_some() {
+            self.record_response_headers(status, headers);
+        }
+    }
+
+    /// [`record_response`](ServerSpan::record_response) with a configuration: the trace
+    /// headers written, the status and captured headers recorded.
+    fn record_response_headers(&mut self, status: StatusCode, headers: &mut HeaderMap) {
         let Some(config) = &self.config else {
             return;
         };
@@ -296,10 +312,14 @@ impl ServerSpan {
     }
 
     /// Ends the span now (a response without a body to wait for).
+    #[inline]
     pub fn end(mut self) {
         self.complete();
     }
 
+    // Inlined, with `finish` and `PendingSpan::end`: an unsampled span ends and drops
+    // without a call.
+    #[inline]
     pub(crate) fn complete(&mut self) {
         if self.finish() {
             self.span.end();
@@ -307,21 +327,30 @@ impl ServerSpan {
     }
 
     /// Adds the response size, once; false when already done.
+    #[inline]
     fn finish(&mut self) -> bool {
         if std::mem::replace(&mut self.done, true) {
             return false;
         }
-        if self.span.is_recording() && self.config.as_ref().is_some_and(|c| c.inner.body_sizes) {
+        if self.span.is_recording() {
+            self.record_body_size();
+        }
+        true
+    }
+
+    /// `http.response.body.size`, when configured.
+    fn record_body_size(&mut self) {
+        if self.config.as_ref().is_some_and(|c| c.inner.body_sizes) {
             let size = self.body_size;
             self.span
                 .set(semconv::HTTP_RESPONSE_BODY_SIZE, size.to_string());
         }
-        true
     }
 }
 
 impl Drop for ServerSpan {
     /// Unfinished: the span records the abort as it drops (`error.type` = [`ABORTED`]).
+    #[inline]
     fn drop(&mut self) {
         self.finish();
     }
