@@ -43,30 +43,31 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = this.inner;
-        let Some(span) = this.span else {
+        let Some(span) = this.span.as_mut() else {
             let res = ready!(inner.poll(cx));
             return Poll::Ready(res.map(|r| r.map(K::untraced)));
         };
         let res = ready!(span.scope(|| inner.poll(cx)));
-        let Some(mut span) = this.span.take() else {
-            return Poll::Ready(res.map(|r| r.map(K::untraced)));
-        };
         Poll::Ready(match res {
             Ok(mut response) => {
                 let status = response.status();
                 span.record_response(status, response.headers_mut());
-                if span.is_sampled() {
-                    Ok(response.map(|b| K::traced(b, span)))
-                } else {
-                    // Nothing is recorded for an unsampled request: the span need not travel
-                    // with the body.
-                    span.end();
-                    Ok(response.map(K::untraced))
+                if span.is_sampled()
+                    && let Some(span) = this.span.take()
+                {
+                    return Poll::Ready(Ok(response.map(|b| K::traced(b, span))));
                 }
+                // Nothing is recorded for an unsampled request: the span need not travel with
+                // the body. It ends here, dropped where it is (ending a span that records
+                // nothing is dropping it; moving it out to `end` it would copy it twice).
+                *this.span = None;
+                Ok(response.map(K::untraced))
             }
             Err(e) => {
                 span.record_error(std::any::type_name::<E>(), &e.to_string());
-                span.end();
+                if let Some(span) = this.span.take() {
+                    span.end();
+                }
                 Err(e)
             }
         })

@@ -87,13 +87,13 @@ where
         let Some(mut span) = span else {
             return ResponseFuture::new(self.inner.call(req), None);
         };
-        let fut = if K::SCOPED_CALL {
+        if K::SCOPED_CALL {
             // Work done synchronously inside `call` belongs to the request too.
-            span.scope(|| self.inner.call(req))
+            let fut = span.scope(|| self.inner.call(req));
+            ResponseFuture::new(fut, Some(span))
         } else {
-            ServerSpan::mark_active(|| self.inner.call(req))
-        };
-        ResponseFuture::new(fut, Some(span))
+            ResponseFuture::new(ServerSpan::mark_active(|| self.inner.call(req)), Some(span))
+        }
     }
 }
 
