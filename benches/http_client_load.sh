@@ -19,7 +19,7 @@ set -euo pipefail
 
 MEASURE=${1:-throughput}
 ROUNDS=${ROUNDS:-3}
-MODES=${MODES:-"plain reqwest-middleware tracewire tracewire-execute tracewire-ratio10 tracewire-unsampled reqwest-tracing fastrace-reqwest"}
+MODES=${MODES:-"plain reqwest-middleware empty-middleware tracewire tracewire-execute tracewire-ratio10 tracewire-unsampled reqwest-tracing fastrace-reqwest"}
 ADDR=${ADDR:-127.0.0.1:18091}
 CONTROL=${CONTROL:-127.0.0.1:18092}
 PEER_FIRST=1

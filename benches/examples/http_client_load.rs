@@ -19,6 +19,7 @@
 //! |---|---|---|---|
 //! | `plain` | | reqwest alone | |
 //! | `reqwest-middleware` | | reqwest through `reqwest_middleware::ClientWithMiddleware` with no middleware: the floor of every middleware-based mode | |
+//! | `empty-middleware` | | reqwest-middleware with one middleware that only calls the next (`Passthrough`): what any middleware costs (its boxed future, `Next::run`, the middleware list cloned per request) | |
 //! | `tracewire` | `Tracer::start_root` + `Root::instrument`, 100 % sampled | `tracewire_reqwest::Tracing` in reqwest-middleware (W3C `traceparent`) | `tracewire-export`'s pipeline (OTLP mapping, batching) into a sink that takes the OTLP protobuf and counts the spans |
 //! | `tracewire-ratio10` | the same, `parentbased(traceidratio 0.1)`: 10 % sampled, the rest propagated | the same | the same |
 //! | `tracewire-execute` | as `tracewire` | the same span without reqwest-middleware: `tracewire_reqwest::Tracing::execute` on the plain client | as `tracewire` |
@@ -74,7 +75,7 @@ fn main() -> Result<(), Error> {
         })
     };
     let exporting = match mode.as_str() {
-        "plain" | "reqwest-middleware" => Exporting::none(),
+        "plain" | "reqwest-middleware" | "empty-middleware" => Exporting::none(),
         "tracewire" | "tracewire-ratio10" | "tracewire-unsampled" | "tracewire-execute" => {
             Exporting::tracewire()?
         }
@@ -111,6 +112,13 @@ fn main() -> Result<(), Error> {
                 }
                 "reqwest-middleware" => {
                     let client = middleware().build();
+                    calls(done, failed, move || {
+                        let (client, url) = (client.clone(), url.clone());
+                        async move { Ok(client.get(url).send().await?.bytes().await?.len()) }
+                    })
+                }
+                "empty-middleware" => {
+                    let client = middleware().with(Passthrough).build();
                     calls(done, failed, move || {
                         let (client, url) = (client.clone(), url.clone());
                         async move { Ok(client.get(url).send().await?.bytes().await?.len()) }
@@ -209,6 +217,21 @@ async fn fastrace_get(client: &reqwest::Client, url: String) -> Result<usize, Er
         .bytes()
         .await?
         .len())
+}
+
+/// A middleware that only calls the next: the floor of any middleware (`empty-middleware`).
+struct Passthrough;
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Passthrough {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        next.run(req, extensions).await
+    }
 }
 
 /// What reqwest-tracing's `opentelemetry_0_x` features do inside its span (`inject_opentelemetry_context_into_request`),
