@@ -57,6 +57,21 @@ pub(crate) fn wrap_response<B: Body>(
     let Some(mut state) = state else {
         return response.map(ResponseBody::passthrough);
     };
+    if !state.span.is_recording() {
+        // Unsampled: no status to read, only the context to carry; the body carries it for as
+        // long as it would carry a recorded span.
+        let ends_now = response.headers().contains_key(status::GRPC_STATUS)
+            || response.status() != http::StatusCode::OK
+            || response.body().is_end_stream();
+        return if ends_now {
+            response.map(ResponseBody::passthrough)
+        } else {
+            response.map(|inner| ResponseBody {
+                inner,
+                state: Some(state),
+            })
+        };
+    }
     if let Some(status) = status::from_headers(response.headers()) {
         state.span.finish(status);
     } else if response.status() != http::StatusCode::OK {
@@ -92,6 +107,19 @@ where
             return this.inner.poll_frame(cx);
         };
         let polled = state.scope(|| this.inner.as_mut().poll_frame(cx));
+        if !state.span.is_recording() {
+            // Unsampled: nothing to record; the context is let go where a recorded span would
+            // end (the end of the stream, the trailers, an error), without reading a status.
+            let ended = match &polled {
+                Poll::Pending => false,
+                Poll::Ready(Some(Ok(frame))) => frame.is_trailers() || this.inner.is_end_stream(),
+                Poll::Ready(None | Some(Err(_))) => true,
+            };
+            if ended {
+                *this.state = None;
+            }
+            return polled;
+        }
         match &polled {
             Poll::Pending => return polled,
             Poll::Ready(None) => state.span.finish_without_status(),

@@ -178,6 +178,13 @@ impl RpcSpan {
             .is_some_and(|d| Instant::now() + DEADLINE_SLACK >= d)
     }
 
+    /// True while the span records (sampled and not yet ended): false for an unsampled call,
+    /// which has nothing to record, no status to read.
+    #[inline]
+    pub(crate) fn is_recording(&self) -> bool {
+        self.span.is_recording()
+    }
+
     /// True once a status was recorded and the span ended.
     pub(crate) fn is_finished(&self) -> bool {
         self.span.is_ended()
@@ -217,10 +224,19 @@ impl RpcSpan {
 }
 
 impl Drop for RpcSpan {
+    #[inline]
     fn drop(&mut self) {
-        if self.span.is_ended() {
-            return;
+        // Inlined up to here: an unsampled span (nothing to record) or an ended one drops
+        // without a call, and without building the status it would not record.
+        if self.span.is_recording() {
+            self.abandon();
         }
+    }
+}
+
+impl RpcSpan {
+    /// Dropped while recording: the call was cancelled, or ran out of time.
+    fn abandon(&mut self) {
         let status = if self.deadline_passed() {
             WireStatus {
                 code: status::DEADLINE_EXCEEDED,
@@ -286,12 +302,19 @@ impl CallState {
     /// parent and the context attached: the handler's code runs inside the future and the
     /// response stream the layer polls. On the client nothing of the caller's runs inside the
     /// body, so `f` runs as is (no fastrace collect per frame).
+    #[inline]
     pub(crate) fn scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         if self.context.is_none() {
             return f();
         }
-        let _parent = self.span.span().map(Span::set_local_parent);
-        tracewire_core::context::scope(&mut self.context, f)
+        if self.span.is_recording() {
+            let _parent = self.span.span().map(Span::set_local_parent);
+            tracewire_core::context::scope(&mut self.context, f)
+        } else {
+            // Unsampled: no fastrace parent to set or restore (not even an empty guard to
+            // drop); the context is still attached, so the handler's calls propagate it.
+            tracewire_core::context::scope(&mut self.context, f)
+        }
     }
 }
 
