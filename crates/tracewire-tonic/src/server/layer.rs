@@ -7,7 +7,6 @@ use tracewire_core::Tracer;
 
 use super::GrpcServerService;
 use crate::conventions::RpcConventions;
-use crate::record;
 
 /// The gRPC health-checking service, excluded from tracing by default.
 pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -21,11 +20,30 @@ pub(crate) struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// True when calls to the service of `path` are not traced.
+    /// True when calls to the service of `path` are not traced: `path` is
+    /// `/{service}/{method}` (as [`parse_path`](crate::record::parse_path) reads it) for an excluded service.
+    /// Compared in place, each excluded name against the path's prefix: a call to another
+    /// service costs one short comparison per name, no split of the path.
+    #[inline]
     pub(crate) fn is_excluded(&self, path: &str) -> bool {
-        !self.excluded.is_empty()
-            && record::parse_path(path)
-                .is_some_and(|(service, _)| self.excluded.iter().any(|e| e.as_ref() == service))
+        if self.excluded.is_empty() {
+            return false;
+        }
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
+        };
+        self.excluded.iter().any(|service| {
+            rest.strip_prefix(service.as_ref())
+                .and_then(|after| after.strip_prefix('/'))
+                .is_some_and(|method| {
+                    // `parse_path`'s rules: both parts non-empty, the service up to the first
+                    // `/`, no `/` in the method.
+                    !service.is_empty()
+                        && !service.contains('/')
+                        && !method.is_empty()
+                        && !method.contains('/')
+                })
+        })
     }
 }
 
@@ -120,5 +138,49 @@ impl<S> Layer<S> for GrpcServerLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         GrpcServerService::new(inner, self.config.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record;
+
+    /// The in-place comparison says what splitting the path with `parse_path` says.
+    #[test]
+    fn exclusion_reads_the_path_as_parse_path_does() {
+        let mut config = (*GrpcServerLayer::new().config).clone();
+        config.excluded = ["grpc.health.v1.Health", "a", "", "a/b", "pkg.Svc"]
+            .into_iter()
+            .map(Cow::Borrowed)
+            .collect();
+        let paths = [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.health.v1.Health/",
+            "/grpc.health.v1.Health",
+            "/grpc.health.v1.Health/Check/x",
+            "grpc.health.v1.Health/Check",
+            "/grpc.health.v1.HealthX/Check",
+            "/grpc.health.v1/Health/Check",
+            "/a/m",
+            "/a/b/m",
+            "/a//m",
+            "//m",
+            "/",
+            "",
+            "/pkg.Svc/M",
+            "/pkg.Svc2/M",
+            "/tracewire.test.v1.Echo/Unary",
+        ];
+        for path in paths {
+            let by_split = record::parse_path(path)
+                .is_some_and(|(service, _)| config.excluded.iter().any(|e| e == service));
+            assert_eq!(config.is_excluded(path), by_split, "{path:?}");
+        }
+        assert!(config.is_excluded("/grpc.health.v1.Health/Check"));
+        assert!(!config.is_excluded("/tracewire.test.v1.Echo/Unary"));
+        config.excluded.clear();
+        assert!(!config.is_excluded("/grpc.health.v1.Health/Check"));
     }
 }
