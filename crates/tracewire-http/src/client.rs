@@ -118,9 +118,10 @@ impl ClientConfig {
     ) -> ClientSpan {
         let inner = &*self.inner;
         let normalized = inner.known_methods.normalize(method);
+        // The name is built only for a span that records.
         let child = inner
             .tracer
-            .start_child(client_span_name(normalized, template), SpanKind::Client);
+            .start_child_lazy(|| client_span_name(normalized, template), SpanKind::Client);
         let sampled = child.context.as_ref().is_some_and(TraceContext::is_sampled);
         // Read before the trace headers are injected.
         let properties = if sampled {
@@ -140,10 +141,15 @@ impl ClientConfig {
         if let Some(cx) = &child.context {
             inner.tracer.inject(cx, &mut HeaderInjector(headers));
         }
+        let span = PendingSpan::with_attributes(child.span, properties);
+        // Only a recorded span captures response headers: an unsampled one keeps no
+        // configuration (no reference count taken and released per call).
+        let config =
+            (span.is_recording() && !inner.response_headers.is_empty()).then(|| self.clone());
         ClientSpan {
-            span: PendingSpan::with_attributes(child.span, properties),
+            span,
             context: child.context,
-            config: self.clone(),
+            config,
         }
     }
 }
@@ -214,7 +220,8 @@ pub fn client_span_name(method: Normalized<'_>, template: Option<&str>) -> Cow<'
 pub struct ClientSpan {
     span: PendingSpan,
     context: Option<TraceContext>,
-    config: ClientConfig,
+    /// Kept for the response headers to capture, when the span records and captures some.
+    config: Option<ClientConfig>,
 }
 
 impl fmt::Debug for ClientSpan {
@@ -239,24 +246,37 @@ impl ClientSpan {
 
     /// Records the response head: `http.response.status_code`; 4xx and 5xx are errors on a
     /// client (status `ERROR`, `error.type` = the code); captured response headers.
+    #[inline]
     pub fn record_response(&mut self, status: StatusCode, headers: &HeaderMap) {
+        // Inlined up to here: an unsampled span records nothing.
+        if self.span.is_recording() {
+            self.record_response_head(status, headers);
+        }
+    }
+
+    /// [`record_response`](ClientSpan::record_response) on a recorded span.
+    fn record_response_head(&mut self, status: StatusCode, headers: &HeaderMap) {
         let error = status.is_client_error() || status.is_server_error();
         record_status(&mut self.span, status, error);
-        let capture = &self.config.inner.response_headers;
-        if !capture.is_empty() {
+        if let Some(config) = &self.config {
+            let capture = &config.inner.response_headers;
             self.span.extend(|| capture.properties(headers));
         }
     }
 
     /// Records the response's protocol version (`network.protocol.version`: `1.1`, `2`).
+    #[inline]
     pub fn record_protocol_version(&mut self, version: http::Version) {
-        self.span
-            .set(semconv::NETWORK_PROTOCOL_VERSION, protocol_version(version));
+        if self.span.is_recording() {
+            self.span
+                .set(semconv::NETWORK_PROTOCOL_VERSION, protocol_version(version));
+        }
     }
 
     /// Records a failed attempt (connection refused, timeout...): status `ERROR` with
     /// `description`, and `error.type` (a low-cardinality identifier, e.g. `connect`,
     /// `timeout`, or an error type name).
+    #[inline]
     pub fn record_error(&mut self, error_type: &str, description: &str) {
         if self.span.is_recording() {
             self.span
