@@ -130,8 +130,10 @@ impl reqwest_middleware::Middleware for Tracing {
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let resend = extensions.get::<ResendCount>().map_or(0, |c| c.0 + 1);
         extensions.insert(ResendCount(resend));
-        let template = extensions.get::<UrlTemplate>().map(|t| t.0.clone());
-        let mut span = self.start(&mut req, template.as_deref(), Some(resend));
+        // Read in place (not cloned): the span's name and attributes are made before the
+        // extensions go on to the next middleware.
+        let template = extensions.get::<UrlTemplate>().map(|t| t.0.as_ref());
+        let mut span = self.start(&mut req, template, Some(resend));
         let res = next.run(req, extensions).await;
         match &res {
             Ok(r) => {
