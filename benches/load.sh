@@ -9,6 +9,9 @@
 #
 #   bash benches/load.sh                      # every mode, 3 rounds of 8 s
 #   ROUNDS=5 SECS=10 MODES="plain tracewire" bash benches/load.sh
+#   BEFORE=/tmp/http_load.old MODES="plain tracewire-unsampled@before tracewire-unsampled" \
+#       bash benches/load.sh                  # A/B: a mode written MODE@before runs the older
+#                                             # build BEFORE of this example, in the same rounds
 #
 # Needs wrk and curl (Debian: `apt-get install wrk curl`) and at least 2 CPUs. Building, the
 # medians and ratios are `benches/load_lib.sh`, shared with the messaging drivers.
@@ -34,7 +37,11 @@ load_setup http_load
 echo "load: $ROUNDS round(s) x ${SECS}s per mode, $CONNS connections; server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU; load average: $(loadavg)"
 for round in $(seq 1 "$ROUNDS"); do
     for mode in $MODES; do
-        taskset -c "$SERVER_CPU" "$BIN" "$mode" "$ADDR" >"$OUT/server.log" 2>&1 &
+        case $mode in
+            *@before) bin=${BEFORE:?"$mode needs BEFORE=<an older build of http_load>"} ;;
+            *) bin=$BIN ;;
+        esac
+        taskset -c "$SERVER_CPU" "$bin" "${mode%@before}" "$ADDR" >"$OUT/server.log" 2>&1 &
         server=$!
         for _ in $(seq 1 50); do
             curl -sf "http://$ADDR/hello/world" >/dev/null 2>&1 && break
