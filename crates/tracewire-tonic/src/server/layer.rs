@@ -7,6 +7,7 @@ use tracewire_core::Tracer;
 
 use super::GrpcServerService;
 use crate::conventions::RpcConventions;
+use crate::record;
 
 /// The gRPC health-checking service, excluded from tracing by default.
 pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -20,29 +21,17 @@ pub(crate) struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// True when calls to the service of `path` are not traced: `path` is
-    /// `/{service}/{method}` (as [`parse_path`](crate::record::parse_path) reads it) for an excluded service.
-    /// Compared in place, each excluded name against the path's prefix: a call to another
-    /// service costs one short comparison per name, no split of the path.
+    /// True when calls to the service of `path` are not traced: the service
+    /// [`parse_path`](record::parse_path) reads in it is excluded.
     #[inline]
     pub(crate) fn is_excluded(&self, path: &str) -> bool {
-        if self.excluded.is_empty() {
-            return false;
-        }
-        let Some(rest) = path.strip_prefix('/') else {
-            return false;
-        };
         self.excluded.iter().any(|service| {
-            rest.strip_prefix(service.as_ref())
-                .and_then(|after| after.strip_prefix('/'))
-                .is_some_and(|method| {
-                    // `parse_path`'s rules: both parts non-empty, the service up to the first
-                    // `/`, no `/` in the method.
-                    !service.is_empty()
-                        && !service.contains('/')
-                        && !method.is_empty()
-                        && !method.contains('/')
-                })
+            // Most calls name no excluded service, and a comparison of the path's first bytes
+            // says so without reading the whole path.
+            path.get(1..)
+                .and_then(|rest| rest.strip_prefix(service.as_ref()))
+                .is_some_and(|after| after.starts_with('/'))
+                && record::parse_path(path).is_some_and(|(s, _)| s == service.as_ref())
         })
     }
 }
@@ -144,11 +133,11 @@ impl<S> Layer<S> for GrpcServerLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record;
 
-    /// The in-place comparison says what splitting the path with `parse_path` says.
+    /// The path read in one pass says what splitting it says (at the first `/`, both parts
+    /// non-empty, no `/` in the method), and the exclusion follows the service it names.
     #[test]
-    fn exclusion_reads_the_path_as_parse_path_does() {
+    fn exclusion_reads_the_path_as_splitting_it_does() {
         let mut config = (*GrpcServerLayer::new().config).clone();
         config.excluded = ["grpc.health.v1.Health", "a", "", "a/b", "pkg.Svc"]
             .into_iter()
@@ -173,8 +162,14 @@ mod tests {
             "/pkg.Svc2/M",
             "/tracewire.test.v1.Echo/Unary",
         ];
+        let split = |path: &'static str| {
+            let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+            (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+                .then_some((service, method))
+        };
         for path in paths {
-            let by_split = record::parse_path(path)
+            assert_eq!(record::parse_path(path), split(path), "{path:?}");
+            let by_split = split(path)
                 .is_some_and(|(service, _)| config.excluded.iter().any(|e| e == service));
             assert_eq!(config.is_excluded(path), by_split, "{path:?}");
         }
